@@ -1,0 +1,43 @@
+# Quick start: `make demo` and `make test`.  Both create .venv when it is
+# missing (or stale against pyproject.toml/constraints.txt) and install into it.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.sat-mir-installed
+# Offline-friendly defaults: no hub look-ups, no TensorFlow banner.
+export HF_HUB_OFFLINE ?= 1
+export TF_CPP_MIN_LOG_LEVEL ?= 3
+
+.PHONY: setup system-deps demo test clean-demo help
+
+help:
+	@echo "make demo   - set up .venv if needed, then extract features from the bundled demo dataset"
+	@echo "make test   - set up .venv if needed, then run the test suite"
+	@echo "make setup  - only create/update .venv"
+
+setup: $(STAMP) system-deps
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet "pip>=23" "setuptools<81" wheel
+	$(PY) -m pip install -c constraints.txt -e '.[test]'
+	touch $@
+
+# FFmpeg's shared libraries are what torchcodec (torchaudio.load/save, used by
+# stable-audio-tools) and our m4a/aac decoding need.  Installed with apt-get
+# when we may; otherwise say what is missing.
+system-deps:
+	@command -v ffmpeg >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing ffmpeg (apt-get)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg) >/dev/null; \
+	  else \
+	    echo "WARNING: ffmpeg not found; install it (e.g. sudo apt-get install ffmpeg) to decode m4a/aac and to let stable-audio-tools read audio"; \
+	  fi; }
+
+demo: setup
+	$(PY) -m sat_mir.extract +dataset=demo
+	@if $(PY) -c "import sat_mir.build" 2>/dev/null; then $(PY) -m sat_mir.build +dataset=demo; fi
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)

@@ -1,0 +1,141 @@
+"""The analysis context: each signal decoded once, shared representations computed once.
+
+Extractors receive a :class:`TrackContext` and ask it for signals
+(``ctx.mix``, ``ctx.stem("drums")``) and for representations of a signal
+(``sig.mono``, ``sig.at_rate(22050)``, ``sig.stft_magnitude(...)``,
+``sig.onset_envelope()``).  Everything is memoised on first use, so two
+extractors that need the same STFT share one computation and no extractor ever
+decodes a file.  Feature families can memoise representations of their own
+with :meth:`SignalContext.memo`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from sat_mir.audio.decode import Audio, load_audio
+from sat_mir.audio.resample import resample
+
+__all__ = ["SignalContext", "TrackContext", "STEM_NAMES"]
+
+STEM_NAMES = ("drums", "bass", "other", "vocals")
+T = TypeVar("T")
+
+
+class SignalContext:
+    """One decoded signal (the mix or one stem) and its memoised representations."""
+
+    def __init__(self, name: str, audio: Audio, *, source: Path | None = None):
+        self.name = name
+        self.audio = audio
+        self.source = source
+        self._memo: dict[Hashable, Any] = {}
+
+    @property
+    def samples(self) -> np.ndarray:
+        """float32 ``[channels, frames]`` at :attr:`sr` (read-only view)."""
+        view = self.audio.samples.view()
+        view.flags.writeable = False
+        return view
+
+    @property
+    def sr(self) -> int:
+        return self.audio.sr
+
+    @property
+    def duration_s(self) -> float:
+        return self.audio.duration_s
+
+    def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """Return the value stored under ``key``, computing it once with ``compute()``."""
+        if key not in self._memo:
+            value = compute()
+            if isinstance(value, np.ndarray):
+                value.flags.writeable = False
+            self._memo[key] = value
+        return self._memo[key]
+
+    @property
+    def mono(self) -> np.ndarray:
+        """Channel mean at the native rate, float32 ``[frames]``."""
+        return self.memo(("mono", self.sr), lambda: self.audio.samples.mean(axis=0, dtype=np.float32))
+
+    def at_rate(self, sr: int) -> np.ndarray:
+        """All channels resampled to ``sr`` Hz, ``[channels, frames]``."""
+        if sr == self.sr:
+            return self.samples
+        return self.memo(("at_rate", sr), lambda: resample(self.audio.samples, sr_in=self.sr, sr_out=sr))
+
+    def mono_at(self, sr: int) -> np.ndarray:
+        """Mono resampled to ``sr`` Hz (resampled once, then averaged)."""
+        if sr == self.sr:
+            return self.mono
+        return self.memo(("mono", sr), lambda: self.at_rate(sr).mean(axis=0, dtype=np.float32))
+
+    def stft_magnitude(self, *, sr: int = 22050, n_fft: int = 2048, hop: int = 512) -> np.ndarray:
+        """|STFT| of the mono signal at ``sr``, ``[1 + n_fft // 2, frames]``, Hann window, centred."""
+
+        def compute() -> np.ndarray:
+            import librosa
+
+            return np.abs(librosa.stft(self.mono_at(sr), n_fft=n_fft, hop_length=hop, window="hann", center=True))
+
+        return self.memo(("stft_mag", sr, n_fft, hop), compute)
+
+    def onset_envelope(self, *, sr: int = 22050, hop: int = 512) -> np.ndarray:
+        """Spectral-flux onset strength (librosa's mel flux) of the mono signal at ``sr``."""
+
+        def compute() -> np.ndarray:
+            import librosa
+
+            env = librosa.onset.onset_strength(y=self.mono_at(sr), sr=sr, hop_length=hop)
+            return env.astype(np.float32)
+
+        return self.memo(("onset_env", sr, hop), compute)
+
+
+class TrackContext:
+    """The signals of one track, each decoded on first use and kept for the other extractors.
+
+    ``sources`` maps a signal name (``"mix"`` or a stem name) to its file.  Stems
+    are brought to the mix's sample rate so sample indices line up across signals.
+    """
+
+    def __init__(self, sources: dict[str, Path], *, loader: Callable[[Path], Audio] = load_audio):
+        if "mix" not in sources:
+            raise ValueError("a track needs a 'mix' source")
+        self.sources = dict(sources)
+        self._loader = loader
+        self._signals: dict[str, SignalContext] = {}
+        self._failed: dict[str, Exception] = {}
+
+    @property
+    def stem_names(self) -> list[str]:
+        return [name for name in self.sources if name != "mix"]
+
+    def signal(self, name: str) -> SignalContext:
+        if name in self._failed:  # a file that failed to decode fails once, not once per extractor
+            raise self._failed[name]
+        if name not in self._signals:
+            if name not in self.sources:
+                raise KeyError(f"track has no signal {name!r} (has: {', '.join(self.sources)})")
+            try:
+                audio = self._loader(self.sources[name])
+            except Exception as exc:
+                self._failed[name] = exc
+                raise
+            if name != "mix" and audio.sr != self.mix.sr:
+                audio = Audio(resample(audio.samples, sr_in=audio.sr, sr_out=self.mix.sr), self.mix.sr)
+            self._signals[name] = SignalContext(name, audio, source=self.sources[name])
+        return self._signals[name]
+
+    @property
+    def mix(self) -> SignalContext:
+        return self.signal("mix")
+
+    def stem(self, name: str) -> SignalContext:
+        return self.signal(name)

@@ -1,0 +1,132 @@
+"""Decode audio files into float32 ``[channels, frames]`` arrays.
+
+libsndfile (via soundfile) handles wav/flac/aiff/ogg/opus/mp3; FFmpeg's command
+line decodes what libsndfile cannot (m4a/aac/mp4).  Every failure is an
+:class:`~sat_mir.errors.AudioReadError` naming the file and the reason, so the
+runner can log one line and move on.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from sat_mir.audio.resample import resample
+from sat_mir.errors import AudioReadError
+
+__all__ = ["Audio", "load_audio", "probe_frames", "FFMPEG_ONLY_SUFFIXES"]
+
+# Containers libsndfile has no decoder for.
+FFMPEG_ONLY_SUFFIXES = frozenset({".m4a", ".aac", ".mp4", ".alac", ".wma"})
+
+
+@dataclass(frozen=True)
+class Audio:
+    """Decoded audio: ``samples`` is float32 ``[channels, frames]`` at ``sr`` Hz."""
+
+    samples: np.ndarray
+    sr: int
+
+    @property
+    def channels(self) -> int:
+        return int(self.samples.shape[0])
+
+    @property
+    def frames(self) -> int:
+        return int(self.samples.shape[-1])
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / float(self.sr)
+
+
+def load_audio(path: str | Path, *, sr: int | None = None) -> Audio:
+    """Decode ``path`` completely; resample to ``sr`` Hz when given.
+
+    Raises
+    ------
+    AudioReadError
+        The file is missing, empty, not audio, truncated, or holds no samples.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise AudioReadError(f"{path}: cannot open ({exc.strerror or exc})") from exc
+    if size == 0:
+        raise AudioReadError(f"{path}: file is empty (0 bytes)")
+    if path.suffix.lower() in FFMPEG_ONLY_SUFFIXES:
+        samples, native_sr = _decode_ffmpeg(path)
+    else:
+        samples, native_sr = _decode_soundfile(path)
+    if samples.shape[-1] == 0:
+        raise AudioReadError(f"{path}: holds no audio frames")
+    if not np.all(np.isfinite(samples)):
+        raise AudioReadError(f"{path}: decoded samples contain NaN or infinity")
+    if sr is not None and sr != native_sr:
+        samples = resample(samples, sr_in=native_sr, sr_out=sr)
+        native_sr = sr
+    return Audio(samples=samples, sr=int(native_sr))
+
+
+def probe_frames(path: str | Path) -> tuple[int, int] | None:
+    """(frames, sr) from the header without decoding, or None when unknown."""
+    try:
+        info = sf.info(str(path))
+    except Exception:  # noqa: BLE001 - any header problem means "unknown"
+        return None
+    return int(info.frames), int(info.samplerate)
+
+
+def _decode_soundfile(path: Path) -> tuple[np.ndarray, int]:
+    try:
+        with sf.SoundFile(str(path)) as f:
+            declared = f.frames
+            native_sr = f.samplerate
+            data = f.read(dtype="float32", always_2d=True)
+    except sf.LibsndfileError as exc:
+        raise AudioReadError(f"{path}: not decodable as audio ({_clean(exc)})") from exc
+    except RuntimeError as exc:  # soundfile raises plain RuntimeError for some read errors
+        raise AudioReadError(f"{path}: decoding failed ({_clean(exc)})") from exc
+    # A truncated FLAC/WAV declares more frames in its header than it holds; libsndfile
+    # then returns the shorter array without complaint.
+    if declared > 0 and data.shape[0] < declared:
+        raise AudioReadError(
+            f"{path}: truncated (decoded {data.shape[0]} of {declared} frames declared in the header)"
+        )
+    return np.ascontiguousarray(data.T), int(native_sr)
+
+
+def _decode_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
+    exe = shutil.which("ffmpeg")
+    if exe is None:
+        raise AudioReadError(
+            f"{path}: decoding {path.suffix} needs FFmpeg, which is not installed (apt-get install ffmpeg)"
+        )
+    # A float WAV in a private temp folder carries channels and rate with it; -xerror makes
+    # a damaged stream fail instead of decoding to a silently shorter result.
+    with tempfile.TemporaryDirectory(prefix="sat-mir-decode-") as tmp:
+        out = Path(tmp) / "decoded.wav"
+        proc = subprocess.run(
+            [exe, "-hide_banner", "-nostdin", "-v", "error", "-xerror", "-i", str(path),
+             "-map", "0:a:0", "-c:a", "pcm_f32le", str(out)],
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0 or not out.exists():
+            lines = proc.stderr.strip().splitlines()
+            reason = lines[-1] if lines else f"exit status {proc.returncode}"
+            raise AudioReadError(f"{path}: FFmpeg could not decode it ({reason})")
+        return _decode_soundfile(out)
+
+
+def _clean(exc: Exception) -> str:
+    text = str(exc)
+    # libsndfile repeats the path; keep only the reason
+    return text.split(": ", 1)[-1] if ": " in text else text

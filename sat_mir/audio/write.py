@@ -1,0 +1,32 @@
+"""Write audio atomically (the format follows the file extension)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from sat_mir.fsutil import atomic_path
+
+__all__ = ["write_audio"]
+
+_SUBTYPES = {".flac": "PCM_24", ".wav": "FLOAT", ".aiff": "PCM_24", ".aif": "PCM_24", ".ogg": "VORBIS"}
+
+
+def write_audio(path: str | Path, samples: np.ndarray, *, sr: int, subtype: str | None = None) -> None:
+    """Write ``samples`` (``[channels, frames]`` or ``[frames]``) to ``path`` atomically.
+
+    FLAC/AIFF are 24-bit PCM and WAV is 32-bit float unless ``subtype`` says otherwise.
+    """
+    path = Path(path)
+    x = np.asarray(samples, dtype=np.float32)
+    data = x.T if x.ndim == 2 else x
+    subtype = subtype or _SUBTYPES.get(path.suffix.lower())
+    with atomic_path(path, suffix=path.suffix) as tmp:
+        sf.write(str(tmp), data, sr, subtype=subtype, format=_format(path))
+
+
+def _format(path: Path) -> str:
+    ext = path.suffix.lower().lstrip(".")
+    return {"aif": "AIFF", "aiff": "AIFF", "oga": "OGG", "opus": "OGG"}.get(ext, ext.upper())

@@ -1,0 +1,124 @@
+"""ITU-R BS.1770-4 loudness and EBU Tech 3342 loudness range, on arrays.
+
+Pure functions: ``samples`` is ``[channels, frames]`` (or ``[frames]`` for one
+channel), ``sr`` in Hz, results in LUFS / LU.  The K-weighting pre-filter is
+designed for any sample rate from its analog parameters, which reproduce the
+48 kHz coefficients printed in BS.1770 (see the tests).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.signal import sosfilt
+
+__all__ = [
+    "ABSOLUTE_GATE_LUFS",
+    "channel_weights",
+    "integrated_loudness",
+    "k_weighting_sos",
+    "loudness_range",
+    "short_term_loudness",
+]
+
+ABSOLUTE_GATE_LUFS = -70.0
+_OFFSET = -0.691
+
+# Analog parameters of the two BS.1770 pre-filter stages (shelf, then high-pass).
+_SHELF_F0, _SHELF_GAIN_DB, _SHELF_Q = 1681.974450955533, 3.999843853973347, 0.7071752369554196
+_HP_F0, _HP_Q = 38.13547087602444, 0.5003270373238773
+
+
+def k_weighting_sos(sr: int) -> np.ndarray:
+    """Second-order sections ``[2, 6]`` of the K-weighting filter at ``sr`` Hz."""
+    k = math.tan(math.pi * _SHELF_F0 / sr)
+    vh = 10.0 ** (_SHELF_GAIN_DB / 20.0)
+    vb = vh**0.4996667741545416
+    a0 = 1.0 + k / _SHELF_Q + k * k
+    shelf = [
+        (vh + vb * k / _SHELF_Q + k * k) / a0,
+        2.0 * (k * k - vh) / a0,
+        (vh - vb * k / _SHELF_Q + k * k) / a0,
+        1.0,
+        2.0 * (k * k - 1.0) / a0,
+        (1.0 - k / _SHELF_Q + k * k) / a0,
+    ]
+    k = math.tan(math.pi * _HP_F0 / sr)
+    a0 = 1.0 + k / _HP_Q + k * k
+    highpass = [1.0, -2.0, 1.0, 1.0, 2.0 * (k * k - 1.0) / a0, (1.0 - k / _HP_Q + k * k) / a0]
+    return np.array([shelf, highpass], dtype=np.float64)
+
+
+def channel_weights(channels: int) -> np.ndarray:
+    """BS.1770 channel weights: 1.0 for L/R/C, 1.41 for surrounds, 0 for LFE.
+
+    Assumes the usual orders L R C Ls Rs (5 channels) and L R C LFE Ls Rs (6).
+    """
+    if channels == 5:
+        return np.array([1.0, 1.0, 1.0, 1.41, 1.41])
+    if channels == 6:
+        return np.array([1.0, 1.0, 1.0, 0.0, 1.41, 1.41])
+    return np.ones(channels)
+
+
+def _weighted_power_windows(samples: np.ndarray, sr: int, window_s: float, step_s: float) -> np.ndarray:
+    """Channel-weighted mean square of the K-weighted signal in each window."""
+    x = np.atleast_2d(np.asarray(samples, dtype=np.float64))
+    y = sosfilt(k_weighting_sos(sr), x, axis=-1)
+    win = int(round(window_s * sr))
+    step = int(round(step_s * sr))
+    n = y.shape[-1]
+    if n < win:
+        return np.empty(0)
+    # Cumulative sums give every window's energy in one pass, whatever the overlap.
+    csum = np.concatenate([np.zeros((y.shape[0], 1)), np.cumsum(y * y, axis=-1)], axis=-1)
+    starts = np.arange(0, n - win + 1, step)
+    energy = (csum[:, starts + win] - csum[:, starts]) / win
+    return channel_weights(x.shape[0]) @ np.maximum(energy, 0.0)
+
+
+def _to_lufs(power: np.ndarray | float) -> np.ndarray | float:
+    with np.errstate(divide="ignore"):
+        return _OFFSET + 10.0 * np.log10(power)
+
+
+def integrated_loudness(samples: np.ndarray, sr: int) -> float:
+    """Gated integrated loudness in LUFS (400 ms blocks, 75 % overlap, −70 / −10 LU gates).
+
+    Returns ``-inf`` when no block passes the absolute gate (silence) and ``nan``
+    when the signal is shorter than one 400 ms block; callers decide what that means.
+    """
+    power = _weighted_power_windows(samples, sr, 0.4, 0.1)
+    if power.size == 0:
+        return float("nan")
+    loud = _to_lufs(power)
+    above_abs = power[loud > ABSOLUTE_GATE_LUFS]
+    if above_abs.size == 0:
+        return float("-inf")
+    relative_gate = _to_lufs(above_abs.mean()) - 10.0
+    gated = power[(loud > ABSOLUTE_GATE_LUFS) & (loud > relative_gate)]
+    return float(_to_lufs(gated.mean()))
+
+
+def short_term_loudness(samples: np.ndarray, sr: int, *, step_s: float = 0.1) -> np.ndarray:
+    """Short-term loudness (3 s windows, ungated) every ``step_s`` seconds, in LUFS."""
+    return np.asarray(_to_lufs(_weighted_power_windows(samples, sr, 3.0, step_s)))
+
+
+def loudness_range(samples: np.ndarray, sr: int) -> float:
+    """EBU Tech 3342 loudness range in LU: P95 − P10 of gated short-term loudness.
+
+    Gates: −70 LUFS absolute, then 20 LU below the power mean of what passed.
+    Returns ``nan`` when the signal is shorter than 3 s or nothing passes the gates.
+    """
+    st = short_term_loudness(samples, sr)
+    st = st[st > ABSOLUTE_GATE_LUFS]
+    if st.size == 0:
+        return float("nan")
+    relative_gate = 10.0 * np.log10(np.mean(10.0 ** (st / 10.0))) - 20.0
+    st = st[st > relative_gate]
+    if st.size == 0:
+        return float("nan")
+    lo, hi = np.percentile(st, [10.0, 95.0])
+    return float(hi - lo)

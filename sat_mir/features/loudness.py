@@ -1,0 +1,73 @@
+"""Loudness: integrated LUFS and loudness range of the mix and of each stem.
+
+Stems are measured exactly as they are, i.e. at their level in the mix: sat-mir
+never normalises a stem (the seed peak-normalised stems, so its stem LUFS said
+nothing about the balance of a mix).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from sat_mir.audio.context import SignalContext, TrackContext
+from sat_mir.errors import ExtractorError
+from sat_mir.features.bs1770 import integrated_loudness, loudness_range
+from sat_mir.features.registry import Extractor, ExtractorResult, OutputSpec, register
+
+__all__ = ["Loudness"]
+
+
+@register
+class Loudness(Extractor):
+    name = "loudness"
+    version = "1"
+    signals = ("mix", "stems")
+    outputs = (
+        OutputSpec("lufs", "LUFS", "integrated loudness of the mix (ITU-R BS.1770-4, gated)", (-70.0, 5.0)),
+        OutputSpec("lra", "LU", "loudness range of the mix (EBU Tech 3342)", (0.0, 40.0)),
+        OutputSpec("lufs_{stem}", "LUFS", "integrated loudness of a stem at its level in the mix", (-70.0, 5.0)),
+        OutputSpec("lra_{stem}", "LU", "loudness range of a stem (EBU Tech 3342)", (0.0, 40.0)),
+    )
+
+    @dataclass(frozen=True)
+    class Config:
+        stems: bool = True
+
+    def compute(self, ctx: TrackContext) -> ExtractorResult:
+        result = ExtractorResult()
+        lufs, lra = _measure(ctx.mix)
+        if lufs is None:
+            raise ExtractorError(lra)
+        result.values["lufs"] = lufs
+        if isinstance(lra, float):
+            result.values["lra"] = lra
+        else:
+            result.absent["lra"] = lra
+        if self.config.stems:
+            for stem in ctx.stem_names:
+                s_lufs, s_lra = _measure(ctx.stem(stem))
+                if s_lufs is None:
+                    result.absent[f"lufs_{stem}"] = s_lra
+                    result.absent[f"lra_{stem}"] = s_lra
+                    continue
+                result.values[f"lufs_{stem}"] = s_lufs
+                if isinstance(s_lra, float):
+                    result.values[f"lra_{stem}"] = s_lra
+                else:
+                    result.absent[f"lra_{stem}"] = s_lra
+        return result
+
+
+def _measure(sig: SignalContext) -> tuple[float | None, float | str]:
+    """(lufs, lra) of a signal; ``lufs`` None means no loudness exists, and the
+    second item then says why.  An LRA that does not exist is a reason string."""
+    lufs = integrated_loudness(sig.samples, sig.sr)
+    if math.isnan(lufs):
+        return None, f"{sig.name} is shorter than one 400 ms loudness block ({sig.duration_s:.3f} s)"
+    if math.isinf(lufs):
+        return None, f"{sig.name} is silent (no 400 ms block above the -70 LUFS absolute gate)"
+    lra = loudness_range(sig.samples, sig.sr)
+    if math.isnan(lra):
+        return lufs, f"{sig.name} has no 3 s window above the loudness-range gates"
+    return lufs, lra

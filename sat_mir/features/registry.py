@@ -1,0 +1,162 @@
+"""The extractor contract and registry.
+
+An extractor declares its name, version, the signals it needs, its device and
+its outputs (:class:`OutputSpec`: key, unit, range, description).  It gets a
+:class:`~sat_mir.audio.context.TrackContext` and returns an
+:class:`ExtractorResult`; it never decodes files or writes them.  The runner,
+the docs and the builder all read the same specs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from sat_mir.audio.context import TrackContext
+from sat_mir.errors import ConfigError
+
+__all__ = [
+    "Extractor",
+    "ExtractorResult",
+    "OutputSpec",
+    "REGISTRY",
+    "build_extractors",
+    "register",
+]
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """One output key.  ``{stem}`` in ``key`` expands to each stem the track has."""
+
+    key: str
+    unit: str
+    description: str
+    range: tuple[float, float] | None = None
+    kind: str = "float"  # float | int | str
+
+    @property
+    def per_stem(self) -> bool:
+        return "{stem}" in self.key
+
+    def expand(self, stems: Iterable[str]) -> list[str]:
+        return [self.key.format(stem=s) for s in stems] if self.per_stem else [self.key]
+
+    def out_of_range(self, value: Any) -> str | None:
+        """A message when a numeric ``value`` lies outside :attr:`range`, else None."""
+        if self.range is None or not isinstance(value, (int, float)):
+            return None
+        lo, hi = self.range
+        if not lo <= value <= hi:
+            return f"{value!r} outside the declared range [{lo}, {hi}] {self.unit}"
+        return None
+
+
+@dataclass
+class ExtractorResult:
+    """What an extractor produced for one track.
+
+    ``values``: flat feature keys → JSON scalars (finite numbers only).
+    ``artifacts``: file name → text, written atomically in the track's work folder.
+    ``absent``: key → why no value exists although nothing failed (e.g. a silent stem).
+    """
+
+    values: dict[str, Any] = field(default_factory=dict)
+    artifacts: dict[str, str] = field(default_factory=dict)
+    absent: dict[str, str] = field(default_factory=dict)
+
+
+class Extractor(ABC):
+    """Base class: subclasses set the class attributes and implement :meth:`compute`."""
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+    signals: ClassVar[tuple[str, ...]] = ("mix",)  # "mix" and/or "stems"
+    device: ClassVar[str] = "cpu"
+    outputs: ClassVar[tuple[OutputSpec, ...]]
+
+    @dataclass(frozen=True)
+    class Config:
+        pass
+
+    def __init__(self, config: Config | None = None):
+        self.config = config if config is not None else self.Config()
+
+    @classmethod
+    def from_mapping(cls, options: Mapping[str, Any]) -> Extractor:
+        known = {f.name for f in dataclasses.fields(cls.Config)}
+        unknown = sorted(set(options) - known - {"enabled"})
+        if unknown:
+            raise ConfigError(
+                f"extractors.{cls.name}: unknown option(s) {unknown}; known: {sorted(known) or 'none'}"
+            )
+        return cls(cls.Config(**{k: v for k, v in options.items() if k in known}))
+
+    @property
+    def config_hash(self) -> str:
+        blob = json.dumps(dataclasses.asdict(self.config), sort_keys=True, default=str)
+        return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+    def spec(self, key: str) -> OutputSpec | None:
+        for s in self.outputs:
+            if s.per_stem:
+                prefix, _, suffix = s.key.partition("{stem}")
+                if key.startswith(prefix) and key.endswith(suffix) and len(key) > len(prefix) + len(suffix):
+                    return s
+            elif s.key == key:
+                return s
+        return None
+
+    def check(self, result: ExtractorResult) -> dict[str, str]:
+        """Validate ``result`` against the specs.
+
+        Returns flags (key → message) for values outside their declared range; such
+        values are kept, not clamped.  Raises ``ValueError`` for undeclared keys and
+        non-finite numbers: an extractor bug, never data.
+        """
+        flags = {}
+        for key, value in result.values.items():
+            spec = self.spec(key)
+            if spec is None:
+                raise ValueError(f"extractor {self.name} returned undeclared key {key!r}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"extractor {self.name} returned non-finite {key}={value!r}")
+            msg = spec.out_of_range(value)
+            if msg:
+                flags[key] = msg
+        return flags
+
+    @abstractmethod
+    def compute(self, ctx: TrackContext) -> ExtractorResult:
+        """Measure one track.  Raise :class:`~sat_mir.errors.ExtractorError` when no
+        meaningful value exists; never return placeholders."""
+
+
+REGISTRY: dict[str, type[Extractor]] = {}
+
+
+def register(cls: type[Extractor]) -> type[Extractor]:
+    if cls.name in REGISTRY and REGISTRY[cls.name] is not cls:
+        raise ValueError(f"extractor name {cls.name!r} registered twice")
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def build_extractors(options: Mapping[str, Mapping[str, Any]]) -> list[Extractor]:
+    """Instantiate the enabled extractors from ``{name: {enabled: bool, **config}}``."""
+    import sat_mir.features  # noqa: F401  - importing registers the built-in extractors
+
+    out = []
+    for name, opts in options.items():
+        if name not in REGISTRY:
+            raise ConfigError(f"unknown extractor {name!r}; available: {sorted(REGISTRY)}")
+        opts = dict(opts or {})
+        if opts.get("enabled", True):
+            out.append(REGISTRY[name].from_mapping(opts))
+    return out

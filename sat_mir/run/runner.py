@@ -1,0 +1,168 @@
+"""Plan and run extraction over a library with a process pool, a progress bar and a summary."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from sat_mir.catalog import Track
+from sat_mir.errors import SatMirError
+from sat_mir.features.registry import Extractor
+from sat_mir.run.worker import TrackOutcome, TrackTask, extractor_signals, process_track
+from sat_mir.store.sidecar import read_sidecar, records, sidecar_path, stat_matches
+
+__all__ = ["RunSummary", "plan_tracks", "run_extraction"]
+
+log = logging.getLogger("sat_mir.run")
+
+# Libraries that start a thread pool per process: with one worker per core,
+# letting each also use every core only makes them fight.
+_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+@dataclass
+class RunSummary:
+    tracks: int = 0
+    done: int = 0  # extractor runs that produced values
+    skipped: int = 0  # extractor runs already current
+    failed: int = 0  # extractor runs that recorded an error
+    failed_tracks: dict[str, str] = field(default_factory=dict)  # rel → reason
+    flagged: int = 0
+    seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+    def add(self, outcome: TrackOutcome) -> None:
+        self.done += len(outcome.done)
+        self.skipped += len(outcome.skipped)
+        self.failed += len(outcome.failed)
+        self.flagged += len(outcome.flags)
+        if outcome.failed:
+            self.failed_tracks[outcome.rel] = _one_line(outcome.failed)
+
+    def line(self) -> str:
+        text = (
+            f"{self.tracks} tracks: {self.done} extractor runs done, {self.skipped} skipped (already current), "
+            f"{self.failed} failed"
+        )
+        if self.failed_tracks:
+            text += f" on {len(self.failed_tracks)} track(s)"
+        if self.flagged:
+            text += f"; {self.flagged} value(s) flagged out of range (see provenance flags)"
+        return text + f" in {self.seconds:.1f} s"
+
+
+def plan_tracks(
+    tracks: Sequence[Track], extractors: Sequence[Extractor], output: Path, *, overwrite: bool = False
+) -> tuple[list[Track], int]:
+    """Split tracks into those with pending work and a count of extractor runs already current.
+
+    Cheap: reads each sidecar and ``stat``s the sources; files are hashed (to see
+    whether a touched file really changed) only in the workers.
+    """
+    if overwrite:
+        return list(tracks), 0
+    todo: list[Track] = []
+    current = 0
+    for track in tracks:
+        try:
+            sidecar = read_sidecar(sidecar_path(output, track.id))
+        except SatMirError:
+            todo.append(track)  # the worker reports the broken sidecar
+            continue
+        known = sidecar["track"].get("inputs") or {}
+        ok = stat_matches(track.sources, known)
+        recs = records(sidecar)
+        n_current = 0
+        for ex in extractors:
+            rec = recs.get(ex.name)
+            inputs = {s: (known.get(s) or {}).get("sha256") for s in extractor_signals(ex, track)}
+            if ok and rec and rec.is_current(version=ex.version, config_hash=ex.config_hash, inputs=inputs):
+                n_current += 1
+        if n_current == len(extractors):
+            current += n_current
+        else:
+            todo.append(track)
+    return todo, current
+
+
+def run_extraction(
+    tracks: Sequence[Track],
+    extractors: Sequence[Extractor],
+    *,
+    root: Path,
+    output: Path,
+    jobs: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> RunSummary:
+    """Run ``extractors`` on ``tracks``; results go to sidecars under ``output``.
+
+    Failures are isolated per track and extractor: each failed file gets one log
+    line (its path and the reason) and an error in its provenance; the run goes on.
+    """
+    t0 = time.perf_counter()
+    summary = RunSummary(tracks=len(tracks))
+    todo, summary.skipped = plan_tracks(tracks, extractors, output, overwrite=overwrite)
+    tasks = [TrackTask(t, root, output, tuple(extractors), overwrite) for t in todo]
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks) or 1))
+    bar = tqdm(total=len(tasks), unit="track", desc="extract", disable=not progress or not tasks, dynamic_ncols=True)
+    for outcome in _execute(tasks, jobs):
+        summary.add(outcome)
+        if outcome.failed:
+            log.error("FAILED %s: %s", outcome.rel, _one_line(outcome.failed))
+        for key, msg in outcome.flags.items():
+            log.warning("flagged %s: %s = %s", outcome.rel, key, msg)
+        bar.update(1)
+    bar.close()
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def _execute(tasks: list[TrackTask], jobs: int) -> Iterator[TrackOutcome]:
+    if jobs == 1:
+        for task in tasks:
+            yield _guarded(task)
+        return
+    for var in _THREAD_ENV:
+        os.environ.setdefault(var, "1")
+    # spawn, not fork: forking a process that holds BLAS/OpenMP/TensorFlow threads can deadlock.
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(_guarded, task): task for task in tasks}
+        for fut in as_completed(futures):
+            task = futures[fut]
+            try:
+                yield fut.result()
+            except BrokenProcessPool:
+                yield _crashed(task, "the worker process died (out of memory or a crash in native code)")
+
+
+def _guarded(task: TrackTask) -> TrackOutcome:
+    try:
+        return process_track(task)
+    except Exception as exc:  # noqa: BLE001 - a bug must not end the run for every other track
+        return _crashed(task, f"{type(exc).__name__}: {exc}")
+
+
+def _crashed(task: TrackTask, reason: str) -> TrackOutcome:
+    return TrackOutcome(task.track.id, task.track.rel, failed={ex.name: reason for ex in task.extractors})
+
+
+def _one_line(failed: dict[str, str]) -> str:
+    """One reason per distinct message: a file that cannot be decoded fails every
+    extractor with the same message, and that is said once."""
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in failed.items():
+        by_reason.setdefault(reason, []).append(name)
+    return "; ".join(f"{reason} [{', '.join(names)}]" for reason, names in by_reason.items())
