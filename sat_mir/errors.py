@@ -15,7 +15,16 @@ class SatMirError(Exception):
 
 
 class AudioReadError(SatMirError):
-    """A file could not be decoded into audio (empty, truncated, not audio, ...)."""
+    """A file could not be decoded into audio (empty, truncated, not audio, ...).
+
+    ``path`` is the file and ``reason`` the cause without the path, so callers can
+    name the file the way that suits them.
+    """
+
+    def __init__(self, path, reason: str):
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
 
 
 class ExtractorError(SatMirError):

@@ -23,7 +23,7 @@ from sat_mir.errors import AudioReadError
 __all__ = ["Audio", "load_audio", "probe_frames", "FFMPEG_ONLY_SUFFIXES"]
 
 # Containers libsndfile has no decoder for.
-FFMPEG_ONLY_SUFFIXES = frozenset({".m4a", ".aac", ".mp4", ".alac", ".wma"})
+FFMPEG_ONLY_SUFFIXES = frozenset({".m4a", ".aac", ".mp4"})
 
 
 @dataclass(frozen=True)
@@ -58,17 +58,19 @@ def load_audio(path: str | Path, *, sr: int | None = None) -> Audio:
     try:
         size = path.stat().st_size
     except OSError as exc:
-        raise AudioReadError(f"{path}: cannot open ({exc.strerror or exc})") from exc
+        raise AudioReadError(path, f"cannot open ({exc.strerror or exc})") from exc
     if size == 0:
-        raise AudioReadError(f"{path}: file is empty (0 bytes)")
+        raise AudioReadError(path, "file is empty (0 bytes)")
+    _sniff(path)
+    _check_riff_complete(path, size)
     if path.suffix.lower() in FFMPEG_ONLY_SUFFIXES:
         samples, native_sr = _decode_ffmpeg(path)
     else:
         samples, native_sr = _decode_soundfile(path)
     if samples.shape[-1] == 0:
-        raise AudioReadError(f"{path}: holds no audio frames")
+        raise AudioReadError(path, "holds no audio frames")
     if not np.all(np.isfinite(samples)):
-        raise AudioReadError(f"{path}: decoded samples contain NaN or infinity")
+        raise AudioReadError(path, "decoded samples contain NaN or infinity")
     if sr is not None and sr != native_sr:
         samples = resample(samples, sr_in=native_sr, sr_out=sr)
         native_sr = sr
@@ -91,14 +93,14 @@ def _decode_soundfile(path: Path) -> tuple[np.ndarray, int]:
             native_sr = f.samplerate
             data = f.read(dtype="float32", always_2d=True)
     except sf.LibsndfileError as exc:
-        raise AudioReadError(f"{path}: not decodable as audio ({_clean(exc)})") from exc
+        raise AudioReadError(path, f"not decodable as audio ({_clean(exc)})") from exc
     except RuntimeError as exc:  # soundfile raises plain RuntimeError for some read errors
-        raise AudioReadError(f"{path}: decoding failed ({_clean(exc)})") from exc
+        raise AudioReadError(path, f"decoding failed ({_clean(exc)})") from exc
     # A truncated FLAC/WAV declares more frames in its header than it holds; libsndfile
     # then returns the shorter array without complaint.
     if declared > 0 and data.shape[0] < declared:
         raise AudioReadError(
-            f"{path}: truncated (decoded {data.shape[0]} of {declared} frames declared in the header)"
+            path, f"truncated (decoded {data.shape[0]} of {declared} frames declared in the header)"
         )
     return np.ascontiguousarray(data.T), int(native_sr)
 
@@ -107,7 +109,7 @@ def _decode_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
     exe = shutil.which("ffmpeg")
     if exe is None:
         raise AudioReadError(
-            f"{path}: decoding {path.suffix} needs FFmpeg, which is not installed (apt-get install ffmpeg)"
+            path, f"decoding {path.suffix} needs FFmpeg, which is not installed (apt-get install ffmpeg)"
         )
     # A float WAV in a private temp folder carries channels and rate with it; -xerror makes
     # a damaged stream fail instead of decoding to a silently shorter result.
@@ -122,8 +124,48 @@ def _decode_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
         if proc.returncode != 0 or not out.exists():
             lines = proc.stderr.strip().splitlines()
             reason = lines[-1] if lines else f"exit status {proc.returncode}"
-            raise AudioReadError(f"{path}: FFmpeg could not decode it ({reason})")
-        return _decode_soundfile(out)
+            raise AudioReadError(path, f"FFmpeg could not decode it ({reason})")
+        try:
+            return _decode_soundfile(out)
+        except AudioReadError as exc:
+            raise AudioReadError(path, exc.reason) from exc
+
+
+# Leading bytes of the containers we read.  Checked before decoding so that a
+# text file named .mp3 gets a plain answer instead of a decoder's resync chatter.
+_MAGIC = (b"RIFF", b"RF64", b"FORM", b"fLaC", b"OggS", b"ID3", b"caff")
+
+
+def _sniff(path: Path) -> None:
+    with open(path, "rb") as f:
+        head = f.read(12)
+    if head.startswith(_MAGIC) or head[4:8] == b"ftyp":
+        return
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:  # MPEG audio frame sync
+        return
+    printable = sum(32 <= b < 127 or b in (9, 10, 13) for b in head)
+    kind = "text" if head and printable == len(head) else f"bytes {head[:4].hex(' ')}"
+    raise AudioReadError(path, f"not an audio file (its content starts with {kind}, no audio container signature)")
+
+
+def _check_riff_complete(path: Path, size: int) -> None:
+    """libsndfile quietly shortens a WAV whose data chunk runs past the end of the file;
+    a cut-off download must be an error, not a shorter track."""
+    with open(path, "rb") as f:
+        if f.read(4) != b"RIFF":
+            return
+        f.seek(12)
+        while True:
+            header = f.read(8)
+            if len(header) < 8:
+                return
+            chunk, length = header[:4], int.from_bytes(header[4:], "little")
+            if chunk == b"data":
+                if length != 0xFFFFFFFF and f.tell() + length > size:
+                    have = size - f.tell()
+                    raise AudioReadError(path, f"truncated (data chunk declares {length} bytes, file holds {have})")
+                return
+            f.seek(length + (length & 1), 1)
 
 
 def _clean(exc: Exception) -> str:

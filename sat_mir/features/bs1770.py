@@ -19,6 +19,7 @@ __all__ = [
     "integrated_loudness",
     "k_weighting_sos",
     "loudness_range",
+    "loudness_stats",
     "short_term_loudness",
 ]
 
@@ -62,20 +63,27 @@ def channel_weights(channels: int) -> np.ndarray:
     return np.ones(channels)
 
 
-def _weighted_power_windows(samples: np.ndarray, sr: int, window_s: float, step_s: float) -> np.ndarray:
-    """Channel-weighted mean square of the K-weighted signal in each window."""
+def _energy_cumsum(samples: np.ndarray, sr: int) -> np.ndarray:
+    """Cumulative energy ``[channels, frames + 1]`` of the K-weighted signal.
+
+    Computed once per signal; every window length and hop is then a difference of
+    two entries, so integrated loudness and loudness range share one filter pass.
+    """
     x = np.atleast_2d(np.asarray(samples, dtype=np.float64))
     y = sosfilt(k_weighting_sos(sr), x, axis=-1)
+    return np.concatenate([np.zeros((y.shape[0], 1)), np.cumsum(y * y, axis=-1)], axis=-1)
+
+
+def _window_power(csum: np.ndarray, sr: int, window_s: float, step_s: float) -> np.ndarray:
+    """Channel-weighted mean square of the K-weighted signal in each window."""
     win = int(round(window_s * sr))
     step = int(round(step_s * sr))
-    n = y.shape[-1]
+    n = csum.shape[-1] - 1
     if n < win:
         return np.empty(0)
-    # Cumulative sums give every window's energy in one pass, whatever the overlap.
-    csum = np.concatenate([np.zeros((y.shape[0], 1)), np.cumsum(y * y, axis=-1)], axis=-1)
     starts = np.arange(0, n - win + 1, step)
     energy = (csum[:, starts + win] - csum[:, starts]) / win
-    return channel_weights(x.shape[0]) @ np.maximum(energy, 0.0)
+    return channel_weights(csum.shape[0]) @ np.maximum(energy, 0.0)
 
 
 def _to_lufs(power: np.ndarray | float) -> np.ndarray | float:
@@ -89,7 +97,11 @@ def integrated_loudness(samples: np.ndarray, sr: int) -> float:
     Returns ``-inf`` when no block passes the absolute gate (silence) and ``nan``
     when the signal is shorter than one 400 ms block; callers decide what that means.
     """
-    power = _weighted_power_windows(samples, sr, 0.4, 0.1)
+    return _integrated(_energy_cumsum(samples, sr), sr)
+
+
+def _integrated(csum: np.ndarray, sr: int) -> float:
+    power = _window_power(csum, sr, 0.4, 0.1)
     if power.size == 0:
         return float("nan")
     loud = _to_lufs(power)
@@ -101,9 +113,15 @@ def integrated_loudness(samples: np.ndarray, sr: int) -> float:
     return float(_to_lufs(gated.mean()))
 
 
+def loudness_stats(samples: np.ndarray, sr: int) -> tuple[float, float]:
+    """(integrated loudness, loudness range) from one K-weighting pass; see the two functions."""
+    csum = _energy_cumsum(samples, sr)
+    return _integrated(csum, sr), _range(csum, sr)
+
+
 def short_term_loudness(samples: np.ndarray, sr: int, *, step_s: float = 0.1) -> np.ndarray:
     """Short-term loudness (3 s windows, ungated) every ``step_s`` seconds, in LUFS."""
-    return np.asarray(_to_lufs(_weighted_power_windows(samples, sr, 3.0, step_s)))
+    return np.asarray(_to_lufs(_window_power(_energy_cumsum(samples, sr), sr, 3.0, step_s)))
 
 
 def loudness_range(samples: np.ndarray, sr: int) -> float:
@@ -112,7 +130,11 @@ def loudness_range(samples: np.ndarray, sr: int) -> float:
     Gates: −70 LUFS absolute, then 20 LU below the power mean of what passed.
     Returns ``nan`` when the signal is shorter than 3 s or nothing passes the gates.
     """
-    st = short_term_loudness(samples, sr)
+    return _range(_energy_cumsum(samples, sr), sr)
+
+
+def _range(csum: np.ndarray, sr: int) -> float:
+    st = np.asarray(_to_lufs(_window_power(csum, sr, 3.0, 0.1)))
     st = st[st > ABSOLUTE_GATE_LUFS]
     if st.size == 0:
         return float("nan")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from sat_mir.audio.context import SignalContext, TrackContext
 from sat_mir.errors import ExtractorError
-from sat_mir.features.bs1770 import integrated_loudness, loudness_range
+from sat_mir.features.bs1770 import loudness_stats
 from sat_mir.features.registry import Extractor, ExtractorResult, OutputSpec, register
 
 __all__ = ["Loudness"]
@@ -62,12 +62,11 @@ class Loudness(Extractor):
 def _measure(sig: SignalContext) -> tuple[float | None, float | str]:
     """(lufs, lra) of a signal; ``lufs`` None means no loudness exists, and the
     second item then says why.  An LRA that does not exist is a reason string."""
-    lufs = integrated_loudness(sig.samples, sig.sr)
+    lufs, lra = sig.memo(("bs1770",), lambda: loudness_stats(sig.samples, sig.sr))
     if math.isnan(lufs):
         return None, f"{sig.name} is shorter than one 400 ms loudness block ({sig.duration_s:.3f} s)"
     if math.isinf(lufs):
         return None, f"{sig.name} is silent (no 400 ms block above the -70 LUFS absolute gate)"
-    lra = loudness_range(sig.samples, sig.sr)
     if math.isnan(lra):
-        return lufs, f"{sig.name} has no 3 s window above the loudness-range gates"
-    return lufs, lra
+        return round(lufs, 4), f"{sig.name} has no 3 s window above the loudness-range gates"
+    return round(lufs, 4), round(lra, 4)

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from sat_mir.catalog import Track
 from sat_mir.errors import SatMirError
 from sat_mir.features.registry import Extractor
-from sat_mir.run.worker import TrackOutcome, TrackTask, extractor_signals, process_track
+from sat_mir.run.worker import TrackOutcome, TrackTask, extractor_signals, process_track, track_label
 from sat_mir.store.sidecar import read_sidecar, records, sidecar_path, stat_matches
 
 __all__ = ["RunSummary", "plan_tracks", "run_extraction"]
@@ -35,7 +35,7 @@ class RunSummary:
     done: int = 0  # extractor runs that produced values
     skipped: int = 0  # extractor runs already current
     failed: int = 0  # extractor runs that recorded an error
-    failed_tracks: dict[str, str] = field(default_factory=dict)  # rel → reason
+    failed_tracks: dict[str, str] = field(default_factory=dict)  # mix file → reason
     flagged: int = 0
     seconds: float = 0.0
 
@@ -49,7 +49,7 @@ class RunSummary:
         self.failed += len(outcome.failed)
         self.flagged += len(outcome.flags)
         if outcome.failed:
-            self.failed_tracks[outcome.rel] = _one_line(outcome.failed)
+            self.failed_tracks[outcome.label] = _one_line(outcome.failed)
 
     def line(self) -> str:
         text = (
@@ -121,9 +121,9 @@ def run_extraction(
     for outcome in _execute(tasks, jobs):
         summary.add(outcome)
         if outcome.failed:
-            log.error("FAILED %s: %s", outcome.rel, _one_line(outcome.failed))
+            log.error("FAILED %s: %s", outcome.label, _one_line(outcome.failed))
         for key, msg in outcome.flags.items():
-            log.warning("flagged %s: %s = %s", outcome.rel, key, msg)
+            log.warning("flagged %s: %s = %s", outcome.label, key, msg)
         bar.update(1)
     bar.close()
     summary.seconds = time.perf_counter() - t0
@@ -156,7 +156,7 @@ def _guarded(task: TrackTask) -> TrackOutcome:
 
 
 def _crashed(task: TrackTask, reason: str) -> TrackOutcome:
-    return TrackOutcome(task.track.id, task.track.rel, failed={ex.name: reason for ex in task.extractors})
+    return TrackOutcome(task.track.id, track_label(task), failed={ex.name: reason for ex in task.extractors})
 
 
 def _one_line(failed: dict[str, str]) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sat_mir.audio.context import TrackContext
 from sat_mir.catalog import Track
-from sat_mir.errors import SatMirError
+from sat_mir.errors import AudioReadError, SatMirError
 from sat_mir.features.registry import Extractor
 from sat_mir.fsutil import atomic_write_text
 from sat_mir.store.sidecar import (
@@ -30,7 +30,7 @@ from sat_mir.store.sidecar import (
     update_track,
 )
 
-__all__ = ["TrackOutcome", "TrackTask", "extractor_signals", "process_track"]
+__all__ = ["TrackOutcome", "TrackTask", "extractor_signals", "process_track", "track_label"]
 
 log = logging.getLogger("sat_mir.run")
 
@@ -47,7 +47,7 @@ class TrackTask:
 @dataclass
 class TrackOutcome:
     track_id: str
-    rel: str
+    label: str  # the mix file, relative to the library root: what a user recognises
     done: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # extractor → reason
@@ -64,9 +64,20 @@ def extractor_signals(extractor: Extractor, track: Track) -> list[str]:
     return out
 
 
+def track_label(task: TrackTask) -> str:
+    return _rel(task.track.mix, task.root)
+
+
+def _rel(path: str | Path, root: Path) -> str:
+    try:
+        return Path(path).relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def process_track(task: TrackTask) -> TrackOutcome:
     track = task.track
-    outcome = TrackOutcome(track.id, track.rel)
+    outcome = TrackOutcome(track.id, track_label(task))
     path = sidecar_path(task.output, track.id)
     try:
         sidecar = read_sidecar(path)
@@ -112,6 +123,10 @@ def _run_one(
         for name, text in result.artifacts.items():
             atomic_write_text(folder / name, text)
         values, record.absent, record.files = result.values, result.absent, sorted(result.artifacts)
+    except AudioReadError as exc:
+        # The sidecar and the log line already name the track; name the file only
+        # when it is a stem.
+        error = exc.reason if Path(exc.path) == task.track.mix else f"{_rel(exc.path, task.root)}: {exc.reason}"
     except SatMirError as exc:
         error = str(exc)
     except Exception as exc:  # noqa: BLE001 - isolate bugs too; the traceback goes to the debug log

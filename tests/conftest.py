@@ -1,0 +1,58 @@
+"""Shared fixtures: offline model hubs, a rendered demo library, and a CLI runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def demo_library(tmp_path_factory) -> Path:
+    """The bundled demo songs rendered once per test session (about 3 s)."""
+    from sat_mir.demo import ensure_demo_library
+
+    return ensure_demo_library(tmp_path_factory.mktemp("demo") / "library")
+
+
+@pytest.fixture(scope="session")
+def demo_truth(demo_library) -> dict[str, dict]:
+    from sat_mir.demo import load_truth
+
+    return load_truth(demo_library)
+
+
+def run_extract(*overrides: str, cwd: Path, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run ``python -m sat_mir.extract`` with Hydra overrides, as a user would."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "sat_mir.extract", *overrides],
+        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def load_strict_json(path: Path):
+    """json.load that refuses NaN/Infinity (which Python's json would accept)."""
+
+    def refuse(name):
+        raise ValueError(f"{path}: non-finite constant {name} in JSON")
+
+    return json.loads(Path(path).read_text(), parse_constant=refuse)
+
+
+def sidecars(output: Path) -> dict[str, dict]:
+    """{track name: sidecar} for every sidecar under ``output``."""
+    out = {}
+    for p in sorted((output / "tracks").glob("*/features.json")):
+        data = load_strict_json(p)
+        out[data["track"]["name"]] = data
+    return out

@@ -1,0 +1,92 @@
+"""Decoding: every supported format, and a clear AudioReadError for every kind of bad file."""
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from sat_mir.audio import load_audio, write_audio
+from sat_mir.errors import AudioReadError
+
+SR = 44100
+
+
+@pytest.fixture(scope="module")
+def sine():
+    t = np.arange(SR * 2) / SR
+    return np.stack([np.sin(2 * np.pi * 440 * t), 0.5 * np.sin(2 * np.pi * 660 * t)]).astype(np.float32) * 0.5
+
+
+@pytest.mark.parametrize("ext", [".wav", ".flac", ".aiff", ".ogg", ".mp3"])
+def test_soundfile_formats_roundtrip(tmp_path, sine, ext):
+    path = tmp_path / f"x{ext}"
+    if ext == ".mp3":
+        sf.write(path, sine.T, SR, format="MP3", subtype="MPEG_LAYER_III")
+    else:
+        write_audio(path, sine, sr=SR)
+    audio = load_audio(path)
+    assert audio.sr == SR and audio.channels == 2 and audio.samples.dtype == np.float32
+    assert abs(audio.frames - sine.shape[1]) < SR * 0.1  # lossy codecs pad a little
+    if ext in (".wav", ".flac", ".aiff"):
+        np.testing.assert_allclose(audio.samples, sine, atol=1e-6)
+    else:  # lossy: same level
+        assert np.sqrt(np.mean(audio.samples**2)) == pytest.approx(np.sqrt(np.mean(sine**2)), rel=0.1)
+
+
+def test_m4a_through_ffmpeg(tmp_path, sine):
+    ffmpeg = shutil.which("ffmpeg")
+    assert ffmpeg, "ffmpeg must be installed (make setup installs it)"
+    wav = tmp_path / "x.wav"
+    write_audio(wav, sine, sr=SR)
+    m4a = tmp_path / "x.m4a"
+    subprocess.run([ffmpeg, "-v", "error", "-i", str(wav), "-c:a", "aac", "-b:a", "192k", str(m4a)], check=True)
+    audio = load_audio(m4a)
+    assert audio.sr == SR and audio.channels == 2
+    assert audio.duration_s == pytest.approx(2.0, abs=0.1)
+    assert np.sqrt(np.mean(audio.samples**2)) == pytest.approx(np.sqrt(np.mean(sine**2)), rel=0.1)
+
+
+def test_resampling_keeps_a_tone_at_its_frequency(tmp_path, sine):
+    path = tmp_path / "x.flac"
+    write_audio(path, sine, sr=SR)
+    audio = load_audio(path, sr=22050)
+    assert audio.sr == 22050 and audio.frames == SR * 2 // 2
+    spectrum = np.abs(np.fft.rfft(audio.samples[0]))
+    assert np.argmax(spectrum) * 22050 / audio.frames == pytest.approx(440, abs=1)
+
+
+def test_zero_byte_file(tmp_path):
+    (tmp_path / "e.wav").write_bytes(b"")
+    with pytest.raises(AudioReadError, match=r"e\.wav: file is empty \(0 bytes\)"):
+        load_audio(tmp_path / "e.wav")
+
+
+def test_text_named_mp3(tmp_path):
+    (tmp_path / "t.mp3").write_text("this is a text file, not audio\n")
+    with pytest.raises(AudioReadError, match="not an audio file .*text"):
+        load_audio(tmp_path / "t.mp3")
+
+
+def test_truncated_flac(tmp_path, sine):
+    good = tmp_path / "g.flac"
+    write_audio(good, np.tile(sine, (1, 5)), sr=SR)
+    bad = tmp_path / "b.flac"
+    bad.write_bytes(good.read_bytes()[: good.stat().st_size // 3])
+    with pytest.raises(AudioReadError, match=r"b\.flac: (truncated|not decodable)"):
+        load_audio(bad)
+
+
+def test_truncated_wav_is_caught_by_the_frame_count(tmp_path, sine):
+    good = tmp_path / "g.wav"
+    write_audio(good, sine, sr=SR)
+    bad = tmp_path / "b.wav"
+    bad.write_bytes(good.read_bytes()[:-10000])
+    with pytest.raises(AudioReadError, match="truncated"):
+        load_audio(bad)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(AudioReadError, match="cannot open"):
+        load_audio(tmp_path / "nope.wav")

@@ -1,0 +1,207 @@
+"""`python -m sat_mir.extract` end to end, as a user runs it: demo, bad files, resume, concurrency."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import REPO, load_strict_json, run_extract, sidecars
+
+pytestmark = pytest.mark.slow
+
+STEMS = ("drums", "bass", "other", "vocals")
+
+
+def checksums(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def comparable(sidecar: dict) -> dict:
+    """A sidecar without what legitimately differs between runs (timings, timestamps)."""
+    prov = {name: {k: v for k, v in rec.items() if k not in ("seconds", "finished_at")}
+            for name, rec in sidecar["provenance"].items()}
+    track = {k: v for k, v in sidecar["track"].items() if k != "inputs"}
+    return {"features": sidecar["features"], "provenance": prov, "track": track}
+
+
+def test_demo_dataset_end_to_end_and_rerun_skips_everything(tmp_path):
+    env = {"SAT_MIR_CACHE": str(tmp_path / "cache")}
+    first = run_extract("+dataset=demo", cwd=tmp_path, env=env)
+    assert first.returncode == 0, first.stderr
+    output = tmp_path / "sat-mir-output" / "demo"
+    found = sidecars(output)
+    assert len(found) == 4
+    for name, data in found.items():
+        f = data["features"]
+        for key in ["lufs", "lra", "bpm"] + [f"lufs_{s}" for s in STEMS]:
+            assert isinstance(f.get(key), float) and math.isfinite(f[key]), (name, key)
+        assert all(rec["error"] is None for rec in data["provenance"].values())
+        assert (output / "tracks" / data["track"]["id"] / "beats.txt").exists()
+    # Hydra's run folder lives under the output, not in the current directory
+    assert (output / "logs" / "extract").is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "sat-mir-output"]
+
+    second = run_extract("+dataset=demo", cwd=tmp_path, env=env)
+    assert second.returncode == 0, second.stderr
+    assert "0 extractor runs done, 8 skipped" in second.stderr
+    assert {n: comparable(d) for n, d in sidecars(output).items()} == {n: comparable(d) for n, d in found.items()}
+
+
+@pytest.fixture
+def bad_library(tmp_path, demo_library) -> Path:
+    root = tmp_path / "library"
+    shutil.copytree(demo_library / "Demo 01 - Sunrise", root / "Good Seed")
+    good_mix = demo_library / "Demo 04 - Steps" / "full_mix.flac"
+    shutil.copy(good_mix, root / "good plain.flac")
+    (root / "empty.wav").write_bytes(b"")
+    data = good_mix.read_bytes()
+    (root / "truncated.flac").write_bytes(data[: len(data) // 3])
+    (root / "notes.mp3").write_text("these are my notes, not a song\n")
+    sf.write(root / "silent.wav", np.zeros((44100 * 6, 2), np.float32), 44100)
+    return root
+
+
+def test_bad_files_are_isolated_and_reported_once_each(tmp_path, bad_library):
+    before = checksums(bad_library)
+    out = tmp_path / "out"
+    proc = run_extract("+dataset=mine", f"dataset.root={bad_library}", f"dataset.output={out}",
+                       "jobs=2", "progress=false", cwd=tmp_path)
+    assert proc.returncode != 0
+    assert checksums(bad_library) == before  # the library is byte-identical
+
+    failed_lines = [ln for ln in proc.stderr.splitlines() if "FAILED" in ln]
+    bad = {"empty.wav": "empty", "truncated.flac": "truncated|lost sync|not decodable",
+           "notes.mp3": "not an audio file", "silent.wav": "silent"}
+    assert len(failed_lines) == len(bad), proc.stderr
+    for name, reason in bad.items():
+        (line,) = [ln for ln in failed_lines if f"FAILED {name}:" in ln]
+        assert any(r in line for r in reason.split("|")), line
+
+    found = sidecars(out)  # strict parse: no NaN/Infinity anywhere
+    for name in ("Good Seed", "good plain"):
+        assert set(found[name]["features"]) >= {"lufs", "lra", "bpm", "beat_count"}
+        assert all(r["error"] is None for r in found[name]["provenance"].values())
+    assert set(found["Good Seed"]["features"]) >= {f"lufs_{s}" for s in STEMS}
+    for name in ("empty", "truncated", "notes", "silent"):
+        assert found[name]["features"] == {}, name
+        assert all(r["error"] for r in found[name]["provenance"].values()), name
+    assert "4 track(s)" in proc.stderr
+
+
+def test_config_errors_are_clear(tmp_path, demo_library):
+    proc = run_extract("+dataset=mine", cwd=tmp_path)
+    assert proc.returncode != 0 and "dataset.root" in proc.stderr
+    proc = run_extract(cwd=tmp_path)
+    assert proc.returncode != 0 and "+dataset=" in proc.stderr
+    proc = run_extract("+dataset=mine", f"dataset.root={demo_library}", f"dataset.output={demo_library / 'out'}",
+                       cwd=tmp_path)
+    assert proc.returncode != 0 and "inside dataset.root" in proc.stderr
+    assert not (demo_library / "out").exists()
+    proc = run_extract("+dataset=mine", f"dataset.root={demo_library}", f"dataset.output={tmp_path / 'o'}",
+                       "extractors.tempo.nonsense=1", cwd=tmp_path)
+    assert proc.returncode != 0
+
+
+def test_help_explains_the_groups(tmp_path):
+    proc = run_extract("--help", cwd=tmp_path)
+    assert proc.returncode == 0
+    for word in ("dataset/", "extractors/", "loudness", "tempo", "dataset.root", "dataset.output", "jobs="):
+        assert word in proc.stdout, word
+
+
+def one_track_library(tmp_path, demo_library) -> Path:
+    root = tmp_path / "one"
+    shutil.copytree(demo_library / "Demo 02 - Night Drive", root / "Song")
+    return root
+
+
+def test_rerun_redoes_only_what_changed(tmp_path, demo_library):
+    root = one_track_library(tmp_path, demo_library)
+    base = ("+dataset=mine", f"dataset.root={root}", f"dataset.output={tmp_path / 'out'}", "jobs=1", "progress=false")
+    assert run_extract(*base, cwd=tmp_path).returncode == 0
+    # a changed extractor option redoes that extractor only
+    proc = run_extract(*base, "extractors.tempo.tightness=400", cwd=tmp_path)
+    assert "1 extractor runs done, 1 skipped" in proc.stderr
+    # a touched but identical file is recognised by its content hash
+    os.utime(root / "Song" / "full_mix.flac")
+    proc = run_extract(*base, "extractors.tempo.tightness=400", cwd=tmp_path)
+    assert "0 extractor runs done, 2 skipped" in proc.stderr
+    # a changed stem redoes the extractor that reads stems (loudness), not tempo (mix only)
+    shutil.copy(root / "Song" / "bass.flac", root / "Song" / "drums.flac")
+    proc = run_extract(*base, "extractors.tempo.tightness=400", cwd=tmp_path)
+    assert "1 extractor runs done, 1 skipped" in proc.stderr
+    # overwrite=true redoes everything
+    proc = run_extract(*base, "extractors.tempo.tightness=400", "overwrite=true", cwd=tmp_path)
+    assert "2 extractor runs done, 0 skipped" in proc.stderr
+
+
+def _complete(output: Path) -> int:
+    n = 0
+    for p in (output / "tracks").glob("*/features.json"):
+        try:
+            prov = load_strict_json(p)["provenance"]
+        except Exception:  # noqa: BLE001 - a missing or (never expected) partial file counts as not complete
+            continue
+        n += {"loudness", "tempo"} <= set(prov)
+    return n
+
+
+def _popen(root: Path, output: Path, cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "sat_mir.extract", "+dataset=mine", f"dataset.root={root}",
+         f"dataset.output={output}", "jobs=1", "progress=false"],
+        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+    )
+
+
+def test_sigkill_midway_then_rerun_equals_an_uninterrupted_run(tmp_path, demo_library):
+    reference = tmp_path / "reference"
+    assert run_extract("+dataset=mine", f"dataset.root={demo_library}", f"dataset.output={reference}",
+                       "jobs=1", "progress=false", cwd=tmp_path).returncode == 0
+
+    killed = tmp_path / "killed"
+    proc = _popen(demo_library, killed, tmp_path)
+    deadline = time.monotonic() + 120
+    while _complete(killed) < 1 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert 1 <= _complete(killed) < 4, "the kill must land mid-run"
+
+    resumed = run_extract("+dataset=mine", f"dataset.root={demo_library}", f"dataset.output={killed}",
+                          "jobs=1", "progress=false", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "skipped" in resumed.stderr and " 0 skipped" not in resumed.stderr
+    ref, got = sidecars(reference), sidecars(killed)
+    assert {n: comparable(d) for n, d in got.items()} == {n: comparable(d) for n, d in ref.items()}
+    for data in ref.values():
+        tid = data["track"]["id"]
+        assert (killed / "tracks" / tid / "beats.txt").read_text() == (reference / "tracks" / tid / "beats.txt").read_text()
+    assert not list(killed.rglob("*.tmp"))
+
+
+def test_two_runs_at_once_leave_every_sidecar_complete(tmp_path, demo_library):
+    output = tmp_path / "shared"
+    a, b = _popen(demo_library, output, tmp_path), _popen(demo_library, output, tmp_path)
+    for p in (a, b):
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err.decode()
+    found = sidecars(output)
+    assert len(found) == 4
+    for name, data in found.items():
+        assert set(data["provenance"]) == {"loudness", "tempo"}
+        assert set(data["features"]) == {"lufs", "lra", "bpm", "beat_count"} | {
+            f"{k}_{s}" for k in ("lufs", "lra") for s in STEMS}, name

@@ -1,0 +1,56 @@
+"""Loudness and tempo extractors against the demo songs' ground truth."""
+
+import numpy as np
+import pytest
+
+from sat_mir.audio import TrackContext
+from sat_mir.catalog import scan_library
+from sat_mir.demo import DEMO_SONGS, render_song
+from sat_mir.features.bs1770 import integrated_loudness
+from sat_mir.features.loudness import Loudness
+from sat_mir.features.tempo import BEATS_FILE, Tempo
+
+SONGS = [s.title for s in DEMO_SONGS]
+
+
+@pytest.fixture(scope="module")
+def contexts(demo_library):
+    return {t.name: TrackContext(t.sources) for t in scan_library(demo_library)}
+
+
+@pytest.mark.parametrize("title", SONGS)
+def test_stem_loudness_is_the_loudness_of_the_stem_rendered_alone(contexts, title):
+    result = Loudness().compute(contexts[title])
+    spec = next(s for s in DEMO_SONGS if s.title == title)
+    stems, _ = render_song(spec)
+    for name, audio in stems.items():
+        alone = integrated_loudness(audio, 44100)
+        assert result.values[f"lufs_{name}"] == pytest.approx(alone, abs=0.1), name
+        assert result.values[f"lufs_{name}"] < result.values["lufs"]
+    assert all(np.isfinite(v) for v in result.values.values())
+    assert set(result.values) >= {"lufs", "lra"} | {f"lra_{s}" for s in stems}
+
+
+def test_a_silent_stem_has_no_loudness_and_says_why(tmp_path, contexts):
+    from sat_mir.audio import write_audio
+
+    mix = contexts[SONGS[0]].mix
+    write_audio(tmp_path / "mix.flac", mix.samples, sr=mix.sr)
+    write_audio(tmp_path / "vocals.flac", np.zeros_like(mix.samples), sr=mix.sr)
+    result = Loudness().compute(TrackContext({"mix": tmp_path / "mix.flac", "vocals": tmp_path / "vocals.flac"}))
+    assert "lufs_vocals" not in result.values
+    assert "silent" in result.absent["lufs_vocals"]
+
+
+@pytest.mark.parametrize("title", SONGS)
+def test_tempo_within_2_percent_and_beats_on_the_true_grid(contexts, demo_truth, title):
+    truth = demo_truth[title]
+    result = Tempo().compute(contexts[title])
+    assert result.values["bpm"] == pytest.approx(truth["bpm"], rel=0.02)
+    beats = np.array([float(x) for x in result.artifacts[BEATS_FILE].split()])
+    assert result.values["beat_count"] == beats.size
+    true_beats = np.array(truth["beats"])
+    # beat F-measure style check: true beats (after 5 s, as mir_eval does) found within 70 ms
+    scored = true_beats[true_beats > 5.0]
+    hits = np.min(np.abs(scored[:, None] - beats[None, :]), axis=1) <= 0.07
+    assert hits.mean() >= 0.9
