@@ -45,7 +45,7 @@ def test_demo_dataset_end_to_end_and_rerun_skips_everything(tmp_path):
     assert len(found) == 4
     for name, data in found.items():
         f = data["features"]
-        for key in ["lufs", "lra", "bpm"] + [f"lufs_{s}" for s in STEMS]:
+        for key in ["lufs", "lra", "bpm", "duration_s"] + [f"lufs_{s}" for s in STEMS]:
             assert isinstance(f.get(key), float) and math.isfinite(f[key]), (name, key)
         assert all(rec["error"] is None for rec in data["provenance"].values())
         assert (output / "tracks" / data["track"]["id"] / "beats.txt").exists()
@@ -55,7 +55,7 @@ def test_demo_dataset_end_to_end_and_rerun_skips_everything(tmp_path):
 
     second = run_extract("+dataset=demo", cwd=tmp_path, env=env)
     assert second.returncode == 0, second.stderr
-    assert "0 extractor runs done, 8 skipped" in second.stderr
+    assert "0 extractor runs done, 12 skipped" in second.stderr
     assert {n: comparable(d) for n, d in sidecars(output).items()} == {n: comparable(d) for n, d in found.items()}
 
 
@@ -91,7 +91,7 @@ def test_bad_files_are_isolated_and_reported_once_each(tmp_path, bad_library):
 
     found = sidecars(out)  # strict parse: no NaN/Infinity anywhere
     for name in ("Good Seed", "good plain"):
-        assert set(found[name]["features"]) >= {"lufs", "lra", "bpm", "beat_count"}
+        assert set(found[name]["features"]) >= {"lufs", "lra", "bpm", "beat_count", "duration_s", "peak_dbfs"}
         assert all(r["error"] is None for r in found[name]["provenance"].values())
     assert set(found["Good Seed"]["features"]) >= {f"lufs_{s}" for s in STEMS}
     for name in ("empty", "truncated", "notes", "silent"):
@@ -133,18 +133,18 @@ def test_rerun_redoes_only_what_changed(tmp_path, demo_library):
     assert run_extract(*base, cwd=tmp_path).returncode == 0
     # a changed extractor option redoes that extractor only
     proc = run_extract(*base, "extractors.tempo.tightness=400", cwd=tmp_path)
-    assert "1 extractor runs done, 1 skipped" in proc.stderr
+    assert "1 extractor runs done, 2 skipped" in proc.stderr
     # a touched but identical file is recognised by its content hash
     os.utime(root / "Song" / "full_mix.flac")
     proc = run_extract(*base, "extractors.tempo.tightness=400", cwd=tmp_path)
-    assert "0 extractor runs done, 2 skipped" in proc.stderr
-    # a changed stem redoes the extractor that reads stems (loudness), not tempo (mix only)
+    assert "0 extractor runs done, 3 skipped" in proc.stderr
+    # a changed stem redoes the extractor that reads stems (loudness), not those reading the mix only
     shutil.copy(root / "Song" / "bass.flac", root / "Song" / "drums.flac")
     proc = run_extract(*base, "extractors.tempo.tightness=400", cwd=tmp_path)
-    assert "1 extractor runs done, 1 skipped" in proc.stderr
+    assert "1 extractor runs done, 2 skipped" in proc.stderr
     # overwrite=true redoes everything
     proc = run_extract(*base, "extractors.tempo.tightness=400", "overwrite=true", cwd=tmp_path)
-    assert "2 extractor runs done, 0 skipped" in proc.stderr
+    assert "3 extractor runs done, 0 skipped" in proc.stderr
 
 
 def _complete(output: Path) -> int:
@@ -154,7 +154,7 @@ def _complete(output: Path) -> int:
             prov = load_strict_json(p)["provenance"]
         except Exception:  # noqa: BLE001 - a missing or (never expected) partial file counts as not complete
             continue
-        n += {"loudness", "tempo"} <= set(prov)
+        n += {"info", "loudness", "tempo"} <= set(prov)
     return n
 
 
@@ -202,6 +202,7 @@ def test_two_runs_at_once_leave_every_sidecar_complete(tmp_path, demo_library):
     found = sidecars(output)
     assert len(found) == 4
     for name, data in found.items():
-        assert set(data["provenance"]) == {"loudness", "tempo"}
-        assert set(data["features"]) == {"lufs", "lra", "bpm", "beat_count"} | {
+        assert set(data["provenance"]) == {"info", "loudness", "tempo"}
+        assert set(data["features"]) == {"lufs", "lra", "bpm", "beat_count", "duration_s", "sample_rate",
+                                         "channels", "peak_dbfs", "rms_dbfs"} | {
             f"{k}_{s}" for k in ("lufs", "lra") for s in STEMS}, name
