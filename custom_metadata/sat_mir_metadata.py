@@ -1,0 +1,74 @@
+"""stable-audio-tools ``custom_metadata_module`` written by sat-mir — standard library only.
+
+SAT loads this file by path (``custom_metadata_module`` in the dataset config)
+and calls :func:`get_custom_metadata` on every fetch.  It reads
+``manifest.json`` and samples prompts with ``prompts.py``, both beside it, so the
+folder works in a SAT environment where sat_mir is not installed.
+
+Per item it returns a freshly drawn ``prompt``, every configured numeric
+conditioning as a float, and ``seconds_start``/``seconds_total`` of the item in
+its source track.  Prompts are seeded by (manifest seed, item id, how many times
+this process has fetched the item), so a run is reproducible and each epoch
+draws a different prompt for the same item.  Unknown items are rejected
+(``__reject__``) rather than trained on without conditioning.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import random
+import threading
+
+__all__ = ["get_custom_metadata", "item_id", "MANIFEST"]
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _load_prompts():
+    spec = importlib.util.spec_from_file_location("sat_mir_prompts", os.path.join(_HERE, "prompts.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _load_manifest() -> dict:
+    with open(os.path.join(_HERE, "manifest.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+_prompts = _load_prompts()
+MANIFEST = _load_manifest()
+_ITEMS = MANIFEST["items"]
+_COUNTS: dict = {}
+_LOCK = threading.Lock()
+
+
+def item_id(info: dict) -> str | None:
+    """The sat-mir item id of a SAT ``info`` dict, whatever the dataset type."""
+    if info.get("sat_mir_id"):
+        return str(info["sat_mir_id"])
+    for key in ("relpath", "latent_filename", "path"):
+        value = info.get(key)
+        if isinstance(value, str) and value:
+            return os.path.splitext(os.path.basename(value))[0]
+    return None
+
+
+def get_custom_metadata(info: dict, audio) -> dict:
+    iid = item_id(info)
+    item = _ITEMS.get(iid) if iid else None
+    if item is None:
+        return {"__reject__": True}
+    with _LOCK:
+        fetch = _COUNTS[iid] = _COUNTS.get(iid, -1) + 1
+    rng = random.Random(f"{MANIFEST['seed']}:{iid}:{fetch}")
+    out = {
+        "prompt": _prompts.sample_prompt(item["material"], rng, MANIFEST.get("recipe")),
+        "seconds_start": item["seconds_start"],
+        "seconds_total": item["seconds_total"],
+        "sat_mir_id": iid,
+    }
+    out.update(item["numbers"])
+    return out

@@ -1,0 +1,73 @@
+"""``python -m sat_mir.build +dataset=<name>``: a stable-audio-tools training folder from the features.
+
+Run with ``--help`` for the configuration groups and options.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from sat_mir.errors import SatMirError
+
+CONF_DIR = str(Path(__file__).resolve().parent.parent.parent / "conf")
+log = logging.getLogger("sat_mir.build")
+
+
+def run(cfg: DictConfig) -> int:
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from sat_mir.build.pipeline import BuildSettings, run_build
+    from sat_mir.extract import start_run_log
+    from sat_mir.settings import dataset_settings
+
+    logging.getLogger("sat_mir").setLevel(str(cfg.get("log_level", "INFO")).upper())
+    try:
+        ds = dataset_settings(cfg)
+        model_dir = cfg.model.get("dir")
+        settings = BuildSettings(
+            output=ds.output,
+            formats=tuple(cfg.formats),
+            model_dir=Path(str(model_dir)).expanduser().resolve() if model_dir else None,
+            item_seconds=cfg.chunks.get("seconds"),
+            min_fraction=float(cfg.chunks.get("min_fraction", 0.5)),
+            prompts=OmegaConf.to_container(cfg.prompts, resolve=True),
+            conditioning=OmegaConf.to_container(cfg.conditioning, resolve=True),
+            shard_size=int(cfg.shards.size),
+            num_workers=int(cfg.num_workers),
+            seed=int(cfg.seed),
+            batch_size=int(cfg.model.batch_size),
+            encode_workers=int(cfg.model.num_workers),
+            latent_dtype=str(cfg.model.latent_dtype),
+            device=cfg.model.get("device"),
+            progress=bool(cfg.get("progress", True)),
+        )
+        log_dir = start_run_log(ds.output, "build", cfg)
+        with logging_redirect_tqdm():
+            summary = run_build(settings)
+    except SatMirError as exc:
+        log.error("%s", exc)
+        return 2
+    log.info("built %d items from %d tracks in %.1f s into %s", summary.items, summary.tracks, summary.seconds,
+             ds.output / "sat")
+    for name, path in summary.outputs.items():
+        log.info("  %-22s %s", name, path)
+    if summary.excluded:
+        log.warning("%d track(s)/item(s) left out (see the lines above and %s)", len(summary.excluded), log_dir)
+    log.info("next: see %s", ds.output / "sat" / "TRAINING.md")
+    return summary.exit_code
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="build")
+def main(cfg: DictConfig) -> None:
+    code = run(cfg)
+    if code:
+        sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

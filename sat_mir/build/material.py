@@ -1,0 +1,62 @@
+"""Prompt material per item, from its features, tags, descriptions and user metadata.
+
+The material is data; sampling a prompt from it happens at training time
+(``custom_metadata/prompts.py``), so every epoch sees a different prompt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sat_mir.build.bins import WordBins, words_for
+
+__all__ = ["item_material", "top_labels"]
+
+
+def top_labels(value: Any, *, top_k: int, threshold: float) -> list[str]:
+    """Labels from a classifier output: ``{label: prob}`` → the top ``top_k`` at or above
+    ``threshold``; a list or a string is taken as is."""
+    if isinstance(value, Mapping):
+        ranked = sorted(((float(p), str(k)) for k, p in value.items() if isinstance(p, (int, float))), reverse=True)
+        return [k.split("---")[-1] for p, k in ranked if p >= threshold][:top_k]
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value if str(v).strip()][:top_k]
+    if isinstance(value, str) and value.strip():
+        return [value.strip()]
+    return []
+
+
+def item_material(
+    features: Mapping[str, Any],
+    *,
+    bins: Sequence[WordBins],
+    controls: Mapping[str, str],
+    tags: Mapping[str, str],
+    descriptions: Sequence[str],
+    metadata: Mapping[str, Any] | None = None,
+    top_k: int = 5,
+    threshold: float = 0.1,
+) -> dict[str, Any]:
+    """Build the material dict for one item.
+
+    ``controls``: control name (bpm, key, meter, chords) → feature key.
+    ``tags``: prompt field name (genre, mood, instrument) → feature key of a classifier output.
+    ``descriptions``: feature keys holding free-text descriptions.
+    ``metadata``: user metadata fields (artist, title, album, year, ...), already chosen.
+    """
+    fields: dict[str, Any] = {}
+    for field_name, key in tags.items():
+        labels = top_labels(features.get(key), top_k=top_k, threshold=threshold)
+        if labels:
+            fields[field_name] = labels
+    for k, v in (metadata or {}).items():
+        if v not in (None, "", []):
+            fields[k] = v if isinstance(v, (list, str)) else str(v)
+    ctrl = {}
+    for name, key in controls.items():
+        v = features.get(key)
+        if v not in (None, "", []):
+            ctrl[name] = v
+    texts = [str(features[k]).strip() for k in descriptions if isinstance(features.get(k), str) and features[k].strip()]
+    return {"fields": fields, "controls": ctrl, "words": words_for(features, bins), "descriptions": texts}

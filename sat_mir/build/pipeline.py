@@ -1,0 +1,273 @@
+"""The build, step by step, on plain settings (the Hydra entry point only translates config)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sat_mir.build.bins import WordBins, fit_bins
+from sat_mir.build.chunks import write_item_audio
+from sat_mir.build.conditioning import NumberSpec, fit_numbers, merge_model_config, numbers_for
+from sat_mir.build.corpus import BuildItem, chunk_items, load_corpus
+from sat_mir.build.manifest import write_metadata_folder
+from sat_mir.build.material import item_material
+from sat_mir.build.sat_files import dataset_config, write_dataset_configs, write_training_notes
+from sat_mir.build.shards import json_bytes, plan_shards, write_shards
+from sat_mir.build.validate import validate_audio_items, validate_prompts
+from sat_mir.errors import ConfigError, WeightsError
+from sat_mir.fsutil import atomic_path, atomic_write_json
+
+__all__ = ["BuildSettings", "BuildSummary", "run_build"]
+
+log = logging.getLogger("sat_mir.build")
+LATENT_FORMATS = ("pre_encoded", "wds_latents")
+FORMATS = ("audio_dir", "wds", *LATENT_FORMATS)
+SAO_DOWNLOAD = (
+    "huggingface-cli download stabilityai/stable-audio-open-1.0 model_config.json vae_model.ckpt "
+    "--local-dir {dir}"
+)
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    output: Path
+    formats: tuple[str, ...] = FORMATS
+    model_dir: Path | None = None
+    item_seconds: float | None = None
+    min_fraction: float = 0.5
+    prompts: dict[str, Any] = field(default_factory=dict)
+    conditioning: dict[str, Any] = field(default_factory=dict)
+    shard_size: int = 256
+    num_workers: int = 2
+    seed: int = 0
+    batch_size: int = 8
+    encode_workers: int = 2
+    latent_dtype: str = "float32"
+    device: str | None = None
+    progress: bool = True
+
+
+@dataclass
+class BuildSummary:
+    tracks: int = 0
+    items: int = 0
+    excluded: dict[str, str] = field(default_factory=dict)  # item or track → reason
+    outputs: dict[str, Path] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.excluded else 0
+
+
+def _model_files(settings: BuildSettings) -> tuple[dict | None, Path | None, Path | None]:
+    """(base model config, its path, VAE checkpoint path); raises when latents are asked for
+    and the files are missing."""
+    needs_vae = any(f in LATENT_FORMATS for f in settings.formats)
+    d = settings.model_dir
+    config_path = d / "model_config.json" if d else None
+    ckpt = d / "vae_model.ckpt" if d else None
+    missing = [p for p in (config_path, ckpt) if p is None or not p.exists()]
+    if needs_vae and missing:
+        where = d if d else Path("models/stable-audio-open-1.0")
+        raise WeightsError(
+            f"latent formats need the Stable Audio model files, missing: "
+            f"{', '.join(str(p) for p in missing) if d else 'dataset.models is not set'}. Download them with\n  "
+            + SAO_DOWNLOAD.format(dir=where)
+            + "\nor build without latents: formats=[audio_dir,wds]"
+        )
+    if config_path is None or not config_path.exists():
+        return None, None, None
+    return json.loads(config_path.read_text()), config_path, ckpt
+
+
+def run_build(settings: BuildSettings) -> BuildSummary:
+    t0 = time.perf_counter()
+    unknown = sorted(set(settings.formats) - set(FORMATS))
+    if unknown:
+        raise ConfigError(f"unknown format(s) {unknown}; choose from {list(FORMATS)}")
+    summary = BuildSummary()
+    sat = settings.output / "sat"
+    sat.mkdir(parents=True, exist_ok=True)
+    base_model, base_model_path, vae_ckpt = _model_files(settings)
+    sample_rate = int(base_model["sample_rate"]) if base_model else 44100
+    channels = int(base_model.get("audio_channels", 2)) if base_model else 2
+    sample_size = int(base_model["sample_size"]) if base_model else None
+    item_s = settings.item_seconds or (sample_size / sample_rate if sample_size else None)
+    if item_s is None:
+        raise ConfigError("chunks.seconds is required when no model config is given (dataset.models / model.dir)")
+    if sample_size is None or settings.item_seconds:
+        sample_size = int(round(item_s * sample_rate))
+
+    # 1. corpus and items
+    _, tracks = load_corpus(settings.output)
+    summary.tracks = len(tracks)
+    usable = []
+    for t in tracks:
+        if t.duration_s is None:
+            summary.excluded[t.name] = "no features (extraction failed: " + "; ".join(
+                f"{k}: {v}" for k, v in t.errors.items()) + ")" if t.errors else "no features (not extracted yet)"
+        else:
+            usable.append(t)
+    items = list(chunk_items(usable, chunk_s=item_s, min_fraction=settings.min_fraction))
+
+    # 2. audio items (also the validation of what SAT will decode)
+    needs_audio = any(f in ("audio_dir", "wds") for f in settings.formats)
+    audio_dir = sat / "audio"
+    if needs_audio:
+        chunks = write_item_audio(items, audio_dir, sample_rate=sample_rate, channels=channels,
+                                  progress=settings.progress)
+        bad = {**chunks.failed, **validate_audio_items([it.id for it in items if it.id not in chunks.failed],
+                                                       audio_dir, channels=channels)}
+        for iid, reason in bad.items():
+            summary.excluded[iid] = reason
+            log.error("excluded item %s: %s", iid, reason)
+        items = [it for it in items if it.id not in bad]
+
+    # 3. prompts material, corpus bins, numbers
+    p = settings.prompts
+    bins: list[WordBins] = []
+    for key, spec in (p.get("bins") or {}).items():
+        b = fit_bins(key, spec["name"], spec["words"], [it.features.get(key) for it in items])
+        if b:
+            bins.append(b)
+    c = settings.conditioning
+    number_keys = list(c.get("numbers") or [])
+    specs: list[NumberSpec] = fit_numbers(
+        number_keys, {k: [it.features.get(k) for it in items] for k in number_keys},
+        lower_q=c.get("lower_q", 0.01), upper_q=c.get("upper_q", 0.99), margin=c.get("margin", 0.05),
+    ) if number_keys and items else []
+    numbers: dict[str, dict[str, float]] = {}
+    kept: list[BuildItem] = []
+    for it in items:
+        nums = numbers_for(it.features, specs, policy=c.get("missing", "fill"))
+        if nums is None:
+            summary.excluded[it.id] = "a numeric conditioning value is missing (conditioning.missing=reject)"
+            continue
+        numbers[it.id] = nums
+        kept.append(it)
+    items = kept
+    materials = {
+        it.id: item_material(
+            it.features, bins=bins, controls=p.get("controls") or {}, tags=p.get("tags") or {},
+            descriptions=p.get("descriptions") or [], top_k=int(p.get("top_k", 5)),
+            threshold=float(p.get("threshold", 0.1)),
+        )
+        for it in items
+    }
+    recipe = dict(p.get("recipe") or {})
+    bad_prompts = validate_prompts(materials, recipe, seed=settings.seed)
+    for iid, reason in bad_prompts.items():
+        summary.excluded[iid] = reason
+        log.error("excluded item %s: %s", iid, reason)
+    items = [it for it in items if it.id not in bad_prompts]
+    if not items:
+        raise ConfigError("no usable items: nothing to build (see the errors above)")
+
+    # 4. latents
+    latent_dir = sat / "latents"
+    latent_frames = None
+    if any(f in LATENT_FORMATS for f in settings.formats):
+        from sat_mir.build.latents import EncodeItem, encode_items, load_autoencoder
+
+        ae = load_autoencoder(base_model_path, vae_ckpt, device=settings.device)
+        enc = encode_items(
+            [EncodeItem(id=it.id, audio=it.track.mix, start_s=it.start_s, duration_s=it.duration_s,
+                        metadata={"sat_mir_id": it.id, **numbers[it.id]}) for it in items],
+            ae, latent_dir, sample_size=sample_size, batch_size=settings.batch_size,
+            num_workers=settings.encode_workers, latent_dtype=settings.latent_dtype, progress=settings.progress,
+        )
+        for iid, reason in enc.failed.items():
+            summary.excluded[iid] = f"latent encoding failed: {reason}"
+        latent_frames = sample_size // ae.downsampling_ratio
+        log.info("latents: %d encoded, %d already present, %d failed (%.1f s of audio in %.1f s)",
+                 enc.encoded, enc.skipped, len(enc.failed), enc.audio_seconds, enc.seconds)
+
+    # 5. custom_metadata folder, shards, dataset configs
+    module = write_metadata_folder(
+        sat / "custom_metadata", items, materials=materials, numbers=numbers, recipe=recipe, seed=settings.seed,
+        extra={"bins": [b.to_dict() for b in bins], "numbers": [s.to_dict() for s in specs]},
+    )
+    configs: dict[str, dict] = {}
+    min_shards = max(1, settings.num_workers)
+    by_id = {it.id: it for it in items}
+
+    def item_json(iid: str) -> dict:
+        it = by_id[iid]
+        rng = random.Random(f"{settings.seed}:{iid}:frozen")
+        from custom_metadata.prompts import sample_prompt
+
+        return {"sat_mir_id": iid, "text": sample_prompt(materials[iid], rng, recipe),
+                "seconds_start": it.seconds_start, "seconds_total": it.seconds_total, **numbers[iid]}
+
+    if "audio_dir" in settings.formats:
+        configs["audio_dir"] = dataset_config("audio_dir", audio_dir, module)
+    if "wds" in settings.formats:
+        shards = plan_shards([it.id for it in items], shard_size=settings.shard_size, min_shards=min_shards,
+                             seed=settings.seed)
+        write_shards(sat / "wds" / "audio", shards, lambda k: {
+            "flac": (audio_dir / f"{k}.flac").read_bytes(), "json": json_bytes(item_json(k))})
+        configs["wds"] = dataset_config("wds", sat / "wds" / "audio", module)
+    latent_ids = [it.id for it in items if (latent_dir / f"{it.id}.npy").exists()]
+    if "pre_encoded" in settings.formats:
+        with atomic_path(latent_dir / "filelist.txt") as tmp:
+            tmp.write_text("".join(f"{i}.npy\n" for i in sorted(latent_ids)))
+        configs["pre_encoded"] = dataset_config("pre_encoded", latent_dir, module, latent_crop_length=latent_frames)
+    if "wds_latents" in settings.formats:
+        shards = plan_shards(latent_ids, shard_size=settings.shard_size, min_shards=min_shards, seed=settings.seed)
+
+        def latent_members(k: str) -> dict[str, bytes]:
+            buf = io.BytesIO()
+            np.save(buf, np.load(latent_dir / f"{k}.npy"))
+            meta = json.loads((latent_dir / f"{k}.json").read_text())
+            return {"npy": buf.getvalue(), "json": json_bytes({**meta, **item_json(k)})}
+
+        write_shards(sat / "wds" / "latents", shards, latent_members)
+        configs["wds_latents"] = dataset_config("wds_latents", sat / "wds" / "latents", module,
+                                                latent_crop_length=latent_frames)
+    dataset_paths = write_dataset_configs(sat, configs)
+
+    # 6. model configs, training notes, features table
+    model_paths: dict[str, Path] = {}
+    if base_model is not None:
+        merged = merge_model_config(base_model, specs)
+        model_paths["audio"] = sat / "model_config.json"
+        atomic_write_json(model_paths["audio"], merged)
+        pre = json.loads(json.dumps(merged))
+        pre.setdefault("training", {})["pre_encoded"] = True
+        model_paths["pre_encoded"] = sat / "model_config_pre_encoded.json"
+        atomic_write_json(model_paths["pre_encoded"], pre)
+    write_training_notes(sat, dataset_configs=dataset_paths, model_configs=model_paths,
+                         numbers=[s.to_dict() for s in specs], items=len(items), tracks=len(usable),
+                         num_workers=settings.num_workers)
+    write_features_table(sat / "features.parquet", items, numbers)
+    summary.items = len(items)
+    summary.outputs = {**{f"dataset_{k}": v for k, v in dataset_paths.items()},
+                       **{f"model_{k}": v for k, v in model_paths.items()}, "custom_metadata": module}
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def write_features_table(path: Path, items: Sequence[BuildItem], numbers: dict[str, dict[str, float]]) -> None:
+    """One row per item: ids, timing, every scalar feature of its track, and its numeric conditionings."""
+    import pandas as pd
+
+    rows = []
+    for it in items:
+        row = {"item_id": it.id, "track_id": it.track.id, "track": it.track.name, "start_s": it.start_s,
+               "duration_s_item": it.duration_s, "seconds_start": it.seconds_start,
+               "seconds_total": it.seconds_total}
+        row.update({k: v for k, v in it.features.items() if isinstance(v, (int, float, str, bool))})
+        row.update({f"cond_{k}": v for k, v in numbers[it.id].items()})
+        rows.append(row)
+    with atomic_path(path, suffix=".parquet") as tmp:
+        pd.DataFrame(rows).to_parquet(tmp, index=False)

@@ -1,0 +1,161 @@
+"""The builder end to end on the demo songs, read back by stable-audio-tools' own loaders."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+SAMPLE_SIZE = 262144  # the tiny model's sample_size (about 5.94 s at 44.1 kHz)
+NUMBERS = ["bpm", "lufs"]
+
+
+def _tool(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, demo_library):
+    from sat_mir.build.pipeline import BuildSettings, run_build
+    from sat_mir.catalog import scan_library
+    from sat_mir.features import build_extractors
+    from sat_mir.fsutil import atomic_write_json
+    from sat_mir.run import run_extraction
+
+    base = tmp_path_factory.mktemp("build")
+    output = base / "out"
+    tracks = scan_library(demo_library)
+    output.mkdir()
+    atomic_write_json(output / "catalog.json", {"root": str(demo_library),
+                                                 "tracks": [t.to_dict(demo_library) for t in tracks]})
+    extractors = build_extractors({"info": {}, "loudness": {}, "tempo": {}})
+    assert run_extraction(tracks, extractors, root=demo_library, output=output, jobs=1, progress=False).failed == 0
+    models = _tool("make_tiny_sat_model").make_tiny_sat_model(base / "models")
+    import yaml
+
+    prompts = yaml.safe_load((REPO / "conf" / "prompts" / "default.yaml").read_text())
+    formats = ("audio_dir", "wds")
+    summary = run_build(BuildSettings(
+        output=output, formats=formats, model_dir=models, prompts=prompts,
+        conditioning={"numbers": NUMBERS, "missing": "fill"}, shard_size=4, num_workers=2, progress=False,
+    ))
+    return output / "sat", summary
+
+
+def _loader(cfg_path: Path, *, batch_size: int = 2):
+    from stable_audio_tools.data.dataset import create_dataloader_from_config
+
+    return create_dataloader_from_config(json.loads(cfg_path.read_text()), batch_size=batch_size,
+                                         sample_size=SAMPLE_SIZE, sample_rate=44100, audio_channels=2,
+                                         num_workers=1, shuffle=False)
+
+
+def test_build_outputs_exist(built):
+    sat, summary = built
+    assert summary.items == 19 and summary.excluded == {}
+    for name in ("dataset_audio_dir.json", "dataset_wds.json", "model_config.json", "TRAINING.md",
+                 "features.parquet", "custom_metadata/manifest.json", "custom_metadata/prompts.py",
+                 "custom_metadata/sat_mir_metadata.py"):
+        assert (sat / name).exists(), name
+    shards = sorted((sat / "wds" / "audio").glob("*.tar"))
+    assert len(shards) >= 5  # 19 items / shard size 4, and at least num_workers
+    training = (sat / "TRAINING.md").read_text()
+    assert "--dataset-config" in training and str(sat / "model_config.json") in training
+
+
+def test_model_config_has_number_conditioners_and_demo_keys(built):
+    sat, _ = built
+    cfg = json.loads((sat / "model_config.json").read_text())
+    confs = {c["id"]: c for c in cfg["model"]["conditioning"]["configs"]}
+    for key in NUMBERS:
+        assert confs[key]["type"] == "number"
+        assert confs[key]["config"]["min_val"] < confs[key]["config"]["max_val"]
+        assert key in cfg["model"]["diffusion"]["cross_attention_cond_ids"]
+        assert key not in cfg["model"]["diffusion"]["global_cond_ids"]
+        assert all(key in d for d in cfg["training"]["demo"]["demo_cond"])
+    assert confs["bpm"]["config"]["min_val"] <= 96 and confs["bpm"]["config"]["max_val"] >= 138
+    assert json.loads((sat / "model_config_pre_encoded.json").read_text())["training"]["pre_encoded"] is True
+
+
+def test_features_table(built):
+    import pandas as pd
+
+    sat, summary = built
+    df = pd.read_parquet(sat / "features.parquet")
+    assert len(df) == summary.items and df["item_id"].is_unique
+    assert {"bpm", "lufs", "cond_bpm", "seconds_start", "seconds_total"} <= set(df.columns)
+
+
+def test_sat_audio_dir_loader_gives_fresh_prompts_and_floats(built):
+    sat, _ = built
+    manifest = json.loads((sat / "custom_metadata" / "manifest.json").read_text())["items"]
+    loader = _loader(sat / "dataset_audio_dir.json")
+    prompts: dict[str, list[str]] = {}
+    for _epoch in range(3):
+        for audio, infos in loader:
+            assert audio.shape[1:] == (2, SAMPLE_SIZE)
+            for info in infos:
+                iid = info["sat_mir_id"]
+                assert isinstance(info["prompt"], str) and info["prompt"].strip()
+                for key in NUMBERS:
+                    assert isinstance(info[key], float) and np.isfinite(info[key])
+                assert info["seconds_start"] == manifest[iid]["seconds_start"]
+                assert info["seconds_total"] == manifest[iid]["seconds_total"]
+                prompts.setdefault(iid, []).append(info["prompt"])
+    assert len(prompts) == 19 and all(len(p) == 3 for p in prompts.values())
+    changed = sum(len(set(p)) > 1 for p in prompts.values())
+    assert changed >= 15, prompts  # redrawn every fetch; a few may repeat by chance
+    # chunk c002 of a track starts at 2 x 5.94 s into it
+    assert manifest["demo-01-sunrise-e4a4d5ae-c002"]["seconds_start"] == 11
+
+
+def test_sat_wds_loader(built):
+    import torch
+
+    sat, _ = built
+    loader = _loader(sat / "dataset_wds.json")
+    # SAT's WebLoader wraps each wds batch in a batch of one (its training step squeezes it), so
+    # each info's values arrive collated once more: strings in 1-lists, numbers as 1-tensors.
+    audio, infos = next(iter(loader))
+    assert audio.shape == (1, 2, 2, SAMPLE_SIZE)
+    assert len(infos) == 2
+    for info in infos:
+        assert info["sat_mir_id"][0] and info["prompt"][0].strip()
+        for key in NUMBERS:  # python floats collate to float64 (ints would give int64)
+            assert info[key].dtype == torch.float64 and info[key].numel() == 1
+
+
+def test_custom_metadata_runs_without_sat_mir_or_site_packages(built, tmp_path):
+    sat, _ = built
+    module = sat / "custom_metadata" / "sat_mir_metadata.py"
+    iid = next(iter(json.loads((sat / "custom_metadata" / "manifest.json").read_text())["items"]))
+    code = f"""
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("metadata_module", {str(module)!r})
+m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
+a = m.get_custom_metadata({{"relpath": "{iid}.flac"}}, None)
+b = m.get_custom_metadata({{"latent_filename": "/x/{iid}.npy"}}, None)
+c = m.get_custom_metadata({{"relpath": "unknown.flac"}}, None)
+assert "sat_mir" not in sys.modules and not any(k.startswith(("numpy", "torch")) for k in sys.modules)
+print(json.dumps([a, b, c]))
+"""
+    # -I: ignore PYTHONPATH/user site; -S: no site-packages at all (so no editable sat_mir)
+    proc = subprocess.run([sys.executable, "-I", "-S", "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    a, b, c = json.loads(proc.stdout)
+    assert a["prompt"] and b["prompt"] and a["sat_mir_id"] == iid
+    assert isinstance(a["bpm"], float) and isinstance(a["lufs"], float)
+    assert c == {"__reject__": True}
