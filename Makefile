@@ -35,9 +35,14 @@ system-deps:
 	    echo "WARNING: ffmpeg not found; install it (e.g. sudo apt-get install ffmpeg) to decode m4a/aac and to let stable-audio-tools read audio"; \
 	  fi; }
 
+# The demo's stand-in Stable Audio model: real architecture, random weights (no downloads).
+DEMO_MODELS = $${SAT_MIR_CACHE:-$$HOME/.cache/sat-mir}/demo/tiny-sat-model
+
 demo: setup
 	$(PY) -m sat_mir.extract +dataset=demo
-	@if $(PY) -c "import sat_mir.build" 2>/dev/null; then $(PY) -m sat_mir.build +dataset=demo; fi
+	$(PY) tools/make_tiny_sat_model.py "$(DEMO_MODELS)" >/dev/null
+	$(PY) -m sat_mir.build +dataset=demo
+	$(PY) -m sat_mir.prompts +dataset=demo n=5
 
 # pytest exits 5 when it collects no tests; that is not a failure of the suite.
 test: setup

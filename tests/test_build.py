@@ -47,7 +47,7 @@ def built(tmp_path_factory, demo_library):
     import yaml
 
     prompts = yaml.safe_load((REPO / "conf" / "prompts" / "default.yaml").read_text())
-    formats = ("audio_dir", "wds")
+    formats = ("audio_dir", "wds", "pre_encoded", "wds_latents")
     summary = run_build(BuildSettings(
         output=output, formats=formats, model_dir=models, prompts=prompts,
         conditioning={"numbers": NUMBERS, "missing": "fill"}, shard_size=4, num_workers=2, progress=False,
@@ -55,10 +55,10 @@ def built(tmp_path_factory, demo_library):
     return output / "sat", summary
 
 
-def _loader(cfg_path: Path, *, batch_size: int = 2):
+def _loader(cfg_path: Path, *, batch_size: int = 2, **overrides):
     from stable_audio_tools.data.dataset import create_dataloader_from_config
 
-    return create_dataloader_from_config(json.loads(cfg_path.read_text()), batch_size=batch_size,
+    return create_dataloader_from_config({**json.loads(cfg_path.read_text()), **overrides}, batch_size=batch_size,
                                          sample_size=SAMPLE_SIZE, sample_rate=44100, audio_channels=2,
                                          num_workers=1, shuffle=False)
 
@@ -66,7 +66,9 @@ def _loader(cfg_path: Path, *, batch_size: int = 2):
 def test_build_outputs_exist(built):
     sat, summary = built
     assert summary.items == 19 and summary.excluded == {}
-    for name in ("dataset_audio_dir.json", "dataset_wds.json", "model_config.json", "TRAINING.md",
+    for name in ("dataset_audio_dir.json", "dataset_wds.json", "dataset_pre_encoded.json",
+                 "dataset_wds_latents.json", "latents/filelist.txt", "latents/details.json",
+                 "model_config.json", "TRAINING.md",
                  "features.parquet", "custom_metadata/manifest.json", "custom_metadata/prompts.py",
                  "custom_metadata/sat_mir_metadata.py"):
         assert (sat / name).exists(), name
@@ -159,3 +161,70 @@ print(json.dumps([a, b, c]))
     assert a["prompt"] and b["prompt"] and a["sat_mir_id"] == iid
     assert isinstance(a["bpm"], float) and isinstance(a["lufs"], float)
     assert c == {"__reject__": True}
+
+
+LATENT_DIM, RATIO = 8, 32  # the tiny VAE
+
+
+def test_sat_pre_encoded_loader(built):
+    sat, _ = built
+    manifest = json.loads((sat / "custom_metadata" / "manifest.json").read_text())["items"]
+    assert json.loads((sat / "dataset_pre_encoded.json").read_text())["latent_crop_length"] == SAMPLE_SIZE // RATIO
+    loader = _loader(sat / "dataset_pre_encoded.json")
+    seen: dict[str, list[str]] = {}
+    for _epoch in range(2):
+        for latents, infos in loader:
+            assert latents.shape[1:] == (LATENT_DIM, SAMPLE_SIZE // RATIO) and bool(latents.isfinite().all())
+            for info in infos:
+                iid = info["sat_mir_id"]
+                assert info["seconds_start"] == manifest[iid]["seconds_start"]
+                assert info["seconds_total"] == manifest[iid]["seconds_total"]
+                assert all(isinstance(info[k], float) for k in NUMBERS)
+                seen.setdefault(iid, []).append(info["prompt"])
+    assert len(seen) == 19
+    assert sum(p[0] != p[1] for p in seen.values()) >= 12  # a new prompt each epoch (some repeat by chance)
+    # the last chunk of a track is shorter than the window: its padding mask says where audio ends
+    last = json.loads((sat / "latents" / "demo-04-steps-84b5f727-c004.json").read_text())
+    assert 0 < sum(last["padding_mask"]) < SAMPLE_SIZE // RATIO and last["padding_mask"][0] == 1
+
+
+def test_sat_wds_latents_loader(built):
+    import torch
+
+    sat, _ = built
+    latents, infos = next(iter(_loader(sat / "dataset_wds_latents.json")))
+    assert latents.shape == (1, 2, LATENT_DIM, SAMPLE_SIZE // RATIO)
+    for info in infos:
+        assert info["prompt"][0].strip()
+        assert all(info[k].dtype == torch.float64 for k in NUMBERS)
+
+
+def test_one_training_step_with_the_generated_model_config(built):
+    """SAT builds the generated config (its t5 prompt conditioner removed: no weights here) and
+    trains one step on CPU on a batch from the generated pre_encoded dataset config."""
+    import pytorch_lightning as pl
+    import torch
+    from stable_audio_tools.models.factory import create_model_from_config
+    from stable_audio_tools.training.factory import create_training_wrapper_from_config
+
+    sat, _ = built
+    cfg = json.loads((sat / "model_config_pre_encoded.json").read_text())
+    cond = cfg["model"]["conditioning"]
+    cond["configs"] = [c for c in cond["configs"] if c["type"] != "t5"]
+    diff = cfg["model"]["diffusion"]
+    diff["cross_attention_cond_ids"] = [i for i in diff["cross_attention_cond_ids"] if i != "prompt"]
+    assert set(NUMBERS) <= set(diff["cross_attention_cond_ids"])
+    torch.manual_seed(0)
+    model = create_model_from_config(cfg)
+    wrapper = create_training_wrapper_from_config(cfg, model)
+    loader = _loader(sat / "dataset_pre_encoded.json", latent_crop_length=256)
+    losses = []
+
+    class Grab(pl.Callback):
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            losses.append(float(outputs["loss"] if isinstance(outputs, dict) else outputs))
+
+    trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, num_sanity_val_steps=0, callbacks=[Grab()])
+    trainer.fit(wrapper, loader)
+    assert trainer.global_step == 1 and len(losses) == 1 and np.isfinite(losses[0])

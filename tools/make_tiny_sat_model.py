@@ -43,15 +43,17 @@ def tiny_diffusion_config(vae_config: dict, *, sample_size: int = 262144) -> dic
                     {"id": "seconds_start", "type": "number", "config": {"min_val": 0, "max_val": 512}},
                     {"id": "seconds_total", "type": "number", "config": {"min_val": 0, "max_val": 512}},
                 ],
-                "cond_dim": 32,
+                "cond_dim": 64,
             },
             "diffusion": {
                 "cross_attention_cond_ids": ["prompt", "seconds_start", "seconds_total"],
                 "global_cond_ids": ["seconds_start", "seconds_total"],
                 "type": "dit",
                 "config": {
-                    "io_channels": ae["latent_dim"], "embed_dim": 32, "depth": 2, "num_heads": 2,
-                    "cond_token_dim": 32, "global_cond_dim": 64, "project_cond_tokens": False,
+                    # SAT's rotary embedding needs embed_dim / num_heads >= 32, and with
+                    # unprojected cond tokens cond_dim must be a multiple of that head size.
+                    "io_channels": ae["latent_dim"], "embed_dim": 64, "depth": 2, "num_heads": 2,
+                    "cond_token_dim": 64, "global_cond_dim": 128, "project_cond_tokens": False,
                     "transformer_type": "continuous_transformer",
                 },
             },
@@ -59,6 +61,7 @@ def tiny_diffusion_config(vae_config: dict, *, sample_size: int = 262144) -> dic
         },
         "training": {
             "use_ema": False,
+            "cfg_dropout_prob": 0.1,
             "log_loss_info": False,
             "optimizer_configs": {
                 "diffusion": {"optimizer": {"type": "AdamW", "config": {"lr": 1e-4, "betas": [0.9, 0.999],

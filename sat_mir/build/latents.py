@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from sat_mir.audio.decode import load_audio
 from sat_mir.errors import AudioReadError, ConfigError, WeightsError
@@ -513,7 +514,8 @@ def encode_items(
         "latent_dim": ae.latent_dim,
         "latent_frames": n_frames,
         "latent_dtype": latent_dtype,
-        "latent": "vae_sample",
+        # VAEBottleneck: latents are posterior samples (see Autoencoder.encode)
+        "bottleneck": type(ae.model.bottleneck).__name__ if ae.model.bottleneck is not None else None,
         "sample_rate": ae.sample_rate,
         "audio_channels": ae.audio_channels,
     }
@@ -542,8 +544,6 @@ def encode_items(
         stream, batch_size=None, num_workers=num_workers,
         pin_memory=ae.device.type == "cuda", prefetch_factor=2 if num_workers else None,
     )
-
-    from tqdm.auto import tqdm
 
     encoded, audio_seconds, failed = 0, 0.0, {}
     np_dtype = np.dtype(latent_dtype)

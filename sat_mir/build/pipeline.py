@@ -182,7 +182,8 @@ def run_build(settings: BuildSettings) -> BuildSummary:
         ae = load_autoencoder(base_model_path, vae_ckpt, device=settings.device)
         enc = encode_items(
             [EncodeItem(id=it.id, audio=it.track.mix, start_s=it.start_s, duration_s=it.duration_s,
-                        metadata={"sat_mir_id": it.id, **numbers[it.id]}) for it in items],
+                        metadata={"sat_mir_id": it.id, "seconds_start": it.seconds_start,
+                                  "seconds_total": it.seconds_total, **numbers[it.id]}) for it in items],
             ae, latent_dir, sample_size=sample_size, batch_size=settings.batch_size,
             num_workers=settings.encode_workers, latent_dtype=settings.latent_dtype, progress=settings.progress,
         )
