@@ -228,3 +228,32 @@ def test_one_training_step_with_the_generated_model_config(built):
                          enable_progress_bar=False, num_sanity_val_steps=0, callbacks=[Grab()])
     trainer.fit(wrapper, loader)
     assert trainer.global_step == 1 and len(losses) == 1 and np.isfinite(losses[0])
+
+
+@pytest.mark.slow
+def test_cli_extract_build_preview_with_user_metadata(tmp_path):
+    from conftest import run_extract
+
+    env = {**os.environ, "SAT_MIR_CACHE": str(tmp_path / "cache")}
+    assert run_extract("+dataset=demo", "progress=false", cwd=tmp_path, env=env).returncode == 0
+    _tool("make_tiny_sat_model").make_tiny_sat_model(tmp_path / "cache" / "demo" / "tiny-sat-model")
+    (tmp_path / "meta.csv").write_text("name,artist\nDemo 01 - Sunrise,The Synth Band\n")
+    build = subprocess.run(
+        [sys.executable, "-m", "sat_mir.build", "+dataset=demo", "progress=false", "prompts.metadata.enabled=true",
+         f"prompts.metadata.csv={tmp_path / 'meta.csv'}", "conditioning.numbers=[bpm,lufs,lra]"],
+        cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    assert "built 19 items from 4 tracks" in build.stderr
+    sat = tmp_path / "sat-mir-output" / "demo" / "sat"
+    assert "lra" in {c["id"] for c in json.loads((sat / "model_config.json").read_text())["model"]["conditioning"]["configs"]}
+    preview = subprocess.run(
+        [sys.executable, "-m", "sat_mir.prompts", "+dataset=demo", "track=Demo 01 - Sunrise", "n=40"],
+        cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert preview.returncode == 0, preview.stderr
+    lines = [ln.strip() for ln in preview.stdout.splitlines() if ln.startswith("  ")]
+    assert len(lines) == 40 and all(lines)
+    assert any("the synth band" in ln.lower() for ln in lines)
+    # rebuilding is a resume: nothing is re-encoded
+    again = subprocess.run([sys.executable, "-m", "sat_mir.build", "+dataset=demo", "progress=false"],
+                           cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert again.returncode == 0 and "0 encoded, 19 already present" in again.stderr

@@ -156,11 +156,12 @@ def run_build(settings: BuildSettings) -> BuildSummary:
         numbers[it.id] = nums
         kept.append(it)
     items = kept
+    user_meta = _user_metadata(items, p.get("metadata") or {}, settings.output)
     materials = {
         it.id: item_material(
             it.features, bins=bins, controls=p.get("controls") or {}, tags=p.get("tags") or {},
-            descriptions=p.get("descriptions") or [], top_k=int(p.get("top_k", 5)),
-            threshold=float(p.get("threshold", 0.1)),
+            descriptions=p.get("descriptions") or [], metadata=user_meta.get(it.track.id),
+            top_k=int(p.get("top_k", 5)), threshold=float(p.get("threshold", 0.1)),
         )
         for it in items
     }
@@ -256,6 +257,24 @@ def run_build(settings: BuildSettings) -> BuildSummary:
                        **{f"model_{k}": v for k, v in model_paths.items()}, "custom_metadata": module}
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _user_metadata(items: Sequence[BuildItem], cfg: dict[str, Any], output: Path) -> dict[str, dict[str, str]]:
+    """{track id: {field: value}} when ``prompts.metadata.enabled``; {} otherwise."""
+    if not cfg.get("enabled"):
+        return {}
+    from sat_mir.build.user_metadata import read_metadata_csv, track_metadata
+
+    rows = read_metadata_csv(Path(cfg["csv"])) if cfg.get("csv") else None
+    catalog = {t["id"]: t for t in json.loads((output / "catalog.json").read_text())["tracks"]}
+    out = {}
+    for it in items:
+        t = it.track
+        if t.id not in out:
+            entry = catalog.get(t.id, {})
+            out[t.id] = track_metadata(track_id=t.id, name=t.name, rel_paths=[entry.get("rel", ""), entry.get("mix", "")],
+                                       mix=t.mix, fields=list(cfg.get("fields") or []), csv_rows=rows)
+    return out
 
 
 def write_features_table(path: Path, items: Sequence[BuildItem], numbers: dict[str, dict[str, float]]) -> None:
