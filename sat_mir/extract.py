@@ -6,9 +6,7 @@ Run with ``--help`` for the configuration groups and options.
 from __future__ import annotations
 
 import logging
-import os
 import sys
-import time
 from pathlib import Path
 
 import hydra
@@ -31,6 +29,7 @@ def run(cfg: DictConfig) -> int:
     from sat_mir.features import build_extractors
     from sat_mir.fsutil import atomic_write_json
     from sat_mir.run import run_extraction
+    from sat_mir.runlog import start_run_log
     from sat_mir.settings import dataset_settings
 
     logging.getLogger("sat_mir").setLevel(str(cfg.get("log_level", "INFO")).upper())
@@ -63,20 +62,6 @@ def run(cfg: DictConfig) -> int:
     (log.warning if summary.failed else log.info)("summary: %s", summary.line())
     log.info("log and config of this run: %s", log_dir)
     return summary.exit_code
-
-
-def start_run_log(output: Path, stage: str, cfg: DictConfig) -> Path:
-    """Create ``<output>/logs/<stage>/<time>/`` with the composed config and a log file."""
-    from sat_mir.fsutil import atomic_write_text
-
-    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
-    folder = output / "logs" / stage / f"{stamp}_{os.getpid()}"
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(folder / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-    handler = logging.FileHandler(folder / f"{stage}.log", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] %(message)s"))
-    logging.getLogger().addHandler(handler)
-    return folder
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="extract")

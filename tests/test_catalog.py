@@ -1,6 +1,5 @@
 """The catalog: layouts, stable ids, format preference, and a read-only library."""
 
-import os
 from pathlib import Path
 
 import numpy as np

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import REPO, load_strict_json, run_extract, sidecars
+from conftest import load_strict_json, run_extract, sidecars
 
 pytestmark = pytest.mark.slow
 
@@ -206,3 +206,15 @@ def test_two_runs_at_once_leave_every_sidecar_complete(tmp_path, demo_library):
         assert set(data["features"]) == {"lufs", "lra", "bpm", "beat_count", "duration_s", "sample_rate",
                                          "channels", "peak_dbfs", "rms_dbfs"} | {
             f"{k}_{s}" for k in ("lufs", "lra") for s in STEMS}, name
+
+
+def test_parallel_workers_on_a_cold_jit_cache(tmp_path, demo_library):
+    """Regression: on a fresh machine two workers compiling librosa's numba code at once
+    crashed a worker in about half the runs (numba's on-disk cache is not safe against
+    concurrent writers); workers now warm up one at a time.  Timing-dependent, so without
+    the fix this fails often, not always."""
+    env = {"NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}  # empty: as cold as a new install
+    proc = run_extract("+dataset=mine", f"dataset.root={demo_library}", f"dataset.output={tmp_path / 'out'}",
+                       "jobs=2", "progress=false", cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "12 extractor runs done" in proc.stderr

@@ -22,7 +22,7 @@ def run(cfg: DictConfig) -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from sat_mir.build.pipeline import BuildSettings, run_build
-    from sat_mir.extract import start_run_log
+    from sat_mir.runlog import start_run_log
     from sat_mir.settings import dataset_settings
 
     logging.getLogger("sat_mir").setLevel(str(cfg.get("log_level", "INFO")).upper())

@@ -13,15 +13,15 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
 
-import numpy as np
 from tqdm.auto import tqdm
 
+from sat_mir.audio.channels import fit_channels
 from sat_mir.audio.decode import load_audio
 from sat_mir.audio.write import write_audio
 from sat_mir.build.corpus import BuildItem
 from sat_mir.errors import AudioReadError
 
-__all__ = ["ChunkSummary", "fit_channels", "write_item_audio"]
+__all__ = ["ChunkSummary", "write_item_audio"]
 
 log = logging.getLogger("sat_mir.build")
 
@@ -31,15 +31,6 @@ class ChunkSummary:
     written: int = 0
     skipped: int = 0
     failed: dict[str, str] = field(default_factory=dict)  # item id → reason
-
-
-def fit_channels(x: np.ndarray, channels: int) -> np.ndarray:
-    """``[C, N]`` → ``[channels, N]``: mono is duplicated, extra channels are dropped."""
-    if x.shape[0] == channels:
-        return x
-    if x.shape[0] == 1:
-        return np.repeat(x, channels, axis=0)
-    return x[:channels]
 
 
 def write_item_audio(

@@ -132,6 +132,15 @@ class Extractor(ABC):
                 flags[key] = msg
         return flags
 
+    @classmethod
+    def warmup(cls) -> None:
+        """Compile just-in-time code (numba) on a tiny signal before real work.
+
+        The runner calls it once per process while holding a lock shared by all
+        processes: numba's on-disk cache is not safe against two processes
+        compiling and writing it at once (a cold cache crashed parallel workers).
+        """
+
     @abstractmethod
     def compute(self, ctx: TrackContext) -> ExtractorResult:
         """Measure one track.  Raise :class:`~sat_mir.errors.ExtractorError` when no

@@ -6,7 +6,6 @@ before stable-audio-tools would silently swap a silent file for another.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 

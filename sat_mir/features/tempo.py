@@ -39,6 +39,18 @@ class Tempo(Extractor):
         tightness: float = 100.0
         min_beats: int = 4
 
+    @classmethod
+    def warmup(cls) -> None:
+        from pathlib import Path
+
+        from sat_mir.audio.decode import Audio
+
+        sr = 22050
+        clicks = np.zeros((1, sr * 4), dtype=np.float32)
+        clicks[0, :: sr // 2] = 1.0  # 120 BPM
+        ctx = TrackContext({"mix": Path("<warmup>")}, loader=lambda _: Audio(clicks, sr))
+        cls().compute(ctx)
+
     def compute(self, ctx: TrackContext) -> ExtractorResult:
         import librosa
 
