@@ -134,12 +134,8 @@ class Extractor(ABC):
 
     @classmethod
     def warmup(cls) -> None:
-        """Compile just-in-time code (numba) on a tiny signal before real work.
-
-        The runner calls it once per process while holding a lock shared by all
-        processes: numba's on-disk cache is not safe against two processes
-        compiling and writing it at once (a cold cache crashed parallel workers).
-        """
+        """Compile just-in-time code (numba) on a tiny signal, so that the compiled-code
+        cache is complete before workers run (see :mod:`sat_mir.run.jit`)."""
 
     @abstractmethod
     def compute(self, ctx: TrackContext) -> ExtractorResult:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -13,12 +12,12 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
-from filelock import FileLock
 from tqdm.auto import tqdm
 
 from sat_mir.catalog import Track
 from sat_mir.errors import SatMirError
 from sat_mir.features.registry import Extractor
+from sat_mir.run.jit import prepare_jit_cache
 from sat_mir.run.worker import TrackOutcome, TrackTask, extractor_signals, process_track, track_label
 from sat_mir.store.sidecar import read_sidecar, records, sidecar_path, stat_matches
 
@@ -132,33 +131,18 @@ def run_extraction(
     return summary
 
 
-WARMUP_LOCK = Path(tempfile.gettempdir()) / "sat-mir-jit-warmup.lock"
-
-
-def warm_up(extractor_types: Sequence[type[Extractor]]) -> None:
-    """Run each extractor's JIT warm-up, one process at a time machine-wide (see Extractor.warmup)."""
-    with FileLock(str(WARMUP_LOCK)):
-        for cls in extractor_types:
-            try:
-                cls.warmup()
-            except Exception as exc:  # noqa: BLE001 - a failed warm-up only costs speed; compute reports real errors
-                log.debug("warm-up of %s failed: %s", cls.name, exc)
-
-
 def _execute(tasks: list[TrackTask], jobs: int) -> Iterator[TrackOutcome]:
     if not tasks:
         return
-    types = list(dict.fromkeys(type(ex) for ex in tasks[0].extractors))
+    prepare_jit_cache(list(dict.fromkeys(ex.name for ex in tasks[0].extractors)))
     if jobs == 1:
-        warm_up(types)
         for task in tasks:
             yield _guarded(task)
         return
     for var in _THREAD_ENV:
         os.environ.setdefault(var, "1")
     # spawn, not fork: forking a process that holds BLAS/OpenMP/TensorFlow threads can deadlock.
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=warm_up,
-                             initargs=(types,)) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
         futures = {pool.submit(_guarded, task): task for task in tasks}
         for fut in as_completed(futures):
             task = futures[fut]

@@ -1,0 +1,63 @@
+"""The JIT-cache guard: a crashing cache is wiped and rebuilt, other failures are reported."""
+
+import subprocess
+
+import pytest
+
+from sat_mir.run import jit
+
+
+@pytest.fixture
+def own_cache(tmp_path, monkeypatch):
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setenv("SAT_MIR_CACHE", str(tmp_path))
+    monkeypatch.setattr(jit, "LOCK", tmp_path / "jit.lock")
+    cache = tmp_path / "numba"
+    (cache / "librosa_x").mkdir(parents=True)
+    (cache / "librosa_x" / "f.nbi").write_text("stale")
+    return cache
+
+
+def fake_probe(codes):
+    calls = []
+
+    def probe(names):
+        calls.append(list(names))
+        return subprocess.CompletedProcess([], codes[len(calls) - 1], "", "boom")
+
+    return probe, calls
+
+
+def test_a_crashing_cache_is_wiped_and_rebuilt(own_cache, monkeypatch, caplog):
+    probe, calls = fake_probe([-11, 0])
+    monkeypatch.setattr(jit, "_probe", probe)
+    jit.prepare_jit_cache(["tempo"])
+    assert calls == [["tempo"], ["tempo"]]
+    assert not own_cache.exists()  # wiped before the second, successful probe
+    assert "crashed a process (signal 11)" in caplog.text
+
+
+def test_an_ordinary_failure_is_reported_not_wiped(own_cache, monkeypatch, caplog):
+    probe, calls = fake_probe([1])
+    monkeypatch.setattr(jit, "_probe", probe)
+    jit.prepare_jit_cache(["tempo"])
+    assert len(calls) == 1 and (own_cache / "librosa_x" / "f.nbi").exists()
+    assert "JIT warm-up failed (exit 1: boom)" in caplog.text
+
+
+def test_a_user_cache_dir_is_never_wiped(tmp_path, monkeypatch):
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "mine"))
+    (tmp_path / "mine").mkdir()
+    monkeypatch.setattr(jit, "LOCK", tmp_path / "jit.lock")
+    probe, calls = fake_probe([-11])
+    monkeypatch.setattr(jit, "_probe", probe)
+    jit.prepare_jit_cache(["tempo"])
+    assert len(calls) == 1 and (tmp_path / "mine").exists()
+
+
+def test_the_real_warm_up_runs_in_a_subprocess(monkeypatch):
+    cache = jit.default_cache_dir()  # the shared one: warm after the first run
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(cache))
+    proc = jit._probe(["info", "loudness", "tempo"])
+    assert proc.returncode == 0, proc.stderr
+    assert any(cache.glob("librosa_*/*.nbi"))  # librosa's beat tracker is compiled and cached
