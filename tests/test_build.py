@@ -65,7 +65,7 @@ def _loader(cfg_path: Path, *, batch_size: int = 2, **overrides):
 
 def test_build_outputs_exist(built):
     sat, summary = built
-    assert summary.items == 19 and summary.excluded == {}
+    assert summary.items == 19 and summary.left_out == {} and summary.failed == {}
     for name in ("dataset_audio_dir.json", "dataset_wds.json", "dataset_pre_encoded.json",
                  "dataset_wds_latents.json", "latents/filelist.txt", "latents/details.json",
                  "model_config.json", "TRAINING.md",
@@ -257,3 +257,41 @@ def test_cli_extract_build_preview_with_user_metadata(tmp_path):
     again = subprocess.run([sys.executable, "-m", "sat_mir.build", "+dataset=demo", "progress=false"],
                            cwd=tmp_path, env=env, capture_output=True, text=True)
     assert again.returncode == 0 and "0 encoded, 19 already present" in again.stderr
+
+
+def test_failed_tracks_and_silent_items_are_left_out_with_reasons(tmp_path, demo_library):
+    import shutil
+
+    import soundfile as sf
+
+    from sat_mir.build.pipeline import BuildSettings, run_build
+    from sat_mir.catalog import scan_library
+    from sat_mir.features import build_extractors
+    from sat_mir.fsutil import atomic_write_json
+    from sat_mir.run import run_extraction
+
+    root = tmp_path / "lib"
+    shutil.copytree(demo_library / "Demo 02 - Night Drive", root / "Night Drive")
+    music, sr = sf.read(demo_library / "Demo 04 - Steps" / "full_mix.flac", dtype="float32")
+    # 7 s of music, then 8 s of digital silence: items start at 0, 5.94 and 11.89 s; the third is silent
+    tail = np.concatenate([music[: 7 * sr], np.zeros((8 * sr, 2), np.float32)])
+    sf.write(root / "fades out.flac", tail, sr)
+    (root / "empty.wav").write_bytes(b"")
+    output = tmp_path / "out"
+    output.mkdir()
+    tracks = scan_library(root)
+    atomic_write_json(output / "catalog.json", {"root": str(root), "tracks": [t.to_dict(root) for t in tracks]})
+    run_extraction(tracks, build_extractors({"info": {}, "loudness": {}, "tempo": {}}), root=root, output=output,
+                   jobs=1, progress=False)
+    models = _tool("make_tiny_sat_model").make_tiny_sat_model(tmp_path / "models")
+    import yaml
+
+    prompts = yaml.safe_load((REPO / "conf" / "prompts" / "default.yaml").read_text())
+    summary = run_build(BuildSettings(output=output, formats=("audio_dir",), model_dir=models, prompts=prompts,
+                                      conditioning={"numbers": ["bpm"], "missing": "fill"}, progress=False))
+    assert summary.exit_code == 0 and summary.failed == {}
+    assert "file is empty" in summary.left_out["empty"]
+    silent = [k for k, v in summary.left_out.items() if "silent" in v]
+    assert len(silent) == 1 and silent[0].endswith("-c002")
+    built = json.loads((output / "sat" / "custom_metadata" / "manifest.json").read_text())["items"]
+    assert silent[0] not in built and len(built) == summary.items

@@ -56,8 +56,10 @@ def run(cfg: DictConfig) -> int:
              ds.output / "sat")
     for name, path in summary.outputs.items():
         log.info("  %-22s %s", name, path)
-    if summary.excluded:
-        log.warning("%d track(s)/item(s) left out (see the lines above and %s)", len(summary.excluded), log_dir)
+    if summary.left_out:
+        log.warning("%d track(s)/item(s) left out (see the lines above and %s)", len(summary.left_out), log_dir)
+    if summary.failed:
+        log.error("%d item(s) failed (see the lines above and %s)", len(summary.failed), log_dir)
     log.info("next: see %s", ds.output / "sat" / "TRAINING.md")
     return summary.exit_code
 

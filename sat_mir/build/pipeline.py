@@ -60,13 +60,17 @@ class BuildSettings:
 class BuildSummary:
     tracks: int = 0
     items: int = 0
-    excluded: dict[str, str] = field(default_factory=dict)  # item or track → reason
+    # left out by a data decision (no features, silent chunk, missing value under "reject",
+    # empty prompt material): warnings
+    left_out: dict[str, str] = field(default_factory=dict)  # item or track → reason
+    # could not be built (decoding, writing or encoding failed): errors, exit code 1
+    failed: dict[str, str] = field(default_factory=dict)
     outputs: dict[str, Path] = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.excluded else 0
+        return 1 if self.failed else 0
 
 
 def _model_files(settings: BuildSettings) -> tuple[dict | None, Path | None, Path | None]:
@@ -114,8 +118,10 @@ def run_build(settings: BuildSettings) -> BuildSummary:
     usable = []
     for t in tracks:
         if t.duration_s is None:
-            summary.excluded[t.name] = "no features (extraction failed: " + "; ".join(
-                f"{k}: {v}" for k, v in t.errors.items()) + ")" if t.errors else "no features (not extracted yet)"
+            reason = ("no features (extraction failed: " + "; ".join(f"{k}: {v}" for k, v in t.errors.items()) + ")"
+                      if t.errors else "no features (not extracted yet)")
+            summary.left_out[t.name] = reason
+            log.warning("left out track %s: %s", t.name, reason)
         else:
             usable.append(t)
     items = list(chunk_items(usable, chunk_s=item_s, min_fraction=settings.min_fraction))
@@ -126,12 +132,13 @@ def run_build(settings: BuildSettings) -> BuildSummary:
     if needs_audio:
         chunks = write_item_audio(items, audio_dir, sample_rate=sample_rate, channels=channels,
                                   progress=settings.progress)
-        bad = {**chunks.failed, **validate_audio_items([it.id for it in items if it.id not in chunks.failed],
-                                                       audio_dir, channels=channels)}
-        for iid, reason in bad.items():
-            summary.excluded[iid] = reason
-            log.error("excluded item %s: %s", iid, reason)
-        items = [it for it in items if it.id not in bad]
+        summary.failed.update(chunks.failed)
+        invalid = validate_audio_items([it.id for it in items if it.id not in chunks.failed], audio_dir,
+                                       channels=channels)
+        for iid, reason in invalid.items():
+            summary.left_out[iid] = reason
+            log.warning("left out item %s: %s", iid, reason)
+        items = [it for it in items if it.id not in chunks.failed and it.id not in invalid]
 
     # 3. prompts material, corpus bins, numbers
     p = settings.prompts
@@ -151,7 +158,7 @@ def run_build(settings: BuildSettings) -> BuildSummary:
     for it in items:
         nums = numbers_for(it.features, specs, policy=c.get("missing", "fill"))
         if nums is None:
-            summary.excluded[it.id] = "a numeric conditioning value is missing (conditioning.missing=reject)"
+            summary.left_out[it.id] = "a numeric conditioning value is missing (conditioning.missing=reject)"
             continue
         numbers[it.id] = nums
         kept.append(it)
@@ -168,8 +175,8 @@ def run_build(settings: BuildSettings) -> BuildSummary:
     recipe = dict(p.get("recipe") or {})
     bad_prompts = validate_prompts(materials, recipe, seed=settings.seed)
     for iid, reason in bad_prompts.items():
-        summary.excluded[iid] = reason
-        log.error("excluded item %s: %s", iid, reason)
+        summary.left_out[iid] = reason
+        log.warning("left out item %s: %s", iid, reason)
     items = [it for it in items if it.id not in bad_prompts]
     if not items:
         raise ConfigError("no usable items: nothing to build (see the errors above)")
@@ -189,7 +196,8 @@ def run_build(settings: BuildSettings) -> BuildSummary:
             num_workers=settings.encode_workers, latent_dtype=settings.latent_dtype, progress=settings.progress,
         )
         for iid, reason in enc.failed.items():
-            summary.excluded[iid] = f"latent encoding failed: {reason}"
+            summary.failed[iid] = f"latent encoding failed: {reason}"
+            log.error("FAILED item %s: latent encoding: %s", iid, reason)
         latent_frames = sample_size // ae.downsampling_ratio
         log.info("latents: %d encoded, %d already present, %d failed (%.1f s of audio in %.1f s)",
                  enc.encoded, enc.skipped, len(enc.failed), enc.audio_seconds, enc.seconds)
