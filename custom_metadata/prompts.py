@@ -84,14 +84,17 @@ def italian_tempo(bpm: float) -> str:
 
 
 def estimate_t5_tokens(text: str) -> int:
-    """An upper-bound-leaning estimate of T5 sentencepiece tokens.
+    """A deliberately high estimate of T5 sentencepiece tokens for ``text``.
 
-    Each word piece costs one token per 4 characters (rounded up) and each
-    punctuation mark one token; T5's vocabulary splits common English words less
-    than that, so real counts come out lower.
+    Letters cost one token per 3 characters (rounded up; T5 keeps most English
+    words whole, so real counts are lower), every digit one token (numbers may
+    split digit by digit) and every other symbol one token, plus the end token.
+    Rare words can still split finer than this; SAT truncates at ``max_length``
+    rather than failing, so the guard keeps prompts from being cut, not from
+    crashing.
     """
-    pieces = re.findall(r"[A-Za-z0-9]+|[^\sA-Za-z0-9]", text)
-    return sum(math.ceil(len(p) / 4) if p[0].isalnum() else 1 for p in pieces) + 1  # + </s>
+    pieces = re.findall(r"[^\W\d_]+|\d|[^\w\s]|_", text)
+    return sum(math.ceil(len(p) / 3) if p[0].isalpha() else 1 for p in pieces) + 1  # + </s>
 
 
 def _title(key: str) -> str:
