@@ -32,8 +32,12 @@ def demo_truth(demo_library) -> dict[str, dict]:
 
 
 def run_extract(*overrides: str, cwd: Path, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run ``python -m sat_mir.extract`` with Hydra overrides, as a user would."""
+    """Run ``python -m sat_mir.extract`` with Hydra overrides, as a user would.
+
+    ``env`` adds variables to this process's environment; a value of None removes one.
+    """
     full_env = {**os.environ, **(env or {})}
+    full_env = {k: v for k, v in full_env.items() if v is not None}
     return subprocess.run(
         [sys.executable, "-m", "sat_mir.extract", *overrides],
         cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,

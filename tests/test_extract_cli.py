@@ -213,8 +213,10 @@ def test_parallel_workers_on_a_cold_jit_cache(tmp_path, demo_library):
     crashed a worker in about half the runs (numba's on-disk cache is not safe against
     concurrent writers); workers now warm up one at a time.  Timing-dependent, so without
     the fix this fails often, not always."""
-    env = {"SAT_MIR_CACHE": str(tmp_path / "cache")}  # its numba cache is empty: as cold as a new install
+    # sat-mir's own numba cache under an empty SAT_MIR_CACHE: as cold as a new install
+    env = {"SAT_MIR_CACHE": str(tmp_path / "cache"), "NUMBA_CACHE_DIR": None}
     proc = run_extract("+dataset=mine", f"dataset.root={demo_library}", f"dataset.output={tmp_path / 'out'}",
                        "jobs=2", "progress=false", cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
     assert "12 extractor runs done" in proc.stderr
+    assert any((tmp_path / "cache" / "numba").glob("librosa_*/*.nbi"))  # it really compiled from cold
