@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import os
 import shutil
 import signal
@@ -21,6 +22,8 @@ from conftest import load_strict_json, run_extract, sidecars
 pytestmark = pytest.mark.slow
 
 STEMS = ("drums", "bass", "other", "vocals")
+# Runner tests count extractor runs: pin the set so new feature families do not change the counts.
+FIXED_SET = "extractors=[info,loudness,tempo]"
 
 
 def checksums(root: Path) -> dict[str, str]:
@@ -55,7 +58,7 @@ def test_demo_dataset_end_to_end_and_rerun_skips_everything(tmp_path):
 
     second = run_extract("+dataset=demo", cwd=tmp_path, env=env)
     assert second.returncode == 0, second.stderr
-    assert "0 extractor runs done, 12 skipped" in second.stderr
+    assert re.search(r"0 extractor runs done, \d+ skipped \(already current\), 0 failed", second.stderr)
     assert {n: comparable(d) for n, d in sidecars(output).items()} == {n: comparable(d) for n, d in found.items()}
 
 
@@ -129,7 +132,8 @@ def one_track_library(tmp_path, demo_library) -> Path:
 
 def test_rerun_redoes_only_what_changed(tmp_path, demo_library):
     root = one_track_library(tmp_path, demo_library)
-    base = ("+dataset=mine", f"dataset.root={root}", f"dataset.output={tmp_path / 'out'}", "jobs=1", "progress=false")
+    base = ("+dataset=mine", f"dataset.root={root}", f"dataset.output={tmp_path / 'out'}", "jobs=1", "progress=false",
+            FIXED_SET)
     assert run_extract(*base, cwd=tmp_path).returncode == 0
     # a changed extractor option redoes that extractor only
     proc = run_extract(*base, "extractors.tempo.tightness=400", cwd=tmp_path)
@@ -161,7 +165,7 @@ def _complete(output: Path) -> int:
 def _popen(root: Path, output: Path, cwd: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "sat_mir.extract", "+dataset=mine", f"dataset.root={root}",
-         f"dataset.output={output}", "jobs=1", "progress=false"],
+         f"dataset.output={output}", "jobs=1", "progress=false", FIXED_SET],
         cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
     )
 
@@ -169,7 +173,7 @@ def _popen(root: Path, output: Path, cwd: Path) -> subprocess.Popen:
 def test_sigkill_midway_then_rerun_equals_an_uninterrupted_run(tmp_path, demo_library):
     reference = tmp_path / "reference"
     assert run_extract("+dataset=mine", f"dataset.root={demo_library}", f"dataset.output={reference}",
-                       "jobs=1", "progress=false", cwd=tmp_path).returncode == 0
+                       "jobs=1", "progress=false", FIXED_SET, cwd=tmp_path).returncode == 0
 
     killed = tmp_path / "killed"
     proc = _popen(demo_library, killed, tmp_path)
@@ -182,7 +186,7 @@ def test_sigkill_midway_then_rerun_equals_an_uninterrupted_run(tmp_path, demo_li
     assert 1 <= _complete(killed) < 4, "the kill must land mid-run"
 
     resumed = run_extract("+dataset=mine", f"dataset.root={demo_library}", f"dataset.output={killed}",
-                          "jobs=1", "progress=false", cwd=tmp_path)
+                          "jobs=1", "progress=false", FIXED_SET, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert "skipped" in resumed.stderr and " 0 skipped" not in resumed.stderr
     ref, got = sidecars(reference), sidecars(killed)
@@ -216,7 +220,7 @@ def test_parallel_workers_on_a_cold_jit_cache(tmp_path, demo_library):
     # sat-mir's own numba cache under an empty SAT_MIR_CACHE: as cold as a new install
     env = {"SAT_MIR_CACHE": str(tmp_path / "cache"), "NUMBA_CACHE_DIR": None}
     proc = run_extract("+dataset=mine", f"dataset.root={demo_library}", f"dataset.output={tmp_path / 'out'}",
-                       "jobs=2", "progress=false", cwd=tmp_path, env=env)
+                       "jobs=2", "progress=false", FIXED_SET, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
     assert "12 extractor runs done" in proc.stderr
     assert any((tmp_path / "cache" / "numba").glob("librosa_*/*.nbi"))  # it really compiled from cold

@@ -12,6 +12,7 @@ with :meth:`SignalContext.memo`.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,10 +21,27 @@ import numpy as np
 from sat_mir.audio.decode import Audio, load_audio
 from sat_mir.audio.resample import resample
 
-__all__ = ["SignalContext", "TrackContext", "STEM_NAMES"]
+__all__ = ["STEM_NAMES", "SignalContext", "Spectrogram", "TrackContext"]
 
 STEM_NAMES = ("drums", "bass", "other", "vocals")
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Spectrogram:
+    """A shared STFT: ``power`` ``[channels, bins, frames]``, ``mono_magnitude`` ``[bins, frames]``.
+
+    ``power_to_mean_square`` turns a sum of one-sided ``power`` over bins into the mean
+    square of the signal in that frame (so band energies come out in dBFS).
+    """
+
+    power: np.ndarray
+    mono_magnitude: np.ndarray
+    freqs: np.ndarray
+    hop: int
+    n_fft: int
+    sr: int
+    power_to_mean_square: float
 
 
 class SignalContext:
@@ -85,6 +103,28 @@ class SignalContext:
             return np.abs(librosa.stft(self.mono_at(sr), n_fft=n_fft, hop_length=hop, window="hann", center=True))
 
         return self.memo(("stft_mag", sr, n_fft, hop), compute)
+
+    def spectrogram(self, *, n_fft: int = 2048, hop: int = 1024) -> Spectrogram:
+        """Power per channel and mono magnitude of one native-rate STFT (Hann, centred).
+
+        One transform serves both: the mono spectrum is the transform of the channel
+        mean (linearity), the power keeps each channel's energy so out-of-phase
+        content is not cancelled.
+        """
+
+        def compute() -> Spectrogram:
+            import librosa
+
+            z = librosa.stft(self.audio.samples, n_fft=n_fft, hop_length=hop, window="hann", center=True)
+            power = (z.real**2 + z.imag**2).astype(np.float32)
+            mono = np.abs(z.mean(axis=0)).astype(np.float32)
+            freqs = np.fft.rfftfreq(n_fft, 1.0 / self.sr)
+            # Parseval with a Hann window: sum(|X|^2) over bins ≈ n_fft * sum(w^2)/n_fft * frame energy
+            scale = 2.0 / (n_fft * np.sum(np.hanning(n_fft + 1)[:-1] ** 2))
+            return Spectrogram(power=power, mono_magnitude=mono, freqs=freqs, hop=hop, n_fft=n_fft,
+                               sr=self.sr, power_to_mean_square=scale)
+
+        return self.memo(("spectrogram", n_fft, hop), compute)
 
     def onset_envelope(self, *, sr: int = 22050, hop: int = 512) -> np.ndarray:
         """Spectral-flux onset strength (librosa's mel flux) of the mono signal at ``sr``."""
