@@ -41,7 +41,7 @@ def built(tmp_path_factory, demo_library):
     output.mkdir()
     atomic_write_json(output / "catalog.json", {"root": str(demo_library),
                                                  "tracks": [t.to_dict(demo_library) for t in tracks]})
-    extractors = build_extractors({"info": {}, "loudness": {}, "tempo": {}})
+    extractors = build_extractors({"info": {}, "loudness": {}, "rhythm": {}})
     assert run_extraction(tracks, extractors, root=demo_library, output=output, jobs=1, progress=False).failed == 0
     models = _tool("make_tiny_sat_model").make_tiny_sat_model(base / "models")
     import yaml
@@ -281,7 +281,7 @@ def test_failed_tracks_and_silent_items_are_left_out_with_reasons(tmp_path, demo
     output.mkdir()
     tracks = scan_library(root)
     atomic_write_json(output / "catalog.json", {"root": str(root), "tracks": [t.to_dict(root) for t in tracks]})
-    run_extraction(tracks, build_extractors({"info": {}, "loudness": {}, "tempo": {}}), root=root, output=output,
+    run_extraction(tracks, build_extractors({"info": {}, "loudness": {}, "rhythm": {}}), root=root, output=output,
                    jobs=1, progress=False)
     models = _tool("make_tiny_sat_model").make_tiny_sat_model(tmp_path / "models")
     import yaml

@@ -1,4 +1,4 @@
-"""Loudness and tempo extractors against the demo songs' ground truth."""
+"""Loudness and rhythm extractors against the demo songs' ground truth."""
 
 import numpy as np
 import pytest
@@ -8,7 +8,7 @@ from sat_mir.catalog import scan_library
 from sat_mir.demo import DEMO_SONGS, render_song
 from sat_mir.features.bs1770 import integrated_loudness
 from sat_mir.features.loudness import Loudness
-from sat_mir.features.tempo import BEATS_FILE, Tempo
+from sat_mir.features.rhythm import BEATS_FILE, DOWNBEATS_FILE, Rhythm
 
 SONGS = [s.title for s in DEMO_SONGS]
 
@@ -45,7 +45,7 @@ def test_a_silent_stem_has_no_loudness_and_says_why(tmp_path, contexts):
 @pytest.mark.parametrize("title", SONGS)
 def test_tempo_within_2_percent_and_beats_on_the_true_grid(contexts, demo_truth, title):
     truth = demo_truth[title]
-    result = Tempo().compute(contexts[title])
+    result = Rhythm().compute(contexts[title])
     assert result.values["bpm"] == pytest.approx(truth["bpm"], rel=0.02)
     beats = np.array([float(x) for x in result.artifacts[BEATS_FILE].split()])
     assert result.values["beat_count"] == beats.size
@@ -54,3 +54,15 @@ def test_tempo_within_2_percent_and_beats_on_the_true_grid(contexts, demo_truth,
     scored = true_beats[true_beats > 5.0]
     hits = np.min(np.abs(scored[:, None] - beats[None, :]), axis=1) <= 0.07
     assert hits.mean() >= 0.9
+
+
+@pytest.mark.parametrize("title", SONGS)
+def test_meter_and_downbeats_of_the_demo_songs(contexts, demo_truth, title):
+    truth = demo_truth[title]
+    result = Rhythm().compute(contexts[title])
+    assert result.values["beats_per_bar"] == truth["beats_per_bar"]
+    found = np.array([float(x) for x in result.artifacts[DOWNBEATS_FILE].split()])
+    true = np.array(truth["downbeats"])
+    hits = np.min(np.abs(true[:, None] - found[None, :]), axis=1) <= 0.07
+    precision = np.mean(np.min(np.abs(found[:, None] - true[None, :]), axis=1) <= 0.07)
+    assert hits.mean() >= 0.9 and precision >= 0.9

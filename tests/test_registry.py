@@ -52,11 +52,11 @@ def test_config_hash_follows_the_options():
 
 
 def test_build_extractors_honours_enabled_and_rejects_unknown_names():
-    names = [e.name for e in build_extractors({"loudness": {"enabled": True}, "tempo": {"enabled": False}})]
+    names = [e.name for e in build_extractors({"loudness": {"enabled": True}, "rhythm": {"enabled": False}})]
     assert names == ["loudness"]
     with pytest.raises(ConfigError, match="unknown extractor 'timbre'"):
         build_extractors({"timbre": {}})
-    assert {"loudness", "tempo"} <= set(REGISTRY)
+    assert {"loudness", "rhythm", "stem_rhythm"} <= set(REGISTRY)
 
 
 def test_every_registered_extractor_declares_units_and_descriptions():

@@ -25,7 +25,7 @@ def main() -> None:
     args = ap.parse_args()
     root = ensure_demo_library(Path(tempfile.gettempdir()) / "sat-mir-bench" / "library")
     tracks = scan_library(root)
-    extractors = build_extractors({"loudness": {}, "tempo": {}})
+    extractors = build_extractors({"info": {}, "loudness": {}, "rhythm": {}, "stem_rhythm": {}, "spectral": {}, "peaks": {}})
     audio_s = 0.0
     per_ex = {e.name: 0.0 for e in extractors}
     decode = 0.0

@@ -1,0 +1,532 @@
+"""Tonal features: chroma, HPCP, tonal interval vector and key of the harmonic
+content, and how much the harmony of the bass and other stems moves.
+
+One front end per signal (:func:`tonal_frames`, memoised on the signal): a
+native-rate STFT (~186 ms Hann window, ~93 ms hop, power summed over channels
+so out-of-phase stereo content is not cancelled), spectral peaks with
+log-parabolic interpolation, a global tuning estimate, and from the peaks two
+12-bin frame series, both with index 0 = C:
+
+* ``chroma``: each peak's linear magnitude in its nearest pitch class (cosine
+  weight), i.e. the pitch content as heard, overtones included;
+* ``hpcp``: Essentia's HPCP as the seed configured it (8 harmonics, cosine
+  weight, squared magnitudes, low/high bands split at 500 Hz, unit-max,
+  non-linear), re-implemented vectorised; each peak is also credited to the
+  fundamentals it could be a harmonic of.
+
+The harmonic content is the sum of the ``bass`` and ``other`` stems when the
+track has them and they are not silent (their STFTs are added, which is exact:
+the STFT is linear), else the mix.  The key is the Pearson correlation of the
+mean chroma (each frame scaled to max 1) with the 24 rotations of the
+Krumhansl-Kessler profiles (Temperley's and Albrecht-Shanahan's are options).  A
+relative major/minor pair shares one pitch-class set, so the profile alone
+hardly separates them; between the best key and its relative, the one whose
+tonic triad fits the first seconds of pitched content wins (Longuet-Higgins &
+Steedman's rule that a piece opens on its tonic).  The chroma, not the HPCP,
+feeds the key: crediting each peak to the fundamentals a fifth and a third
+below (HPCP) pulls the profile towards the subdominant key.
+
+Fixed against the seed: the seed fed a C-referenced HPCP to Essentia's ``Key``
+(which assumes bin 0 = A) and mapped the flat names it returned to C, so its
+tonic was 3 semitones low and four tonics read as C; it averaged the stereo
+channels before the STFT; and its harmonic movement/variance "cap at 1" never
+applied (both are bounded below 1 by construction, see :func:`harmonic_change`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.fft
+
+from sat_mir.audio.context import SignalContext, TrackContext
+from sat_mir.errors import ConfigError, ExtractorError
+from sat_mir.features.registry import Extractor, ExtractorResult, OutputSpec, register
+
+__all__ = [
+    "PITCH_CLASSES",
+    "PROFILES",
+    "Tonal",
+    "TonalFrames",
+    "band_stft",
+    "estimate_key",
+    "harmonic_change",
+    "hpcp_from_peaks",
+    "tonal_frames",
+    "tonal_interval_vector",
+]
+
+PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+C4_HZ = 440.0 * 2.0 ** (-9.0 / 12.0)  # 261.63 Hz: HPCP bin 0 = C (at A4 = 440 Hz)
+HARMONIC_STEMS = ("bass", "other")
+
+# Key profiles, index 0 = tonic.
+PROFILES: dict[str, dict[str, tuple[float, ...]]] = {
+    # Krumhansl & Kessler (1982), probe-tone ratings.
+    "krumhansl": {
+        "major": (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88),
+        "minor": (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17),
+    },
+    # Temperley, Music and Probability (2007), Table 6.1: Kostka-Payne corpus.
+    "temperley": {
+        "major": (0.748, 0.060, 0.488, 0.082, 0.670, 0.460, 0.096, 0.715, 0.104, 0.366, 0.057, 0.400),
+        "minor": (0.712, 0.084, 0.474, 0.618, 0.049, 0.460, 0.105, 0.747, 0.404, 0.067, 0.133, 0.330),
+    },
+    # Albrecht & Shanahan (2013), corpus of 490 pieces.
+    "albrecht": {
+        "major": (0.238, 0.006, 0.111, 0.006, 0.137, 0.094, 0.016, 0.214, 0.009, 0.080, 0.008, 0.081),
+        "minor": (0.220, 0.006, 0.104, 0.123, 0.019, 0.103, 0.012, 0.214, 0.062, 0.022, 0.061, 0.052),
+    },
+}
+MODES = ("major", "minor")
+_TIV_WEIGHTS = np.array([3.0, 8.0, 11.5, 15.0, 14.5, 7.5])  # Bernardes et al. (2016), k = 1..6
+_VARIANCE_SCALE = 0.1  # the seed's harmonic_variance divisor
+
+
+def _spec_list() -> tuple[OutputSpec, ...]:
+    src = "the harmonic content (bass+other stem sum when the track has those stems, else the mix)"
+    specs = []
+    for i, pc in enumerate(PITCH_CLASSES):
+        specs.append(OutputSpec(
+            f"chroma_{i}", "fraction",
+            f"share of {pc} in the mean chroma of {src}: peak magnitudes, overtones included; "
+            "frames L2-normalised, averaged, then divided by the sum so chroma_0..11 sum to 1", (0.0, 1.0)))
+    for i, pc in enumerate(PITCH_CLASSES):
+        specs.append(OutputSpec(
+            f"hpcp_{i}", "ratio to max",
+            f"{pc} bin of the mean HPCP of {src} (Essentia's HPCP as the seed set it: 8 harmonics, "
+            "40-5000 Hz, unit-max and non-linear per frame), divided by its maximum", (0.0, 1.0)))
+    for k in range(6):
+        for part, j in (("real", 2 * k), ("imaginary", 2 * k + 1)):
+            specs.append(OutputSpec(
+                f"tiv_{j}", "unitless",
+                f"tonal interval vector of the mean HPCP: {part} part of DFT coefficient {k + 1}, weighted "
+                "(Bernardes et al.: 3, 8, 11.5, 15, 14.5, 7.5), all 12 values L2-normalised", (-1.0, 1.0)))
+    specs += [
+        OutputSpec("key", "key name", "estimated key, e.g. 'F# minor' (sharps, like the demo truth)", kind="str"),
+        OutputSpec("key_tonic", "pitch class", "tonic of the key, 0 = C ... 11 = B", (0, 11), kind="int"),
+        OutputSpec("key_mode", "mode", "'major' or 'minor'", kind="str"),
+        OutputSpec("key_strength", "correlation",
+                   "Pearson correlation of the mean HPCP with the chosen key's profile", (0.0, 1.0)),
+        OutputSpec("harmonic_movement_{stem}", "normalised L2 distance",
+                   "bass and other stems only: mean distance between consecutive L1-normalised chroma frames "
+                   "(~93 ms hop) divided by sqrt(2) (the seed's definition, never capped; bounded by 1)",
+                   (0.0, 1.0)),
+        OutputSpec("harmonic_variance_{stem}", "variance / 0.1",
+                   "bass and other stems only: mean over the 12 bins of the temporal variance of the "
+                   "L1-normalised chroma frames, divided by 0.1 (the seed's definition, never capped; "
+                   "bounded by 11/14.4 = 0.76)", (0.0, 1.0)),
+    ]
+    return tuple(specs)
+
+
+@register
+class Tonal(Extractor):
+    name = "tonal"
+    version = "1"
+    signals = ("mix", "stems")
+    outputs = _spec_list()
+
+    @dataclass(frozen=True)
+    class Config:
+        frame_s: float = 0.186  # STFT window, rounded to a power of two samples (8192 at 44.1/48 kHz)
+        hop_s: float = 0.093
+        min_hz: float = 40.0
+        max_hz: float = 5000.0
+        split_hz: float = 500.0  # HPCP: low and high bands are normalised separately
+        harmonics: int = 8
+        max_peaks: int = 100  # strongest spectral peaks kept per frame
+        peak_floor_db: float = -60.0  # peaks further below the frame's strongest are ignored
+        gate_db: float = -70.0  # frames whose 40-5000 Hz level (dBFS) is lower are silence
+        relative_gate_db: float = -50.0  # ... or that are this far below the loudest frame
+        estimate_tuning: bool = True
+        profile: str = "krumhansl"
+        opening_s: float = 2.0
+        opening_weight: float = 0.5
+
+        def __post_init__(self):
+            if self.profile not in PROFILES:
+                raise ConfigError(f"extractors.tonal.profile={self.profile!r}; known: {sorted(PROFILES)}")
+            if not 0.0 < self.min_hz < self.split_hz < self.max_hz:
+                raise ConfigError(
+                    f"extractors.tonal: need 0 < min_hz < split_hz < max_hz, got "
+                    f"{self.min_hz}, {self.split_hz}, {self.max_hz}")
+            if self.frame_s <= 0 or self.hop_s <= 0:
+                raise ConfigError(f"extractors.tonal: frame_s={self.frame_s} and hop_s={self.hop_s} must be > 0")
+            if self.harmonics < 0 or self.max_peaks < 1:
+                raise ConfigError(
+                    f"extractors.tonal: harmonics={self.harmonics} must be >= 0, max_peaks={self.max_peaks} >= 1")
+
+    def compute(self, ctx: TrackContext) -> ExtractorResult:
+        c = self.config
+        result = ExtractorResult()
+        names = [s for s in HARMONIC_STEMS if s in ctx.stem_names]
+        spectra: dict[str, np.ndarray] = {}  # complex band STFTs, only for this call
+
+        def spectrum(sig: SignalContext) -> np.ndarray:
+            if sig.name not in spectra:
+                spectra[sig.name] = band_stft(sig.samples, sig.sr, **self._stft_args(sig.sr))
+            return spectra[sig.name]
+
+        def frames_of(sig: SignalContext) -> TonalFrames:
+            return sig.memo(("tonal.frames", self._key(sig.sr)), lambda: self._frames(spectrum(sig), sig.sr))
+
+        stem_frames = {name: frames_of(ctx.stem(name)) for name in names}
+        for name in HARMONIC_STEMS:
+            fr = stem_frames.get(name)
+            change = None if fr is None else harmonic_change(fr.chroma, fr.active)
+            if change is not None:
+                result.values[f"harmonic_movement_{name}"] = round(change[0], 6)
+                result.values[f"harmonic_variance_{name}"] = round(change[1], 6)
+                continue
+            if fr is None:
+                why = f"track has no {name} stem"
+            elif not fr.active.any():
+                why = f"{name} stem is silent (no frame above {c.gate_db:g} dBFS in {c.min_hz:g}-{c.max_hz:g} Hz)"
+            else:
+                why = f"{name} stem has no two consecutive frames with spectral peaks"
+            result.absent[f"harmonic_movement_{name}"] = why
+            result.absent[f"harmonic_variance_{name}"] = why
+
+        source: TonalFrames | None = None
+        if len(names) == 1:
+            source = stem_frames[names[0]]
+        elif names:
+            first = ctx.stem(names[0])
+
+            def summed() -> TonalFrames:
+                parts = [spectra.pop(n, None) for n in names]
+                parts = [p if p is not None else spectrum(ctx.stem(n)) for p, n in zip(parts, names)]
+                spectra.clear()
+                shape = (max(p.shape[0] for p in parts), max(p.shape[1] for p in parts), parts[0].shape[2])
+                total = parts[0] if parts[0].shape == shape else np.zeros(shape, dtype=np.complex64)
+                for p in parts if total is not parts[0] else parts[1:]:
+                    total[:, : p.shape[1]] += p  # a mono stem adds to every channel
+                del parts
+                return self._frames(total, first.sr)
+
+            source = first.memo(("tonal.frames", "+".join(names), self._key(first.sr)), summed)
+        if source is None or not source.active.any():
+            source = frames_of(ctx.mix)
+        spectra.clear()
+        if not source.active.any():
+            raise ExtractorError(
+                f"no harmonic content: the mix{' and the ' + '+'.join(names) + ' stems' if names else ''} "
+                f"have no frame above {c.gate_db} dBFS in {c.min_hz:g}-{c.max_hz:g} Hz")
+        result.values.update(self._summary(source))
+        return result
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _stft_args(self, sr: int) -> dict:
+        c = self.config
+        return {
+            "n_fft": int(2 ** round(math.log2(c.frame_s * sr))),
+            "hop": max(1, round(c.hop_s * sr)),
+            "max_hz": c.max_hz,
+        }
+
+    def _key(self, sr: int) -> tuple:
+        c = self.config
+        return (sr, c.frame_s, c.hop_s, c.min_hz, c.max_hz, c.split_hz, c.harmonics, c.max_peaks,
+                c.peak_floor_db, c.gate_db, c.relative_gate_db, c.estimate_tuning)
+
+    def _frames(self, spec: np.ndarray, sr: int) -> TonalFrames:
+        c = self.config
+        args = self._stft_args(sr)
+        return tonal_frames(
+            spec, sr, n_fft=args["n_fft"], hop=args["hop"], min_hz=c.min_hz, max_hz=c.max_hz,
+            split_hz=c.split_hz, harmonics=c.harmonics, max_peaks=c.max_peaks, peak_floor_db=c.peak_floor_db,
+            gate_db=c.gate_db, relative_gate_db=c.relative_gate_db, estimate_tuning=c.estimate_tuning,
+        )
+
+    def _summary(self, fr: TonalFrames) -> dict:
+        c = self.config
+        use = fr.active & (fr.chroma.sum(axis=0) > 0)  # frames with sound and spectral peaks
+        if not use.any():
+            raise ExtractorError(
+                f"no spectral peaks between {c.min_hz:g} and {c.max_hz:g} Hz: nothing pitched to measure")
+        frames = fr.chroma[:, use]
+        chroma = (frames / np.linalg.norm(frames, axis=0)).mean(axis=1)  # the seed's norm=2 frames
+        chroma /= chroma.sum()
+        hpcp = fr.hpcp[:, use].mean(axis=1)
+        hpcp /= hpcp.max()
+        # Key: every frame counts equally (unit max); the opening is the first opening_s
+        # seconds from the first frame with pitched content.
+        unit = frames / frames.max(axis=0)
+        times = np.flatnonzero(use)
+        opening = unit[:, times < times[0] + max(1, round(c.opening_s / fr.hop_s))].mean(axis=1)
+        tonic, mode, strength = estimate_key(unit.mean(axis=1), opening=opening, profile=c.profile,
+                                             opening_weight=c.opening_weight)
+        out: dict = {}
+        out.update({f"chroma_{i}": round(float(v), 6) for i, v in enumerate(chroma)})
+        out.update({f"hpcp_{i}": round(float(v), 6) for i, v in enumerate(hpcp)})
+        out.update({f"tiv_{i}": round(float(v), 6) for i, v in enumerate(tonal_interval_vector(hpcp))})
+        out.update({
+            "key": f"{PITCH_CLASSES[tonic]} {mode}",
+            "key_tonic": int(tonic),
+            "key_mode": mode,
+            "key_strength": round(float(strength), 6),
+        })
+        return out
+
+
+@dataclass(frozen=True)
+class TonalFrames:
+    """Frame series of one signal, time on the last axis.
+
+    ``chroma`` ``[12, frames]``: peak magnitudes per pitch class (0 = C), unnormalised.
+    ``hpcp`` ``[12, frames]``: per-frame HPCP (unit max, non-linear), 0 in frames without peaks.
+    ``active`` ``[frames]``: frames above the silence gates.  ``level_db`` ``[frames]``: band level
+    (dBFS).  ``tuning`` (semitones): the reference shift applied, in [-0.5, 0.5).
+    """
+
+    chroma: np.ndarray
+    hpcp: np.ndarray
+    active: np.ndarray
+    level_db: np.ndarray
+    hop_s: float
+    tuning: float
+
+
+def band_stft(samples: np.ndarray, sr: int, *, n_fft: int, hop: int, max_hz: float) -> np.ndarray:
+    """Centred Hann STFT of every channel, kept up to ``max_hz`` (plus two guard bins).
+
+    Parameters
+    ----------
+    samples : float array ``[channels, frames]``
+    sr : int > 0, Hz
+    n_fft, hop : int > 0, samples
+    max_hz : float > 0
+
+    Returns
+    -------
+    complex64 ``[channels, stft frames, bins]``; frame ``t`` is centred on sample ``t * hop``.
+    """
+    x = np.asarray(samples, dtype=np.float32)
+    if x.ndim == 1:
+        x = x[None]
+    pad = n_fft // 2
+    x = np.pad(x, ((0, 0), (pad, pad)))
+    if x.shape[1] < n_fft:
+        x = np.pad(x, ((0, 0), (0, n_fft - x.shape[1])))
+    frames = np.lib.stride_tricks.sliding_window_view(x, n_fft, axis=-1)[:, ::hop]
+    n_bins = min(n_fft // 2 + 1, int(max_hz * n_fft / sr) + 3)
+    window = np.hanning(n_fft + 1)[:-1].astype(np.float32)
+    out = np.empty(frames.shape[:2] + (n_bins,), dtype=np.complex64)
+    step = max(1, 2 ** 22 // n_fft)  # transform in blocks to bound the temporary memory
+    for c in range(frames.shape[0]):
+        for t in range(0, frames.shape[1], step):
+            block = frames[c, t : t + step] * window
+            out[c, t : t + step] = scipy.fft.rfft(block, axis=-1, workers=1)[:, :n_bins]
+    return out
+
+
+def tonal_frames(
+    spec: np.ndarray, sr: int, *, n_fft: int, hop: int, min_hz: float = 40.0, max_hz: float = 5000.0,
+    split_hz: float = 500.0, harmonics: int = 8, max_peaks: int = 100, peak_floor_db: float = -60.0,
+    gate_db: float = -70.0, relative_gate_db: float = -50.0, estimate_tuning: bool = True,
+) -> TonalFrames:
+    """Chroma and HPCP frames from a band STFT (:func:`band_stft`, Hann window of ``n_fft``).
+
+    Power is summed over channels; peaks are local maxima of that magnitude between
+    ``min_hz`` and ``max_hz``, at most ``max_peaks`` per frame and within
+    ``peak_floor_db`` of the frame's strongest, located by parabolic interpolation of
+    the log magnitude.
+    """
+    spec = np.asarray(spec)
+    power = np.einsum("ctk,ctk->tk", spec.real, spec.real) + np.einsum("ctk,ctk->tk", spec.imag, spec.imag)
+    n_frames, n_bins = power.shape
+    freqs_bin = np.arange(n_bins) * sr / n_fft
+    band = (freqs_bin >= min_hz) & (freqs_bin <= max_hz)
+    window_energy = float(np.sum(np.hanning(n_fft + 1)[:-1] ** 2))
+    mean_square = 2.0 * power[:, band].sum(axis=1) / (n_fft * window_energy * spec.shape[0])
+    level_db = 10.0 * np.log10(np.maximum(mean_square, 1e-30))
+    active = (level_db >= gate_db) & (level_db >= level_db.max() + relative_gate_db)
+
+    mag = np.sqrt(power, dtype=np.float32)
+    m = mag[:, 1:-1]
+    is_peak = (m > mag[:, :-2]) & (m >= mag[:, 2:]) & band[1:-1]
+    is_peak &= active[:, None]
+    frame_max = np.where(is_peak, m, 0.0).max(axis=1, initial=0.0)
+    is_peak &= m >= (frame_max * 10.0 ** (peak_floor_db / 20.0))[:, None]
+    counts = is_peak.sum(axis=1)
+    if counts.size and counts.max() > max_peaks:
+        vals = np.where(is_peak, m, 0.0)
+        kth = -np.partition(-vals, max_peaks - 1, axis=1)[:, max_peaks - 1]
+        is_peak &= m >= kth[:, None]
+    t_idx, k_idx = np.nonzero(is_peak)
+    k_idx = k_idx + 1
+    la = np.log(np.maximum(mag[t_idx, k_idx - 1], 1e-30))
+    lb = np.log(np.maximum(mag[t_idx, k_idx], 1e-30))
+    lc = np.log(np.maximum(mag[t_idx, k_idx + 1], 1e-30))
+    denom = la - 2.0 * lb + lc
+    offset = np.where(denom < 0, 0.5 * (la - lc) / np.where(denom < 0, denom, -1.0), 0.0)
+    freq = (k_idx + offset) * sr / n_fft
+    amp = np.exp(lb - 0.25 * (la - lc) * offset)
+    keep = (freq >= min_hz) & (freq <= max_hz)
+    t_idx, freq, amp = t_idx[keep], freq[keep], amp[keep]
+
+    pitch = 12.0 * np.log2(freq / C4_HZ)  # semitones above C4
+    tuning = 0.0
+    if estimate_tuning and pitch.size:
+        z = np.sum(amp**2 * np.exp(2j * np.pi * pitch))
+        if abs(z) > 0:
+            tuning = float(np.angle(z) / (2 * np.pi))  # in (-0.5, 0.5]
+            tuning = -0.5 if tuning >= 0.5 else tuning
+    pitch = pitch - tuning
+    chroma = _pitch_class_profile(pitch, amp, t_idx, n_frames, table=((0.0, 1.0),))
+    low = freq < split_hz
+    table = harmonic_table(harmonics)
+    lo = _pitch_class_profile(pitch[low], amp[low] ** 2, t_idx[low], n_frames, table=table, squared=True)
+    hi = _pitch_class_profile(pitch[~low], amp[~low] ** 2, t_idx[~low], n_frames, table=table, squared=True)
+    hpcp = _jordi(_unit_max(_unit_max(lo) + _unit_max(hi)))
+    level_db = level_db.astype(np.float32)
+    for a in (chroma, hpcp, active, level_db):
+        a.flags.writeable = False  # memoised and shared
+    return TonalFrames(chroma=chroma, hpcp=hpcp, active=active, level_db=level_db, hop_s=hop / sr, tuning=tuning)
+
+
+def harmonic_table(harmonics: int) -> tuple[tuple[float, float], ...]:
+    """Essentia's HPCP harmonic table: (semitones above the fundamental mod 12, strength).
+
+    Harmonic ``h`` (1 .. harmonics+1) sits 12·log2(h) semitones up; its strength is
+    1 / max(1, log2(h)/2), summed over harmonics that fold onto the same pitch class.
+    """
+    peaks: list[list[float]] = []
+    for i in range(harmonics + 1):
+        semitone = 12.0 * math.log2(i + 1.0)
+        strength = 1.0 / max(1.0, semitone / 12.0 * 0.5)
+        while semitone >= 12.0 - 1e-5:
+            semitone -= 12.0
+        for p in peaks:
+            if abs(p[0] - semitone) < 1e-5:
+                p[1] += strength
+                break
+        else:
+            peaks.append([semitone, strength])
+    return tuple((s, w) for s, w in peaks)
+
+
+def hpcp_from_peaks(freqs: np.ndarray, mags: np.ndarray, *, reference_hz: float = C4_HZ, harmonics: int = 8,
+                    min_hz: float = 40.0, max_hz: float = 5000.0, split_hz: float = 500.0) -> np.ndarray:
+    """One frame's HPCP from its spectral peaks, as Essentia's ``HPCP`` with the seed's settings
+    (size 12, cosine weight, window 1 semitone, bandPreset, unitMax, nonLinear); bin 0 is
+    ``reference_hz``'s pitch class."""
+    freqs = np.asarray(freqs, dtype=np.float64)
+    mags = np.asarray(mags, dtype=np.float64)
+    keep = (freqs >= min_hz) & (freqs <= max_hz)
+    freqs, mags = freqs[keep], mags[keep]
+    pitch = 12.0 * np.log2(freqs / reference_hz)
+    table = harmonic_table(harmonics)
+    zeros = np.zeros(freqs.size, dtype=np.int64)
+    low = freqs < split_hz
+    lo = _pitch_class_profile(pitch[low], mags[low] ** 2, zeros[low], 1, table=table, squared=True)
+    hi = _pitch_class_profile(pitch[~low], mags[~low] ** 2, zeros[~low], 1, table=table, squared=True)
+    return _jordi(_unit_max(_unit_max(lo) + _unit_max(hi)))[:, 0]
+
+
+def _pitch_class_profile(pitch, weight, frame, n_frames, *, table, squared=False) -> np.ndarray:
+    """Sum ``weight`` into the nearest pitch class of ``pitch - semitone`` for each
+    (semitone, strength) of ``table``, with cosine weighting over a 1-semitone window.
+    Returns ``[12, n_frames]``."""
+    out = np.zeros(12 * n_frames, dtype=np.float64)
+    for semitone, strength in table:
+        p = pitch - semitone
+        nearest = np.round(p)
+        w = np.cos(np.pi * (p - nearest)) * weight * (strength**2 if squared else strength)
+        idx = frame * 12 + np.mod(nearest.astype(np.int64), 12)
+        out += np.bincount(idx, weights=w, minlength=12 * n_frames)
+    return out.reshape(n_frames, 12).T.copy()
+
+
+def _unit_max(x: np.ndarray) -> np.ndarray:
+    top = x.max(axis=0, keepdims=True)
+    return np.divide(x, top, out=np.zeros_like(x), where=top > 0)
+
+
+def _jordi(x: np.ndarray) -> np.ndarray:
+    """Essentia's HPCP non-linear post-processing."""
+    y = np.sin(x * np.pi * 0.5) ** 2
+    return np.where(y < 0.6, y * (y / 0.6) ** 2, y)
+
+
+def harmonic_change(chroma: np.ndarray, active: np.ndarray) -> tuple[float, float] | None:
+    """(movement, variance) of chroma frames ``[12, frames]``; None with fewer than two
+    consecutive active frames.
+
+    Frames are L1-normalised.  movement = mean L2 distance between consecutive active
+    frames / sqrt(2); two L1-normalised non-negative vectors are at most sqrt(2) apart,
+    so movement <= 1.  variance = mean over bins of each bin's variance over the active
+    frames / 0.1; since sum_i var_i <= 1 - 1/12 it is at most 11/14.4 = 0.76.
+    """
+    active = np.asarray(active, dtype=bool)
+    totals = chroma.sum(axis=0)
+    active = active & (totals > 0)
+    pairs = active[1:] & active[:-1]
+    if not pairs.any():
+        return None
+    c = np.divide(chroma, totals, out=np.zeros_like(chroma), where=totals > 0)
+    step = np.linalg.norm(np.diff(c, axis=1), axis=0)[pairs]
+    movement = float(step.mean() / math.sqrt(2.0))
+    variance = float(c[:, active].var(axis=1).mean() / _VARIANCE_SCALE)
+    return movement, variance
+
+
+def tonal_interval_vector(hpcp: np.ndarray) -> np.ndarray:
+    """The seed's TIV: DFT coefficients 1..6 of the sum-normalised profile, weighted by
+    Bernardes et al.'s (3, 8, 11.5, 15, 14.5, 7.5), interleaved [Re1, Im1, ..., Re6, Im6]
+    and L2-normalised (a flat profile gives zeros)."""
+    c = np.asarray(hpcp, dtype=np.float64)
+    c = c / c.sum()
+    coef = np.fft.fft(c)[1:7] * _TIV_WEIGHTS
+    tiv = np.empty(12)
+    tiv[0::2], tiv[1::2] = coef.real, coef.imag
+    norm = np.linalg.norm(tiv)
+    return tiv / norm if norm > 1e-12 else np.zeros(12)
+
+
+def _profile_matrix(profile: str) -> np.ndarray:
+    """``[2, 12, 12]``: mode × tonic × pitch class, each row centred and unit-norm."""
+    out = np.empty((2, 12, 12))
+    for m, mode in enumerate(MODES):
+        base = np.asarray(PROFILES[profile][mode], dtype=np.float64)
+        for t in range(12):
+            row = np.roll(base, t)
+            row = row - row.mean()
+            out[m, t] = row / np.linalg.norm(row)
+    return out
+
+
+def _correlations(pcp: np.ndarray, templates: np.ndarray) -> np.ndarray:
+    x = np.asarray(pcp, dtype=np.float64)
+    x = x - x.mean()
+    n = np.linalg.norm(x)
+    return templates @ (x / n) if n > 0 else np.zeros(templates.shape[:-1])
+
+
+def estimate_key(pcp: np.ndarray, *, opening: np.ndarray | None = None, profile: str = "temperley",
+                 opening_weight: float = 0.2) -> tuple[int, str, float]:
+    """(tonic pitch class, mode, correlation) of a 12-bin profile (index 0 = C).
+
+    Every key is scored by the Pearson correlation of ``pcp`` with its rotated profile.
+    The best key and its relative (same pitch-class set) are then compared on
+    correlation + ``opening_weight`` × fit of their tonic triad to ``opening`` (the
+    profile of the first seconds); the returned correlation is the profile correlation.
+    """
+    scores = _correlations(pcp, _profile_matrix(profile))
+    m, t = np.unravel_index(int(np.argmax(scores)), scores.shape)
+    candidates = [(int(m), int(t)), (1, (t + 9) % 12) if m == 0 else (0, (t + 3) % 12)]
+    if opening is not None and np.ptp(opening) > 0 and opening_weight > 0:
+        def total(key):
+            mode, tonic = key
+            triad = np.zeros(12)
+            triad[[tonic, (tonic + (4 if mode == 0 else 3)) % 12, (tonic + 7) % 12]] = 1.0
+            triad -= triad.mean()
+            fit = _correlations(opening, (triad / np.linalg.norm(triad))[None])[0]
+            return scores[key] + opening_weight * fit
+
+        m, t = max(candidates, key=total)
+    return int(t), MODES[m], float(scores[m, t])

@@ -1,0 +1,120 @@
+"""Rhythm against synthesised ground truth: tempo over 70–180 BPM, downbeats, onsets, and the seed's bugs."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sat_mir.audio import TrackContext
+from sat_mir.audio.decode import Audio
+from sat_mir.demo import SongSpec, render_song
+from sat_mir.features.rhythm import DOWNBEATS_FILE, ONSETS_FILE, Rhythm, StemRhythm, onset_statistics
+
+SR = 22050
+
+
+def ctx_of(stems: dict[str, np.ndarray], sr: int = SR) -> TrackContext:
+    signals = {"mix": sum(stems.values()), **stems}
+    return TrackContext({k: Path(f"<{k}>") for k in signals},
+                        loader=lambda p: Audio(np.atleast_2d(signals[p.name.strip("<>")]).astype(np.float32), sr))
+
+
+def song(bpm: float, beats_per_bar: int, i: int, seconds: float = 16.0):
+    bars = max(4, int(round(seconds / (beats_per_bar * 60.0 / bpm))))
+    spec = SongSpec(f"s{i}", bpm=bpm, beats_per_bar=beats_per_bar, tonic=i % 12,
+                    mode="major" if i % 2 else "minor", bars=bars, seed=100 + i)
+    return render_song(spec, sr=SR)
+
+
+TEMPI = [70, 76, 82, 88, 94, 100, 106, 112, 118, 124, 130, 136, 142, 148, 154, 160, 166, 172, 180]
+
+
+@pytest.fixture(scope="module")
+def tempo_set():
+    out = []
+    for i, bpm in enumerate(TEMPI):
+        stems, truth = song(float(bpm), 4 if i % 3 else 3, i)
+        out.append((truth, Rhythm().compute(ctx_of(stems))))
+    return out
+
+
+def test_tempo_within_2_percent_on_at_least_95_percent_of_70_to_180_bpm(tempo_set):
+    ok = [abs(r.values["bpm"] / t.bpm - 1) <= 0.02 for t, r in tempo_set]
+    misses = [(t.bpm, r.values["bpm"]) for (t, r), good in zip(tempo_set, ok) if not good]
+    assert np.mean(ok) >= 0.95, misses
+
+
+def test_downbeat_f_measure_on_4_4_songs(tempo_set):
+    for truth, result in tempo_set:
+        if truth.beats_per_bar != 4:
+            continue
+        assert result.values["beats_per_bar"] == 4, truth.bpm
+        found = np.array([float(x) for x in result.artifacts[DOWNBEATS_FILE].split()])
+        true = np.array(truth.downbeats)
+        recall = np.mean(np.min(np.abs(true[:, None] - found[None, :]), axis=1) <= 0.07)
+        precision = np.mean(np.min(np.abs(found[:, None] - true[None, :]), axis=1) <= 0.07)
+        f = 2 * precision * recall / max(precision + recall, 1e-9)
+        assert f >= 0.9, (truth.bpm, f)
+
+
+def test_meter_of_3_4_songs(tempo_set):
+    three = [r.values["beats_per_bar"] for t, r in tempo_set if t.beats_per_bar == 3]
+    assert np.mean(np.array(three) == 3) >= 0.8
+
+
+@pytest.mark.parametrize("rate_hz,seconds", [(2.0, 20.0), (4.0, 15.0), (6.5, 12.0)])
+def test_onset_count_on_click_tracks_within_5_percent(rate_hz, seconds):
+    x = np.zeros(int(seconds * SR), np.float32)
+    t = np.arange(int(0.01 * SR)) / SR
+    click = np.sin(2 * np.pi * 2000 * t) * np.exp(-t / 0.002)
+    starts = (np.arange(0.25, seconds - 0.1, 1.0 / rate_hz) * SR).astype(int)
+    for s in starts:
+        x[s : s + click.size] += click
+    result = Rhythm().compute(ctx_of({"mix": x})) if False else Rhythm().compute(
+        TrackContext({"mix": Path("<m>")}, loader=lambda _: Audio(x[None, :], SR)))
+    assert result.values["onset_count"] == pytest.approx(starts.size, rel=0.05)
+    found = np.array([float(v) for v in result.artifacts[ONSETS_FILE].split()])
+    assert np.median(np.min(np.abs(found[:, None] - starts[None, :] / SR), axis=1)) < 0.03
+
+
+def test_syncopation_is_strength_weighted_not_one_minus_on_beat_ratio():
+    beats = np.arange(0.0, 8.0, 0.5)
+    onsets = np.concatenate([beats, beats[:-1] + 0.25])  # every beat, plus every off-beat
+    strong_off = np.concatenate([np.full(beats.size, 1.0), np.full(beats.size - 1, 3.0)])
+    weak_off = np.concatenate([np.full(beats.size, 1.0), np.full(beats.size - 1, 0.2)])
+    a = onset_statistics(onsets, strong_off, beats)
+    b = onset_statistics(onsets, weak_off, beats)
+    assert a["on_beat_ratio"] == b["on_beat_ratio"]  # the same onsets on the beat
+    assert a["syncopation"] > 0.7 and b["syncopation"] < 0.2  # but very different syncopation
+    assert a["syncopation"] != pytest.approx(1 - a["on_beat_ratio"], abs=0.05)
+
+
+def test_complexity_reaches_its_whole_range():
+    # maximally spread inter-onset intervals: entropy term near 1 (the seed's never passed 0.78)
+    rng = np.random.default_rng(0)
+    onsets = np.cumsum(rng.uniform(0.05, 1.0, 2000))
+    stats = onset_statistics(onsets, np.ones(onsets.size), np.array([]))
+    assert stats["rhythmic_complexity"] > 0.55
+    entropy_term = 2 * stats["rhythmic_complexity"] - min(np.std(np.diff(onsets)) / np.mean(np.diff(onsets)) / 2, 1)
+    assert entropy_term > 0.9
+
+
+def test_beat_regularity_is_a_score_and_the_grid_files_exist(tempo_set):
+    for _, result in tempo_set:
+        assert 0.9 <= result.values["beat_regularity"] <= 1.0  # synthetic songs: perfectly even
+        assert result.values["bpm_is_defined"] == 1
+        assert Rhythm().check(result) == {}
+
+
+def test_stem_rhythm_keys_and_missing_stems():
+    stems, truth = song(120.0, 4, 3)
+    result = StemRhythm().compute(ctx_of({k: v for k, v in stems.items() if k != "other"}))
+    assert "the track has no other stem" in result.absent["syncopation_other"]
+    for s in ("drums", "bass"):
+        for key in ("onset_density_average", "onset_density_variance", "syncopation", "rhythmic_complexity",
+                    "rhythmic_evenness"):
+            assert np.isfinite(result.values[f"{key}_{s}"]), (key, s)
+    # the bass plays on every beat: about bpm / 60 onsets per second, all on the beat
+    assert result.values["onset_density_average_bass"] == pytest.approx(2.0, rel=0.2)
+    assert result.values["syncopation_bass"] < 0.1
+    assert StemRhythm().check(result) == {}
