@@ -86,13 +86,19 @@ class SignalContext:
         """All channels resampled to ``sr`` Hz, ``[channels, frames]``."""
         if sr == self.sr:
             return self.samples
-        return self.memo(("at_rate", sr), lambda: resample(self.audio.samples, sr_in=self.sr, sr_out=sr))
+        # analysis only: libsoxr's HQ preset is ~3x faster than VHQ and far below any feature's resolution
+        return self.memo(("at_rate", sr), lambda: resample(self.audio.samples, sr_in=self.sr, sr_out=sr,
+                                                           quality="HQ"))
 
     def mono_at(self, sr: int) -> np.ndarray:
         """Mono resampled to ``sr`` Hz (resampled once, then averaged)."""
         if sr == self.sr:
             return self.mono
-        return self.memo(("mono", sr), lambda: self.at_rate(sr).mean(axis=0, dtype=np.float32))
+        # averaging first and resampling one channel equals resampling all and averaging (both
+        # are linear), at a fraction of the cost; reuse all channels when they are already there
+        if ("at_rate", sr) in self._memo:
+            return self.memo(("mono", sr), lambda: self.at_rate(sr).mean(axis=0, dtype=np.float32))
+        return self.memo(("mono", sr), lambda: resample(self.mono, sr_in=self.sr, sr_out=sr, quality="HQ"))
 
     def stft_magnitude(self, *, sr: int = 22050, n_fft: int = 2048, hop: int = 512) -> np.ndarray:
         """|STFT| of the mono signal at ``sr``, ``[1 + n_fft // 2, frames]``, Hann window, centred."""
@@ -104,7 +110,7 @@ class SignalContext:
 
         return self.memo(("stft_mag", sr, n_fft, hop), compute)
 
-    def spectrogram(self, *, n_fft: int = 2048, hop: int = 1024) -> Spectrogram:
+    def spectrogram(self, *, n_fft: int = 2048, hop: int = 2048) -> Spectrogram:
         """Power per channel and mono magnitude of one native-rate STFT (Hann, centred).
 
         One transform serves both: the mono spectrum is the transform of the channel

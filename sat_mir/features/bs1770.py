@@ -63,27 +63,31 @@ def channel_weights(channels: int) -> np.ndarray:
     return np.ones(channels)
 
 
-def _energy_cumsum(samples: np.ndarray, sr: int) -> np.ndarray:
-    """Cumulative energy ``[channels, frames + 1]`` of the K-weighted signal.
+def _chunk_energy(samples: np.ndarray, sr: int) -> np.ndarray:
+    """Energy ``[channels, chunks]`` of the K-weighted signal in consecutive 100 ms chunks.
 
-    Computed once per signal; every window length and hop is then a difference of
-    two entries, so integrated loudness and loudness range share one filter pass.
+    BS.1770 blocks (400 ms) and EBU 3342 short-term windows (3 s) both start every
+    100 ms, so each is a sum of whole chunks: one filter pass and one reduction
+    serve integrated loudness and loudness range.  The filter runs in float32;
+    chunk sums are accumulated in float64.
     """
-    x = np.atleast_2d(np.asarray(samples, dtype=np.float64))
-    y = sosfilt(k_weighting_sos(sr), x, axis=-1)
-    return np.concatenate([np.zeros((y.shape[0], 1)), np.cumsum(y * y, axis=-1)], axis=-1)
+    x = np.atleast_2d(np.asarray(samples, dtype=np.float32))
+    y = sosfilt(k_weighting_sos(sr).astype(np.float32), x, axis=-1)
+    step = int(round(0.1 * sr))
+    n = y.shape[-1] // step
+    sq = np.square(y[:, : n * step], dtype=np.float32).reshape(y.shape[0], n, step)
+    return sq.sum(axis=-1, dtype=np.float64)
 
 
-def _window_power(csum: np.ndarray, sr: int, window_s: float, step_s: float) -> np.ndarray:
-    """Channel-weighted mean square of the K-weighted signal in each window."""
-    win = int(round(window_s * sr))
-    step = int(round(step_s * sr))
-    n = csum.shape[-1] - 1
-    if n < win:
+def _window_power(chunks: np.ndarray, sr: int, window_s: float) -> np.ndarray:
+    """Channel-weighted mean square of the K-weighted signal in each window (step 100 ms)."""
+    k = int(round(window_s / 0.1))
+    n = chunks.shape[-1]
+    if n < k:
         return np.empty(0)
-    starts = np.arange(0, n - win + 1, step)
-    energy = (csum[:, starts + win] - csum[:, starts]) / win
-    return channel_weights(csum.shape[0]) @ np.maximum(energy, 0.0)
+    csum = np.concatenate([np.zeros((chunks.shape[0], 1)), np.cumsum(chunks, axis=-1)], axis=-1)
+    energy = (csum[:, k:] - csum[:, :-k]) / (k * int(round(0.1 * sr)))
+    return channel_weights(chunks.shape[0]) @ np.maximum(energy, 0.0)
 
 
 def _to_lufs(power: np.ndarray | float) -> np.ndarray | float:
@@ -97,11 +101,11 @@ def integrated_loudness(samples: np.ndarray, sr: int) -> float:
     Returns ``-inf`` when no block passes the absolute gate (silence) and ``nan``
     when the signal is shorter than one 400 ms block; callers decide what that means.
     """
-    return _integrated(_energy_cumsum(samples, sr), sr)
+    return _integrated(_chunk_energy(samples, sr), sr)
 
 
-def _integrated(csum: np.ndarray, sr: int) -> float:
-    power = _window_power(csum, sr, 0.4, 0.1)
+def _integrated(chunks: np.ndarray, sr: int) -> float:
+    power = _window_power(chunks, sr, 0.4)
     if power.size == 0:
         return float("nan")
     loud = _to_lufs(power)
@@ -115,13 +119,13 @@ def _integrated(csum: np.ndarray, sr: int) -> float:
 
 def loudness_stats(samples: np.ndarray, sr: int) -> tuple[float, float]:
     """(integrated loudness, loudness range) from one K-weighting pass; see the two functions."""
-    csum = _energy_cumsum(samples, sr)
-    return _integrated(csum, sr), _range(csum, sr)
+    chunks = _chunk_energy(samples, sr)
+    return _integrated(chunks, sr), _range(chunks, sr)
 
 
-def short_term_loudness(samples: np.ndarray, sr: int, *, step_s: float = 0.1) -> np.ndarray:
-    """Short-term loudness (3 s windows, ungated) every ``step_s`` seconds, in LUFS."""
-    return np.asarray(_to_lufs(_window_power(_energy_cumsum(samples, sr), sr, 3.0, step_s)))
+def short_term_loudness(samples: np.ndarray, sr: int) -> np.ndarray:
+    """Short-term loudness (3 s windows, ungated) every 100 ms, in LUFS."""
+    return np.asarray(_to_lufs(_window_power(_chunk_energy(samples, sr), sr, 3.0)))
 
 
 def loudness_range(samples: np.ndarray, sr: int) -> float:
@@ -130,11 +134,11 @@ def loudness_range(samples: np.ndarray, sr: int) -> float:
     Gates: −70 LUFS absolute, then 20 LU below the power mean of what passed.
     Returns ``nan`` when the signal is shorter than 3 s or nothing passes the gates.
     """
-    return _range(_energy_cumsum(samples, sr), sr)
+    return _range(_chunk_energy(samples, sr), sr)
 
 
-def _range(csum: np.ndarray, sr: int) -> float:
-    st = np.asarray(_to_lufs(_window_power(csum, sr, 3.0, 0.1)))
+def _range(chunks: np.ndarray, sr: int) -> float:
+    st = np.asarray(_to_lufs(_window_power(chunks, sr, 3.0)))
     st = st[st > ABSOLUTE_GATE_LUFS]
     if st.size == 0:
         return float("nan")

@@ -38,7 +38,8 @@ class SignalInfo(Extractor):
         peak = float(np.max(np.abs(x)))
         if peak == 0.0:
             raise ExtractorError("mix is digital silence (every sample is 0)")
-        rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+        flat = x.reshape(-1)
+        rms = float(np.sqrt(np.dot(flat, flat) / flat.size))  # float32 dot accumulates pairwise: accurate
         return ExtractorResult(values={
             "duration_s": round(ctx.mix.duration_s, 6),
             "sample_rate": ctx.mix.sr,

@@ -33,7 +33,8 @@ def shape_statistics(mag: np.ndarray, freqs: np.ndarray, active: np.ndarray) -> 
     skewness and kurtosis describe the spectrum as a distribution over frequency.
     """
     eps = 1e-12
-    m = mag.astype(np.float64)
+    m = mag[:, active].astype(np.float64)
+    freqs = np.asarray(freqs, dtype=np.float64)
     flat = np.exp(np.mean(np.log(m + eps), axis=0)) / (np.mean(m, axis=0) + eps)
     unit = m / (np.linalg.norm(m, axis=0, keepdims=True) + eps)
     flux = np.concatenate([[0.0], np.linalg.norm(np.diff(unit, axis=1), axis=0)])
@@ -44,14 +45,12 @@ def shape_statistics(mag: np.ndarray, freqs: np.ndarray, active: np.ndarray) -> 
     sd = np.sqrt(var) + eps
     skew = np.sum(w * d**3, axis=0) / sd**3
     kurt = np.sum(w * d**4, axis=0) / sd**4 - 3.0
-    # the first frame has no predecessor: keep it out of the flux median
-    flux_active = active.copy()
-    flux_active[0] = False
+    # flux between consecutive active frames; the first has no predecessor
     return {
-        "spectral_flatness": float(np.median(flat[active])),
-        "spectral_flux": float(np.median(flux[flux_active])) if flux_active.any() else 0.0,
-        "spectral_skewness": float(np.median(skew[active])),
-        "spectral_kurtosis": float(np.median(kurt[active])),
+        "spectral_flatness": float(np.median(flat)),
+        "spectral_flux": float(np.median(flux[1:])) if flux.size > 1 else 0.0,
+        "spectral_skewness": float(np.median(skew)),
+        "spectral_kurtosis": float(np.median(kurt)),
     }
 
 
@@ -87,7 +86,7 @@ class Spectral(Extractor):
     @dataclass(frozen=True)
     class Config:
         n_fft: int = 2048
-        hop: int = 1024
+        hop: int = 2048  # medians and band means need no overlap; half the frames of hop 1024
 
     def compute(self, ctx: TrackContext) -> ExtractorResult:
         spec = ctx.mix.spectrogram(n_fft=self.config.n_fft, hop=self.config.hop)
