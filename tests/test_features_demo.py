@@ -66,3 +66,15 @@ def test_meter_and_downbeats_of_the_demo_songs(contexts, demo_truth, title):
     hits = np.min(np.abs(true[:, None] - found[None, :]), axis=1) <= 0.07
     precision = np.mean(np.min(np.abs(found[:, None] - true[None, :]), axis=1) <= 0.07)
     assert hits.mean() >= 0.9 and precision >= 0.9
+
+
+def test_every_cpu_extractor_on_every_demo_song_is_finite_and_in_range(contexts):
+    from sat_mir.features import REGISTRY
+
+    for name, cls in sorted(REGISTRY.items()):
+        if cls.device != "cpu":
+            continue
+        for title, ctx in contexts.items():
+            result = cls().compute(ctx)
+            assert cls().check(result) == {}, (name, title)  # check() also refuses NaN and undeclared keys
+            assert result.values, (name, title)

@@ -64,3 +64,15 @@ def test_every_registered_extractor_declares_units_and_descriptions():
         assert cls.outputs and cls.version
         for spec in cls.outputs:
             assert spec.unit and spec.description, (cls.name, spec.key)
+
+
+def test_the_features_doc_is_generated_from_the_specs():
+    from pathlib import Path
+
+    from sat_mir.features.docs import features_markdown
+
+    doc = Path(__file__).resolve().parent.parent / "docs" / "features.md"
+    assert doc.read_text() == features_markdown(), "run: python tools/gen_features_doc.py"
+    for cls in REGISTRY.values():
+        for spec in cls.outputs:
+            assert f"`{spec.key}`" in doc.read_text()

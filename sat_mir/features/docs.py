@@ -1,0 +1,34 @@
+"""The features table (Markdown), generated from the same specs the extractors declare."""
+
+from __future__ import annotations
+
+from sat_mir.features.registry import REGISTRY
+
+__all__ = ["features_markdown"]
+
+
+def features_markdown() -> str:
+    import sat_mir.features  # noqa: F401  - registers every extractor
+
+    lines = [
+        "# Features",
+        "",
+        "Generated from the extractors' output specs by `python tools/gen_features_doc.py`; do not edit by hand.",
+        "`{stem}` stands for each stem the track has (drums, bass, other, vocals).",
+        "A value outside its range is kept and flagged in the sidecar's provenance, never clamped.",
+        "",
+    ]
+    for name in sorted(REGISTRY):
+        cls = REGISTRY[name]
+        doc = (cls.__doc__ or "").strip().splitlines()
+        module_doc = (__import__(cls.__module__, fromlist=["_"]).__doc__ or "").strip().splitlines()
+        summary = (doc or module_doc or [""])[0]
+        lines += [f"## `{name}` (version {cls.version}; signals: {', '.join(cls.signals)}; {cls.device})", ""]
+        if summary:
+            lines += [summary, ""]
+        lines += ["| key | unit | range | meaning |", "|---|---|---|---|"]
+        for spec in cls.outputs:
+            rng = "–" if spec.range is None else f"{spec.range[0]} … {spec.range[1]}"
+            lines.append(f"| `{spec.key}` | {spec.unit} | {rng} | {spec.description} |")
+        lines.append("")
+    return "\n".join(lines)
