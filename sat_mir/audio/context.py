@@ -138,7 +138,9 @@ class SignalContext:
         def compute() -> np.ndarray:
             import librosa
 
-            env = librosa.onset.onset_strength(y=self.mono_at(sr), sr=sr, hop_length=hop)
+            # from the shared STFT (the same spectrogram chroma and low-band flux read), not a second one
+            mel = librosa.feature.melspectrogram(S=self.stft_magnitude(sr=sr, n_fft=2048, hop=hop) ** 2, sr=sr)
+            env = librosa.onset.onset_strength(S=librosa.power_to_db(mel), sr=sr, hop_length=hop)
             return env.astype(np.float32)
 
         return self.memo(("onset_env", sr, hop), compute)
