@@ -78,3 +78,14 @@ def test_every_cpu_extractor_on_every_demo_song_is_finite_and_in_range(contexts)
             result = cls().compute(ctx)
             assert cls().check(result) == {}, (name, title)  # check() also refuses NaN and undeclared keys
             assert result.values, (name, title)
+
+
+def test_a_quiet_stem_reads_below_the_seeds_minus_40_lufs_floor(tmp_path, contexts):
+    from sat_mir.audio import write_audio
+
+    mix = contexts[SONGS[1]].mix
+    write_audio(tmp_path / "mix.flac", mix.samples, sr=mix.sr)
+    write_audio(tmp_path / "vocals.flac", mix.samples * 10 ** (-40 / 20), sr=mix.sr)  # 40 dB under the mix
+    result = Loudness().compute(TrackContext({"mix": tmp_path / "mix.flac", "vocals": tmp_path / "vocals.flac"}))
+    assert result.values["lufs_vocals"] == pytest.approx(result.values["lufs"] - 40.0, abs=0.1)
+    assert result.values["lufs_vocals"] < -50.0  # the seed clamped stem LUFS at -40
