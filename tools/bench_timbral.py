@@ -28,7 +28,7 @@ from sat_mir.audio import TrackContext
 from sat_mir.audio.decode import Audio
 from sat_mir.demo import SongSpec, render_song
 from sat_mir.features import timbral
-from sat_mir.features.psychoacoustics import rt60_blind
+from sat_mir.features.envelopes import rt60_blind
 
 SR = 44100
 

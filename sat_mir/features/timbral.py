@@ -25,7 +25,7 @@ original: 8192-point spectra); third-octave levels come from FFTs rather than II
 filter banks; HPSS runs on a pooled copy of the spectrogram; roughness analyses one
 50 ms frame in every ``roughness_stride`` (the original: all, every 25 ms); the RT60
 is that of the mono mix on a wider grid (see
-:func:`~sat_mir.features.psychoacoustics.rt60_blind`), where the original averaged
+:func:`~sat_mir.features.envelopes.rt60_blind`), where the original averaged
 the left and right channels; every input is analysed at 44.1 kHz (the original
 kept higher rates).  On the demo songs the scores stay within ≈2 points of the
 original's (booming ≈2 higher, sharpness ≈1.5 lower).
@@ -44,16 +44,12 @@ from scipy.signal import sosfreqz
 from sat_mir.audio.context import SignalContext, TrackContext
 from sat_mir.errors import ExtractorError
 from sat_mir.features.bs1770 import k_weighting_sos
+from sat_mir.features.envelopes import attack_start, attack_time, hold_decay_envelope, note_onsets, rt60_blind
 from sat_mir.features.psychoacoustics import (
-    attack_start,
-    attack_time,
     bark_weight,
     booming_index,
     fastl_sharpness,
-    hold_decay_envelope,
-    note_onsets,
     percussive_share,
-    rt60_blind,
     specific_loudness,
     spectral_peaks,
     third_octave_weights,
