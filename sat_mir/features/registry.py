@@ -140,7 +140,7 @@ class Extractor(ABC):
     @abstractmethod
     def compute(self, ctx: TrackContext) -> ExtractorResult:
         """Measure one track.  Raise :class:`~sat_mir.errors.ExtractorError` when no
-        meaningful value exists; never return placeholders."""
+        meaningful value exists; never return a made-up stand-in value."""
 
 
 REGISTRY: dict[str, type[Extractor]] = {}
