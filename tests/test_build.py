@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,19 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, load_tool
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 SAMPLE_SIZE = 262144  # the tiny model's sample_size (about 5.94 s at 44.1 kHz)
 NUMBERS = ["bpm", "lufs"]
 
-
-def _tool(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +36,7 @@ def built(tmp_path_factory, demo_library):
                                                  "tracks": [t.to_dict(demo_library) for t in tracks]})
     extractors = build_extractors({"info": {}, "loudness": {}, "rhythm": {}})
     assert run_extraction(tracks, extractors, root=demo_library, output=output, jobs=1, progress=False).failed == 0
-    models = _tool("make_tiny_sat_model").make_tiny_sat_model(base / "models")
+    models = load_tool("make_tiny_sat_model").make_tiny_sat_model(base / "models")
     import yaml
 
     prompts = yaml.safe_load((REPO / "conf" / "prompts" / "default.yaml").read_text())
@@ -236,7 +229,7 @@ def test_cli_extract_build_preview_with_user_metadata(tmp_path):
 
     env = {**os.environ, "SAT_MIR_CACHE": str(tmp_path / "cache")}
     assert run_extract("+dataset=demo", "progress=false", cwd=tmp_path, env=env).returncode == 0
-    _tool("make_tiny_sat_model").make_tiny_sat_model(tmp_path / "cache" / "demo" / "tiny-sat-model")
+    load_tool("make_tiny_sat_model").make_tiny_sat_model(tmp_path / "cache" / "demo" / "tiny-sat-model")
     (tmp_path / "meta.csv").write_text("name,artist\nDemo 01 - Sunrise,The Synth Band\n")
     build = subprocess.run(
         [sys.executable, "-m", "sat_mir.build", "+dataset=demo", "progress=false", "prompts.metadata.enabled=true",
@@ -283,7 +276,7 @@ def test_failed_tracks_and_silent_items_are_left_out_with_reasons(tmp_path, demo
     atomic_write_json(output / "catalog.json", {"root": str(root), "tracks": [t.to_dict(root) for t in tracks]})
     run_extraction(tracks, build_extractors({"info": {}, "loudness": {}, "rhythm": {}}), root=root, output=output,
                    jobs=1, progress=False)
-    models = _tool("make_tiny_sat_model").make_tiny_sat_model(tmp_path / "models")
+    models = load_tool("make_tiny_sat_model").make_tiny_sat_model(tmp_path / "models")
     import yaml
 
     prompts = yaml.safe_load((REPO / "conf" / "prompts" / "default.yaml").read_text())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -19,21 +18,17 @@ import torch  # noqa: E402
 from sat_mir.build.latents import EncodeItem, encode_items, load_autoencoder  # noqa: E402
 from sat_mir.errors import ConfigError, WeightsError  # noqa: E402
 
+from conftest import load_tool  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 SR = 44100
 SAMPLE_SIZE = 65536  # 1.49 s; the tiny VAE's ratio is 32, so N = 2048 frames
 
 
-def _tools_module(name: str):
-    spec = importlib.util.spec_from_file_location(f"tools_{name}", REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.fixture(scope="module")
 def tiny_vae(tmp_path_factory) -> tuple[Path, Path]:
-    return _tools_module("make_tiny_vae").make_tiny_vae(tmp_path_factory.mktemp("vae"), seed=0)
+    return load_tool("make_tiny_vae").make_tiny_vae(tmp_path_factory.mktemp("vae"), seed=0)
 
 
 @pytest.fixture(scope="module")

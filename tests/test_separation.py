@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import socket
 import time
@@ -24,20 +23,16 @@ from sat_mir.separation import (
     write_stems,
 )
 
+from conftest import load_tool  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 SR = 44100
 
 
-def _tools_module(name: str):
-    spec = importlib.util.spec_from_file_location(f"tools_{name}", REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.fixture(scope="module")
 def tool():
-    return _tools_module("make_tiny_demucs")
+    return load_tool("make_tiny_demucs")
 
 
 @pytest.fixture(scope="module")
