@@ -33,18 +33,22 @@ def shape_statistics(mag: np.ndarray, freqs: np.ndarray, active: np.ndarray) -> 
     skewness and kurtosis describe the spectrum as a distribution over frequency.
     """
     eps = 1e-12
-    m = mag[:, active].astype(np.float64)
+    m = mag[:, active]
     freqs = np.asarray(freqs, dtype=np.float64)
-    flat = np.exp(np.mean(np.log(m + eps), axis=0)) / (np.mean(m, axis=0) + eps)
-    unit = m / (np.linalg.norm(m, axis=0, keepdims=True) + eps)
+    flat = np.exp(np.mean(np.log(m + np.float32(eps)), axis=0, dtype=np.float64)) / (
+        np.mean(m, axis=0, dtype=np.float64) + eps)
+    unit = m / (np.linalg.norm(m, axis=0, keepdims=True) + np.float32(eps))
     flux = np.concatenate([[0.0], np.linalg.norm(np.diff(unit, axis=1), axis=0)])
-    w = m / (m.sum(axis=0, keepdims=True) + eps)
-    mu = freqs @ w
-    d = freqs[:, None] - mu[None, :]
-    var = np.sum(w * d**2, axis=0)
+    # Moments from four matrix-vector products instead of elementwise powers of [bins, frames]
+    # arrays; frequencies are taken relative to the median centroid to keep the sums small.
+    w = m.astype(np.float64)
+    w /= w.sum(axis=0, keepdims=True) + eps
+    g = freqs - float(np.median(freqs @ w))
+    r1, r2, r3, r4 = (g**k @ w for k in (1, 2, 3, 4))
+    var = np.maximum(r2 - r1**2, 0.0)
     sd = np.sqrt(var) + eps
-    skew = np.sum(w * d**3, axis=0) / sd**3
-    kurt = np.sum(w * d**4, axis=0) / sd**4 - 3.0
+    skew = (r3 - 3 * r1 * r2 + 2 * r1**3) / sd**3
+    kurt = (r4 - 4 * r1 * r3 + 6 * r1**2 * r2 - 3 * r1**4) / sd**4 - 3.0
     # flux between consecutive active frames; the first has no predecessor
     return {
         "spectral_flatness": float(np.median(flat)),
