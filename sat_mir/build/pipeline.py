@@ -189,7 +189,7 @@ def run_build(settings: BuildSettings) -> BuildSummary:
 
         ae = load_autoencoder(base_model_path, vae_ckpt, device=settings.device)
         enc = encode_items(
-            [EncodeItem(id=it.id, audio=it.track.mix, start_s=it.start_s, duration_s=it.duration_s,
+            [EncodeItem(id=it.id, **_latent_source(it, audio_dir if needs_audio else None),
                         metadata={"sat_mir_id": it.id, "seconds_start": it.seconds_start,
                                   "seconds_total": it.seconds_total, **numbers[it.id]}) for it in items],
             ae, latent_dir, sample_size=sample_size, batch_size=settings.batch_size,
@@ -265,6 +265,15 @@ def run_build(settings: BuildSettings) -> BuildSummary:
                        **{f"model_{k}": v for k, v in model_paths.items()}, "custom_metadata": module}
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _latent_source(item: BuildItem, audio_dir: Path | None) -> dict[str, Any]:
+    """Where the encoder reads an item: its materialised audio file when the audio formats
+    wrote one (already cut, resampled and validated: no second decode of the track),
+    else the slice of the source track."""
+    if audio_dir is not None:
+        return {"audio": audio_dir / f"{item.id}.flac", "start_s": 0.0, "duration_s": None}
+    return {"audio": item.track.mix, "start_s": item.start_s, "duration_s": item.duration_s}
 
 
 def _user_metadata(items: Sequence[BuildItem], cfg: dict[str, Any], output: Path) -> dict[str, dict[str, str]]:
