@@ -12,7 +12,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from sat_mir.errors import SatMirError
+from sat_mir.errors import ConfigError, SatMirError
 
 __all__ = ["main", "run"]
 
@@ -20,8 +20,15 @@ CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 log = logging.getLogger("sat_mir.extract")
 
 
+TARGETS = ("tracks", "crops", "both")
+
+
 def run(cfg: DictConfig) -> int:
-    """Run extraction for a composed config; returns the process exit code."""
+    """Run extraction for a composed config; returns the process exit code.
+
+    Stages: scan the library → separate tracks without stems → features of the tracks →
+    cut crops → features of the crops.  Each stage skips what is already current.
+    """
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from sat_mir.catalog import scan_library
@@ -36,6 +43,11 @@ def run(cfg: DictConfig) -> int:
     try:
         ds = dataset_settings(cfg)
         extractors = build_extractors(OmegaConf.to_container(cfg.extractors, resolve=True))
+        separation = _separation_settings(cfg)
+        crops = _crop_settings(cfg)
+        target = str(cfg.get("target", "both"))
+        if target not in TARGETS:
+            raise ConfigError(f"target must be one of {list(TARGETS)}, got {target!r}")
         if ds.generate == "demo":
             ensure_demo_library(ds.root)
         tracks = scan_library(ds.root, exclude=[ds.output])
@@ -47,21 +59,120 @@ def run(cfg: DictConfig) -> int:
         return 2
     ds.output.mkdir(parents=True, exist_ok=True)
     log_dir = start_run_log(ds.output, "extract", cfg)
-    atomic_write_json(ds.output / "catalog.json", {
-        "root": str(ds.root),
-        "tracks": [t.to_dict(ds.root) for t in tracks],
-    })
-    log.info("%d tracks in %s; extractors: %s; outputs: %s", len(tracks), ds.root,
-             ", ".join(e.name for e in extractors), ds.output)
+    progress = bool(cfg.get("progress", True))
+    common = dict(jobs=cfg.get("jobs"), overwrite=bool(cfg.get("overwrite", False)), progress=progress,
+                  batch_size=int(cfg.get("model_batch", 8)))
+    failed = False
     with logging_redirect_tqdm():
-        summary = run_extraction(
-            tracks, extractors, root=ds.root, output=ds.output,
-            jobs=cfg.get("jobs"), overwrite=bool(cfg.get("overwrite", False)),
-            progress=bool(cfg.get("progress", True)),
-        )
-    (log.warning if summary.failed else log.info)("summary: %s", summary.line())
+        tracks, failed = _separate(tracks, ds.output, separation, progress)
+        atomic_write_json(ds.output / "catalog.json", {
+            "root": str(ds.root),
+            "tracks": [t.to_dict(ds.root) for t in tracks],
+        })
+        on_tracks = extractors
+        if crops is not None and target == "crops":
+            on_tracks = [ex for ex in extractors if crops.needs_downbeats and ex.name == "rhythm"]
+        log.info("%d tracks in %s; extractors: %s; outputs: %s", len(tracks), ds.root,
+                 ", ".join(e.name for e in on_tracks) or "none", ds.output)
+        if on_tracks:
+            summary = run_extraction(tracks, on_tracks, root=ds.root, output=ds.output, **common)
+            (log.warning if summary.failed else log.info)("summary: %s", summary.line())
+            failed |= summary.exit_code != 0
+        if crops is not None:
+            crop_tracks, cut_failed = _cut_crops(tracks, ds.output, crops, cfg.get("jobs"), progress)
+            failed |= cut_failed
+            if crop_tracks and target != "tracks" and crops.features:
+                log.info("%d crops; extractors: %s", len(crop_tracks), ", ".join(e.name for e in extractors))
+                summary = run_extraction(crop_tracks, extractors, root=ds.output, output=ds.output,
+                                         unit="crop", **common)
+                (log.warning if summary.failed else log.info)("crops summary: %s",
+                                                              summary.line().replace("tracks:", "crops:", 1))
+                failed |= summary.exit_code != 0
     log.info("log and config of this run: %s", log_dir)
-    return summary.exit_code
+    return 1 if failed else 0
+
+
+def _separation_settings(cfg: DictConfig):
+    from sat_mir.separation.stage import SeparationSettings
+
+    return _settings(SeparationSettings, cfg.get("separation"), "separation")
+
+
+def _crop_settings(cfg: DictConfig):
+    from sat_mir.crops.cut import CropSettings
+
+    node = cfg.get("crops")
+    if node is None or not node.get("enabled", False):
+        return None
+    opts = OmegaConf.to_container(node, resolve=True)
+    opts.pop("enabled", None)
+    if "stems" in opts:
+        opts["stems"] = tuple(opts["stems"] or ())
+    return _settings(CropSettings, opts, "crops")
+
+
+def _settings(cls, node, group: str):
+    import dataclasses
+
+    opts = node if isinstance(node, dict) else (OmegaConf.to_container(node, resolve=True) if node else {})
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(opts) - known)
+    if unknown:
+        raise ConfigError(f"{group}: unknown option(s) {unknown}; known: {sorted(known)}")
+    try:
+        return cls(**opts)
+    except TypeError as exc:
+        raise ConfigError(f"{group}: {exc}") from exc
+
+
+def _separate(tracks, output: Path, settings, progress: bool):
+    from sat_mir.separation.stage import attach_stems, separate_tracks
+
+    if not settings.enabled:
+        return attach_stems(tracks, output, settings)[0], False
+    tracks, summary = separate_tracks(tracks, output, settings, progress=progress)
+    if summary.separated or summary.failed or summary.unavailable:
+        (log.warning if summary.failed or summary.unavailable else log.info)("%s", summary.line())
+    return tracks, bool(summary.failed or summary.unavailable)
+
+
+def _cut_crops(tracks, output: Path, settings, jobs, progress: bool):
+    """Cut every track (in a process pool); returns (all crops, whether any track failed)."""
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from tqdm.auto import tqdm
+
+    from sat_mir.crops import cut_track
+
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(tracks)))
+    crops, cut, current, failures = [], 0, 0, 0
+    bar = tqdm(total=len(tracks), desc="crops", unit="track", disable=not progress, dynamic_ncols=True)
+    if jobs == 1:
+        outcomes = (cut_track(t, output, settings) for t in tracks)
+        pool = None
+    else:
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"))
+        outcomes = pool.map(cut_track, tracks, [output] * len(tracks), [settings] * len(tracks))
+    try:
+        for track, outcome in zip(tracks, outcomes):
+            if outcome.error:
+                failures += 1
+                log.error("FAILED %s: crops: %s", track.rel, outcome.error)
+            else:
+                crops.extend(outcome.crops)
+                cut += outcome.cut
+                current += not outcome.cut
+            bar.update(1)
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.shutdown()
+    (log.warning if failures else log.info)(
+        "crops (%s): %d tracks cut, %d already cut, %d failed; %d crops", settings.mode, cut, current, failures,
+        len(crops))
+    return crops, failures > 0
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="extract")

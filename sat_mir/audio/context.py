@@ -153,10 +153,15 @@ class TrackContext:
     are brought to the mix's sample rate so sample indices line up across signals.
     """
 
-    def __init__(self, sources: dict[str, Path], *, loader: Callable[[Path], Audio] = load_audio):
+    def __init__(self, sources: dict[str, Path], *, loader: Callable[[Path], Audio] = load_audio,
+                 features: dict[str, Any] | None = None, track_id: str | None = None):
         if "mix" not in sources:
             raise ValueError("a track needs a 'mix' source")
         self.sources = dict(sources)
+        # values measured earlier for this item (its sidecar's features, over a crop's inherited
+        # ones): read-only context for annotators that condition on them, e.g. prompt texts
+        self.features: dict[str, Any] = dict(features or {})
+        self.track_id = track_id  # the catalog id (stable across library moves), when known
         self._loader = loader
         self._signals: dict[str, SignalContext] = {}
         self._failed: dict[str, Exception] = {}

@@ -1,6 +1,18 @@
 """Feature extractors, one module per family; importing this package registers them."""
 
-from sat_mir.features import loudness, peaks, rhythm, signal_info, spectral, timbral, tonal  # noqa: F401  - registration side effect
+from sat_mir.features import (  # noqa: F401  - registration side effect
+    aesthetics,
+    drums_midi,
+    essentia_tags,
+    flamingo,
+    loudness,
+    peaks,
+    rhythm,
+    signal_info,
+    spectral,
+    timbral,
+    tonal,
+)
 from sat_mir.features.registry import REGISTRY, Extractor, ExtractorResult, OutputSpec, build_extractors
 
 __all__ = ["REGISTRY", "Extractor", "ExtractorResult", "OutputSpec", "build_extractors"]

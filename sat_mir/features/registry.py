@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from sat_mir.audio.context import TrackContext
-from sat_mir.errors import ConfigError
+from sat_mir.errors import ConfigError, SatMirError
 
 __all__ = [
     "Extractor",
@@ -31,6 +32,11 @@ __all__ = [
 ]
 
 
+# Config fields that change how and where an extractor runs, not what it measures.
+RUNTIME_OPTIONS = frozenset({"models_dir", "device", "batch_size", "batch_windows", "batch_items",
+                             "attn_implementation"})
+
+
 @dataclass(frozen=True)
 class OutputSpec:
     """One output key.  ``{stem}`` in ``key`` expands to each stem the track has."""
@@ -39,7 +45,8 @@ class OutputSpec:
     unit: str
     description: str
     range: tuple[float, float] | None = None
-    kind: str = "float"  # float | int | str
+    # float | int | str | tags (an object label → probability, highest first) | bool
+    kind: str = "float"
 
     @property
     def per_stem(self) -> bool:
@@ -63,12 +70,13 @@ class ExtractorResult:
     """What an extractor produced for one track.
 
     ``values``: flat feature keys → JSON scalars (finite numbers only).
-    ``artifacts``: file name → text, written atomically in the track's work folder.
+    ``artifacts``: file name → text (str) or bytes (e.g. a MIDI file), written atomically in
+    the track's work folder.
     ``absent``: key → why no value exists although nothing failed (e.g. a silent stem).
     """
 
     values: dict[str, Any] = field(default_factory=dict)
-    artifacts: dict[str, str] = field(default_factory=dict)
+    artifacts: dict[str, str | bytes] = field(default_factory=dict)
     absent: dict[str, str] = field(default_factory=dict)
 
 
@@ -78,6 +86,10 @@ class Extractor(ABC):
     name: ClassVar[str]
     version: ClassVar[str]
     signals: ClassVar[tuple[str, ...]] = ("mix",)  # "mix" and/or "stems"
+    # "cpu": pure DSP, runs in the worker pool.  "model": loads a neural network (weights
+    # from a models folder, GPU when present); the runner checks the weights once per run
+    # with :meth:`preflight` and feeds such extractors batches in one process, so each model
+    # is loaded once per run.
     device: ClassVar[str] = "cpu"
     outputs: ClassVar[tuple[OutputSpec, ...]]
 
@@ -100,7 +112,10 @@ class Extractor(ABC):
 
     @property
     def config_hash(self) -> str:
-        blob = json.dumps(dataclasses.asdict(self.config), sort_keys=True, default=str)
+        """Hash of the options that change the values (not where weights live, the device or
+        batch sizes), so moving the models folder or the GPU does not redo finished work."""
+        opts = {k: v for k, v in dataclasses.asdict(self.config).items() if k not in RUNTIME_OPTIONS}
+        blob = json.dumps(opts, sort_keys=True, default=str)
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
     def spec(self, key: str) -> OutputSpec | None:
@@ -137,6 +152,24 @@ class Extractor(ABC):
         """Compile just-in-time code (numba) on a tiny signal, so that the compiled-code
         cache is complete before workers run (see :mod:`sat_mir.run.jit`)."""
 
+    def preflight(self) -> None:
+        """Check, cheaply and once per run, that everything :meth:`compute` needs is present
+        (model files, optional packages).  Raise :class:`~sat_mir.errors.WeightsError` or
+        :class:`~sat_mir.errors.ConfigError` naming the missing file and how to fetch it; the
+        runner then records that one error for every item instead of computing."""
+
+    def compute_batch(self, ctxs: list[TrackContext]) -> list[ExtractorResult | Exception]:
+        """Measure several items at once (model extractors override this to batch on the
+        device).  One entry per context, in order: a result, or the exception that item
+        raised, so one bad item never fails the others."""
+        out: list[ExtractorResult | Exception] = []
+        for ctx in ctxs:
+            try:
+                out.append(self.compute(ctx))
+            except Exception as exc:  # noqa: BLE001 - returned to the runner, which records it
+                out.append(exc)
+        return out
+
     @abstractmethod
     def compute(self, ctx: TrackContext) -> ExtractorResult:
         """Measure one track.  Raise :class:`~sat_mir.errors.ExtractorError` when no
@@ -144,6 +177,7 @@ class Extractor(ABC):
 
 
 REGISTRY: dict[str, type[Extractor]] = {}
+log = logging.getLogger("sat_mir.features")
 
 
 def register(cls: type[Extractor]) -> type[Extractor]:
@@ -162,6 +196,19 @@ def build_extractors(options: Mapping[str, Mapping[str, Any]]) -> list[Extractor
         if name not in REGISTRY:
             raise ConfigError(f"unknown extractor {name!r}; available: {sorted(REGISTRY)}")
         opts = dict(opts or {})
-        if opts.get("enabled", True):
-            out.append(REGISTRY[name].from_mapping(opts))
+        enabled = opts.get("enabled", True)
+        if enabled not in (True, False, "auto"):
+            raise ConfigError(f"extractors.{name}.enabled must be true, false or auto, got {enabled!r}")
+        if not enabled:
+            continue
+        ex = REGISTRY[name].from_mapping(opts)
+        if enabled == "auto":
+            # "auto": run when the weights are here, else say so once and leave it out
+            # (with enabled=true, missing weights are an error recorded on every item)
+            try:
+                ex.preflight()
+            except SatMirError as exc:
+                log.info("extractor %s is off this run (enabled=auto): %s", name, exc)
+                continue
+        out.append(ex)
     return out

@@ -18,7 +18,14 @@ from sat_mir.catalog import Track
 from sat_mir.errors import SatMirError
 from sat_mir.features.registry import Extractor
 from sat_mir.run.jit import prepare_jit_cache
-from sat_mir.run.worker import TrackOutcome, TrackTask, extractor_signals, process_track, track_label
+from sat_mir.run.worker import (
+    TrackOutcome,
+    TrackTask,
+    extractor_signals,
+    process_batch,
+    process_track,
+    track_label,
+)
 from sat_mir.store.sidecar import read_sidecar, records, sidecar_path, stat_matches
 
 __all__ = ["RunSummary", "plan_tracks", "run_extraction"]
@@ -37,6 +44,7 @@ class RunSummary:
     skipped: int = 0  # extractor runs already current
     failed: int = 0  # extractor runs that recorded an error
     failed_tracks: dict[str, str] = field(default_factory=dict)  # mix file → reason
+    unavailable: dict[str, str] = field(default_factory=dict)  # model extractor → why it could not run
     flagged: int = 0
     seconds: float = 0.0
 
@@ -47,10 +55,12 @@ class RunSummary:
     def add(self, outcome: TrackOutcome) -> None:
         self.done += len(outcome.done)
         self.skipped += len(outcome.skipped)
-        self.failed += len(outcome.failed)
+        self.failed += len(outcome.failed) + len(outcome.unavailable)
         self.flagged += len(outcome.flags)
         if outcome.failed:
-            self.failed_tracks[outcome.label] = _one_line(outcome.failed)
+            before = self.failed_tracks.get(outcome.label)
+            line = _one_line(outcome.failed)
+            self.failed_tracks[outcome.label] = f"{before}; {line}" if before else line
 
     def line(self) -> str:
         text = (
@@ -59,6 +69,8 @@ class RunSummary:
         )
         if self.failed_tracks:
             text += f" on {len(self.failed_tracks)} track(s)"
+        if self.unavailable:
+            text += f"; not run (see above): {', '.join(sorted(self.unavailable))}"
         if self.flagged:
             text += f"; {self.flagged} value(s) flagged out of range (see provenance flags)"
         return text + f" in {self.seconds:.1f} s"
@@ -107,8 +119,16 @@ def run_extraction(
     jobs: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    batch_size: int = 8,
+    unit: str = "track",
 ) -> RunSummary:
     """Run ``extractors`` on ``tracks``; results go to sidecars under ``output``.
+
+    CPU extractors run first, in a pool of ``jobs`` worker processes.  Model extractors
+    (``device == "model"``) run afterwards in this process, ``batch_size`` items at a time,
+    so each model is loaded once and sees batches (and can use the values the CPU
+    extractors just measured).  Their weights are checked once (``preflight``): a model
+    that cannot load is reported in one log line and recorded on every item, not computed.
 
     Failures are isolated per track and extractor: each failed file gets one log
     line (its path and the reason) and an error in its provenance; the run goes on.
@@ -116,19 +136,47 @@ def run_extraction(
     t0 = time.perf_counter()
     summary = RunSummary(tracks=len(tracks))
     todo, summary.skipped = plan_tracks(tracks, extractors, output, overwrite=overwrite)
-    tasks = [TrackTask(t, root, output, tuple(extractors), overwrite) for t in todo]
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks) or 1))
-    bar = tqdm(total=len(tasks), unit="track", desc="extract", disable=not progress or not tasks, dynamic_ncols=True)
-    for outcome in _execute(tasks, jobs):
-        summary.add(outcome)
-        if outcome.failed:
-            log.error("FAILED %s: %s", outcome.label, _one_line(outcome.failed))
-        for key, msg in outcome.flags.items():
-            log.warning("flagged %s: %s = %s", outcome.label, key, msg)
-        bar.update(1)
-    bar.close()
+    cpu = tuple(ex for ex in extractors if ex.device != "model")
+    models = tuple(ex for ex in extractors if ex.device == "model")
+    if cpu:
+        tasks = [TrackTask(t, root, output, cpu, overwrite) for t in todo]
+        n_jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks) or 1))
+        with tqdm(total=len(tasks), unit=unit, desc="extract", disable=not progress or not tasks,
+                  dynamic_ncols=True) as bar:
+            for outcome in _execute(tasks, n_jobs):
+                _report(summary, outcome)
+                bar.update(1)
+    if models and todo:
+        summary.unavailable = _preflight(models)
+        tasks = [TrackTask(t, root, output, models, overwrite) for t in todo]
+        with tqdm(total=len(tasks), unit=unit, desc="models", disable=not progress, dynamic_ncols=True) as bar:
+            for i in range(0, len(tasks), max(1, batch_size)):
+                batch = tasks[i:i + max(1, batch_size)]
+                for outcome in process_batch(batch, models, summary.unavailable):
+                    _report(summary, outcome)
+                bar.update(len(batch))
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _preflight(models: Sequence[Extractor]) -> dict[str, str]:
+    """Check each model extractor's weights once; one log line for each that cannot run."""
+    unavailable = {}
+    for ex in models:
+        try:
+            ex.preflight()
+        except SatMirError as exc:
+            unavailable[ex.name] = str(exc)
+            log.error("extractor %s cannot run, so it is skipped on every item this run: %s", ex.name, exc)
+    return unavailable
+
+
+def _report(summary: RunSummary, outcome: TrackOutcome) -> None:
+    summary.add(outcome)
+    if outcome.failed:
+        log.error("FAILED %s: %s", outcome.label, _one_line(outcome.failed))
+    for key, msg in outcome.flags.items():
+        log.warning("flagged %s: %s = %s", outcome.label, key, msg)
 
 
 def _execute(tasks: list[TrackTask], jobs: int) -> Iterator[TrackOutcome]:

@@ -17,8 +17,8 @@ from pathlib import Path
 from sat_mir.audio.context import TrackContext
 from sat_mir.catalog import Track
 from sat_mir.errors import AudioReadError, SatMirError
-from sat_mir.features.registry import Extractor
-from sat_mir.fsutil import atomic_write_text
+from sat_mir.features.registry import Extractor, ExtractorResult
+from sat_mir.fsutil import atomic_write_bytes, atomic_write_text
 from sat_mir.store.sidecar import (
     ExtractorRecord,
     fingerprint_inputs,
@@ -30,7 +30,7 @@ from sat_mir.store.sidecar import (
     update_track,
 )
 
-__all__ = ["TrackOutcome", "TrackTask", "extractor_signals", "process_track", "track_label"]
+__all__ = ["TrackOutcome", "TrackTask", "extractor_signals", "process_batch", "process_track", "track_label"]
 
 log = logging.getLogger("sat_mir.run")
 
@@ -52,6 +52,7 @@ class TrackOutcome:
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # extractor → reason
     flags: dict[str, str] = field(default_factory=dict)  # key → out-of-range message
+    unavailable: list[str] = field(default_factory=list)  # model extractors that could not run at all
 
 
 def extractor_signals(extractor: Extractor, track: Track) -> list[str]:
@@ -75,7 +76,21 @@ def _rel(path: str | Path, root: Path) -> str:
         return str(path)
 
 
-def process_track(task: TrackTask) -> TrackOutcome:
+@dataclass
+class _Prepared:
+    task: TrackTask
+    outcome: TrackOutcome
+    path: Path
+    fps: dict
+    recs: dict[str, ExtractorRecord]
+    info: dict
+    ctx: TrackContext
+    wrote: bool = False
+    old_track: dict = field(default_factory=dict)
+
+
+def _prepare(task: TrackTask) -> _Prepared | TrackOutcome:
+    """Read the sidecar and fingerprint the inputs; an outcome with every extractor failed when impossible."""
     track = task.track
     outcome = TrackOutcome(track.id, track_label(task))
     path = sidecar_path(task.output, track.id)
@@ -86,42 +101,120 @@ def process_track(task: TrackTask) -> TrackOutcome:
         reason = str(exc) if isinstance(exc, SatMirError) else f"{exc.filename}: {exc.strerror}"
         outcome.failed = {ex.name: reason for ex in task.extractors}
         return outcome
-    track_info = {**track.to_dict(task.root), "inputs": fps}
-    recs = records(sidecar)
-    ctx = TrackContext(track.sources)
-    wrote = False
+    known = {**(sidecar.get("inherited") or {}), **sidecar["features"]}
+    return _Prepared(task, outcome, path, fps, records(sidecar), {**track.to_dict(task.root), "inputs": fps},
+                     TrackContext(track.sources, features=known, track_id=track.id), old_track=sidecar["track"])
+
+
+def _pending(p: _Prepared, ex: Extractor) -> dict[str, str] | None:
+    """The input hashes ``ex`` would record on this item, or None when its record is current."""
+    inputs = {sig: p.fps[sig]["sha256"] for sig in extractor_signals(ex, p.task.track)}
+    rec = p.recs.get(ex.name)
+    if not p.task.overwrite and rec and rec.is_current(version=ex.version, config_hash=ex.config_hash, inputs=inputs):
+        return None
+    return inputs
+
+
+def _store(p: _Prepared, ex: Extractor, inputs: dict[str, str], result: ExtractorResult | BaseException,
+           seconds: float) -> None:
+    record, values = _record(ex, result, p.task, inputs, old=p.recs.get(ex.name), seconds=seconds)
+    merge_extractor(p.path, extractor=ex.name, record=record, values=values, track=p.info)
+    p.ctx.features.update(values)
+    p.wrote = True
+    if record.error is None:
+        p.outcome.done.append(ex.name)
+        p.outcome.flags.update(record.flags)
+    elif isinstance(result, _Unavailable):
+        p.outcome.unavailable.append(ex.name)  # said once per run by the runner, not once per file
+    else:
+        p.outcome.failed[ex.name] = record.error
+
+
+def _close(p: _Prepared) -> TrackOutcome:
+    if not p.wrote and p.old_track != p.info:
+        update_track(p.path, p.info)
+    return p.outcome
+
+
+def process_track(task: TrackTask) -> TrackOutcome:
+    """Run the task's extractors on one item, one after the other (CPU extractors, in a worker)."""
+    p = _prepare(task)
+    if isinstance(p, TrackOutcome):
+        return p
     for ex in task.extractors:
-        inputs = {sig: fps[sig]["sha256"] for sig in extractor_signals(ex, track)}
-        rec = recs.get(ex.name)
-        if not task.overwrite and rec and rec.is_current(version=ex.version, config_hash=ex.config_hash, inputs=inputs):
-            outcome.skipped.append(ex.name)
+        inputs = _pending(p, ex)
+        if inputs is None:
+            p.outcome.skipped.append(ex.name)
             continue
-        record, values = _run_one(ex, ctx, task, inputs, old=rec)
-        merge_extractor(path, extractor=ex.name, record=record, values=values, track=track_info)
-        wrote = True
-        if record.error is None:
-            outcome.done.append(ex.name)
-            outcome.flags.update(record.flags)
+        t0 = time.perf_counter()
+        try:
+            result: ExtractorResult | BaseException = ex.compute(p.ctx)
+        except Exception as exc:  # noqa: BLE001 - recorded by _record
+            result = exc
+        _store(p, ex, inputs, result, time.perf_counter() - t0)
+    return _close(p)
+
+
+def process_batch(tasks: list[TrackTask], extractors: tuple[Extractor, ...],
+                  unavailable: dict[str, str] | None = None) -> list[TrackOutcome]:
+    """Run model extractors on several items at once: each extractor gets one ``compute_batch``
+    call with every item that needs it, so a model sees a batch and is loaded once per process.
+
+    ``unavailable``: extractor → reason (its weights are missing); recorded on every item
+    that needs it, without computing.
+    """
+    unavailable = unavailable or {}
+    prepared: list[_Prepared] = []
+    outcomes: list[TrackOutcome] = []
+    for task in tasks:
+        p = _prepare(task)
+        if isinstance(p, TrackOutcome):
+            outcomes.append(p)
         else:
-            outcome.failed[ex.name] = record.error
-    if not wrote and sidecar["track"] != track_info:
-        update_track(path, track_info)
-    return outcome
+            prepared.append(p)
+    for ex in extractors:
+        todo = []
+        for p in prepared:
+            inputs = _pending(p, ex)
+            if inputs is None:
+                p.outcome.skipped.append(ex.name)
+            else:
+                todo.append((p, inputs))
+        if not todo:
+            continue
+        if ex.name in unavailable:
+            for p, inputs in todo:
+                _store(p, ex, inputs, _Unavailable(unavailable[ex.name]), 0.0)
+            continue
+        t0 = time.perf_counter()
+        try:
+            results = ex.compute_batch([p.ctx for p, _ in todo])
+            if len(results) != len(todo):
+                raise RuntimeError(f"{ex.name}.compute_batch returned {len(results)} results for {len(todo)} items")
+        except Exception as exc:  # noqa: BLE001 - a failing batch fails its items, not the run
+            results = [exc] * len(todo)
+        each = (time.perf_counter() - t0) / len(todo)
+        for (p, inputs), result in zip(todo, results):
+            _store(p, ex, inputs, result, each)
+    return outcomes + [_close(p) for p in prepared]
 
 
-def _run_one(
-    ex: Extractor, ctx: TrackContext, task: TrackTask, inputs: dict[str, str], old: ExtractorRecord | None
-) -> tuple[ExtractorRecord, dict]:
+class _Unavailable(SatMirError):
+    """An extractor that cannot run at all this run (e.g. missing weights), said once per run."""
+
+
+def _record(ex: Extractor, result: ExtractorResult | BaseException, task: TrackTask, inputs: dict[str, str],
+            old: ExtractorRecord | None, seconds: float) -> tuple[ExtractorRecord, dict]:
     folder = track_dir(task.output, task.track.id)
-    t0 = time.perf_counter()
     error = None
     values: dict = {}
-    record = ExtractorRecord(version=ex.version, config_hash=ex.config_hash, inputs=inputs, seconds=0.0)
+    record = ExtractorRecord(version=ex.version, config_hash=ex.config_hash, inputs=inputs, seconds=round(seconds, 4))
     try:
-        result = ex.compute(ctx)
+        if isinstance(result, BaseException):
+            raise result
         record.flags = ex.check(result)
-        for name, text in result.artifacts.items():
-            atomic_write_text(folder / name, text)
+        for name, data in result.artifacts.items():
+            (atomic_write_bytes if isinstance(data, bytes) else atomic_write_text)(folder / name, data)
         values, record.absent, record.files = result.values, result.absent, sorted(result.artifacts)
     except AudioReadError as exc:
         # The sidecar and the log line already name the track; name the file only
@@ -131,8 +224,8 @@ def _run_one(
         error = str(exc)
     except Exception as exc:  # noqa: BLE001 - isolate bugs too; the traceback goes to the debug log
         error = f"{type(exc).__name__}: {exc}"
-        log.debug("%s on %s:\n%s", ex.name, task.track.rel, traceback.format_exc())
-    record.seconds = round(time.perf_counter() - t0, 4)
+        log.debug("%s on %s:\n%s", ex.name, task.track.rel,
+                  "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
     record.error = error
     if error is not None and old is not None:
         for name in old.files:  # a failure leaves no stale artefact behind

@@ -342,5 +342,7 @@ def _missing_message(name: str, hf_repo: str, hub_files: list[Path]) -> str:
         f"get_model('{name}')\"  with the same HF_HOME (demucs 4.1 stores the model in the Hugging Face "
         f"cache; demucs 4.0 in $TORCH_HOME/hub/checkpoints) and copy that cache here; or put the "
         f"<signature>-<checksum>.th files from https://dl.fbaipublicfiles.com/demucs/ plus {name}.yaml "
-        f"from demucs/remote/ in one folder and pass models_dir=<that folder>."
+        f"from demucs/remote/ in one folder and pass models_dir=<that folder>. Simplest: "
+        f"python -m sat_mir.models download {'demucs' if name == 'htdemucs' else 'demucs-' + name}  "
+        f"(writes that folder as <models folder>/demucs, which extract reads)."
     )

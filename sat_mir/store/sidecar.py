@@ -39,6 +39,7 @@ __all__ = [
     "sidecar_path",
     "stat_matches",
     "track_dir",
+    "update_sections",
     "update_track",
 ]
 
@@ -48,7 +49,13 @@ LOCK_TIMEOUT_S = 120.0
 
 
 def track_dir(output: str | Path, track_id: str) -> Path:
-    """The work folder of a track inside the dataset's output folder (the one place this is decided)."""
+    """The work folder of a track or crop inside the dataset's output folder (the one place this
+    is decided): ``tracks/<id>/`` for a track, ``crops/<track id>/<crop id>/`` for a crop.
+
+    Crop ids are ``<track id>_<n>``; track ids never hold ``_`` (see ``catalog.track_id``).
+    """
+    if "_" in track_id:
+        return Path(output) / "crops" / track_id.split("_", 1)[0] / track_id
     return Path(output) / "tracks" / track_id
 
 
@@ -145,6 +152,19 @@ def merge_extractor(
         data["provenance"][extractor] = asdict(record)
         atomic_write_json(path, data)
     return data
+
+
+def update_sections(path: str | Path, **sections: dict[str, Any]) -> None:
+    """Replace whole top-level sections other than ``features``/``provenance`` (e.g. a crop's
+    ``crop`` and ``inherited``), keeping everything else."""
+    if {"features", "provenance", "schema_version"} & set(sections):
+        raise ValueError("features and provenance change only through merge_extractor")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_S):
+        data = read_sidecar(path)
+        data.update(sections)
+        atomic_write_json(path, data)
 
 
 def update_track(path: str | Path, track: dict[str, Any]) -> None:

@@ -1,0 +1,306 @@
+"""Cut a track (mix and stems) into training crops, with a sidecar per crop.
+
+Layout, inside the dataset's output folder::
+
+    crops/<track id>/crops.json                 what was cut, from which inputs and settings
+    crops/<track id>/<track id>_<n>.<ext>       the mix crop (n = 000, 001, ...)
+    crops/<track id>/<track id>_<n>_<stem>.<ext>
+    crops/<track id>/<track id>_<n>/features.json   the crop's sidecar (its work folder)
+
+A crop's sidecar holds, besides the usual sections that the feature run fills:
+
+* ``crop``: where the crop comes from (``source_track``, ``index``, ``mode``,
+  ``start_sample``/``end_sample`` (exclusive) and ``start_s``/``end_s`` in the track,
+  ``pad_samples``, ``duration_s`` (as written, padding included), ``position``
+  (start / track duration), ``bars``, and the crop-local ``bpm`` and ``beat_count``
+  from the track's beat grid);
+* ``inherited``: the track-level values that stay true of any part of the track
+  (:data:`INHERITED_KEYS`); a crop's own measured features never get overwritten by
+  them (the seed copied track ``bpm``/``beat_count`` over the crop's own).
+
+``crops.json`` is written last: a killed run finds it missing or stale and cuts the
+track again; files are replaced atomically, so nothing half-written is ever read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import re
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sat_mir.audio.context import TrackContext
+from sat_mir.audio.write import write_audio
+from sat_mir.catalog import Track
+from sat_mir.crops.plan import MODES, CropSpan, plan_crops
+from sat_mir.errors import ConfigError, SatMirError, SidecarError
+from sat_mir.features.beats import tempo_from_beats
+from sat_mir.fsutil import atomic_write_json
+from sat_mir.store.sidecar import read_sidecar, sidecar_path, track_dir, update_sections
+
+__all__ = ["CROPS_VERSION", "INHERITED_KEYS", "CropSettings", "crop_folder", "crop_id", "cut_track",
+           "load_crop_tracks"]
+
+log = logging.getLogger("sat_mir.crops")
+
+CROPS_VERSION = "1"
+MANIFEST = "crops.json"
+
+# Track-level values that describe any part of the track, copied into each crop's
+# ``inherited`` section: the meter and key, and the model annotations of genre, mood,
+# instruments, and the descriptions that do not speak about the song's course.
+INHERITED_KEYS = (
+    "beats_per_bar", "key", "key_tonic", "key_mode",
+    "essentia_genre", "essentia_mood", "essentia_instrument",
+    "flamingo_full", "flamingo_technical", "flamingo_genre_mood", "flamingo_instrumentation",
+)
+# Track values kept under another name, so a crop's own measurement of the same quantity
+# never collides with them.
+INHERITED_RENAMED = {"bpm": "track_bpm", "duration_s": "track_duration_s"}
+
+
+@dataclass(frozen=True)
+class CropSettings:
+    """How to cut crops (Hydra group ``crops``; see :mod:`sat_mir.crops.plan` for the modes).
+
+    length : samples per crop at the track's own rate (2097152 ≈ 47.5 s at 44.1 kHz).
+    min_fraction : crops shorter than this fraction of ``length`` follow ``short``.
+    short : "drop" or "pad" (pad with silence to ``length``).
+    snap_ms : zero-crossing snap window around each downbeat cut, ms (0 = off).
+    fade_ms : linear fade-in and fade-out of every crop, ms (0 = off).
+    fmt : "flac" (24-bit) or "wav" (32-bit float).
+    stems : which stems to cut with the mix (those the track has).
+    bar_multiple : ``div4``'s bar multiple.
+    silence_db : the first window louder than this (dBFS peak) starts the music.
+    features : run the extractors on the crops (a run option: not part of the cut's identity).
+    """
+
+    mode: str = "div4"
+    length: int = 2097152
+    min_fraction: float = 0.75
+    short: str = "drop"
+    snap_ms: float = 10.0
+    fade_ms: float = 10.0
+    fmt: str = "flac"
+    stems: tuple[str, ...] = ("drums", "bass", "other", "vocals")
+    bar_multiple: int = 4
+    silence_db: float = -72.0
+    features: bool = True
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ConfigError(f"crops.mode must be one of {list(MODES)}, got {self.mode!r}")
+        if self.fmt not in ("flac", "wav"):
+            raise ConfigError(f"crops.fmt must be 'flac' or 'wav', got {self.fmt!r}")
+        if not 0.0 < self.min_fraction <= 1.0:
+            raise ConfigError(f"crops.min_fraction must be in (0, 1], got {self.min_fraction!r}")
+        if self.length <= 0 or self.snap_ms < 0 or self.fade_ms < 0 or self.bar_multiple < 1:
+            raise ConfigError("crops.length and crops.bar_multiple must be positive, snap_ms and fade_ms >= 0")
+
+    @property
+    def needs_downbeats(self) -> bool:
+        return self.mode != "sequential"
+
+    @property
+    def config_hash(self) -> str:
+        d = {k: v for k, v in asdict(self).items() if k != "features"}
+        blob = json.dumps(d, sort_keys=True, default=list)
+        return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def crop_folder(output: Path, track_id: str) -> Path:
+    return Path(output) / "crops" / track_id
+
+
+def crop_id(track_id: str, index: int) -> str:
+    return f"{track_id}_{index:03d}"
+
+
+@dataclass
+class CutOutcome:
+    track_id: str
+    crops: list[Track] = field(default_factory=list)
+    cut: bool = False  # False: the crops on disk were current
+    error: str | None = None
+
+
+def cut_track(track: Track, output: Path, settings: CropSettings, *, overwrite: bool = False) -> CutOutcome:
+    """Cut ``track`` into crops unless ``crops.json`` says the crops on disk are current.
+
+    Needs the track's sidecar (and, for the downbeat modes, its ``downbeats.txt`` from the
+    ``rhythm`` extractor).  Errors come back in the outcome, never as exceptions.
+    """
+    outcome = CutOutcome(track.id)
+    try:
+        inputs, features, grid, beats = _track_state(track, output, settings)
+        folder = crop_folder(output, track.id)
+        key = {"version": CROPS_VERSION, "config_hash": settings.config_hash, "inputs": inputs,
+               "grid": _digest(grid), "beats": _digest(beats)}
+        manifest = _read_manifest(folder)
+        if not overwrite and manifest and all(manifest.get(k) == v for k, v in key.items()):
+            outcome.crops = _tracks_from_manifest(manifest, folder)
+            if all(p.is_file() for c in outcome.crops for p in c.sources.values()):
+                return outcome
+        outcome.crops = _cut(track, output, settings, key, features, grid, beats)
+        outcome.cut = True
+    except SatMirError as exc:
+        outcome.error = str(exc)
+    return outcome
+
+
+def load_crop_tracks(output: Path, track_id: str) -> list[Track]:
+    """The crops listed in a track's ``crops.json`` (empty when it was never cut)."""
+    folder = crop_folder(output, track_id)
+    manifest = _read_manifest(folder)
+    return _tracks_from_manifest(manifest, folder) if manifest else []
+
+
+# ----------------------------------------------------------------------------- internals
+
+
+def _track_state(track: Track, output: Path, settings: CropSettings):
+    sidecar = read_sidecar(sidecar_path(output, track.id))
+    inputs = {k: v.get("sha256") for k, v in (sidecar["track"].get("inputs") or {}).items()}
+    if not inputs.get("mix"):
+        raise SidecarError(f"{track.rel}: no features yet; run the track extractors before cutting crops")
+    work = track_dir(output, track.id)
+    grid = _read_times(work / "downbeats.txt")
+    beats = _read_times(work / "beats.txt")
+    if settings.needs_downbeats and grid is None:
+        err = (sidecar["provenance"].get("rhythm") or {}).get("error")
+        raise ConfigError(f"crops.mode={settings.mode} needs the track's downbeats, and "
+                          + (f"the rhythm extractor failed: {err}" if err else "the rhythm extractor has not run")
+                          + " (crops.mode=sequential needs none)")
+    return inputs, sidecar["features"], grid, beats
+
+
+def _read_times(path: Path) -> np.ndarray | None:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    return np.array([float(t) for t in text.split()], dtype=np.float64)
+
+
+def _digest(times: np.ndarray | None) -> str | None:
+    return None if times is None else hashlib.sha1(np.round(times, 6).tobytes()).hexdigest()[:16]
+
+
+def _read_manifest(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / MANIFEST).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _tracks_from_manifest(manifest: dict, folder: Path) -> list[Track]:
+    out = []
+    for c in manifest.get("crops", []):
+        cid = c["id"]
+        out.append(Track(id=cid, name=cid, rel=f"crops/{folder.name}/{cid}", mix=folder / c["mix"],
+                         stems={s: folder / f for s, f in c["stems"].items()}, layout="crop"))
+    return out
+
+
+def _cut(track: Track, output: Path, settings: CropSettings, key: dict, features: dict,
+         grid: np.ndarray | None, beats: np.ndarray | None) -> list[Track]:
+    ctx = TrackContext(track.sources)
+    mix = ctx.mix
+    sr = mix.sr
+    stems = [s for s in settings.stems if s in track.stems]
+    signals = {"mix": mix.samples, **{s: _fit(ctx.stem(s).samples, mix.samples.shape) for s in stems}}
+    spans = plan_crops(
+        settings.mode, mix.mono, sr=sr, length=settings.length,
+        min_length=int(np.ceil(settings.min_fraction * settings.length)), downbeats_s=grid,
+        snap=int(round(settings.snap_ms * 1e-3 * sr)), short=settings.short,
+        bar_multiple=settings.bar_multiple, silence_db=settings.silence_db,
+    )
+    folder = crop_folder(output, track.id)
+    folder.mkdir(parents=True, exist_ok=True)
+    fade = int(round(settings.fade_ms * 1e-3 * sr))
+    inherited = {k: features[k] for k in INHERITED_KEYS if k in features}
+    inherited.update({new: features[old] for old, new in INHERITED_RENAMED.items() if old in features})
+    duration_s = mix.samples.shape[1] / sr
+    entries, crops = [], []
+    for span in spans:
+        cid = crop_id(track.id, span.index)
+        files = {}
+        for name, x in signals.items():
+            fname = f"{cid}.{settings.fmt}" if name == "mix" else f"{cid}_{name}.{settings.fmt}"
+            write_audio(folder / fname, _materialise(x, span, fade), sr=sr)
+            files[name] = fname
+        info = _crop_info(track.id, span, settings, sr, duration_s, beats)
+        update_sections(sidecar_path(output, cid), crop=info, inherited=inherited)
+        entries.append({"id": cid, "mix": files.pop("mix"), "stems": files, **info})
+        crops.append(Track(id=cid, name=cid, rel=f"crops/{track.id}/{cid}", mix=folder / entries[-1]["mix"],
+                           stems={s: folder / f for s, f in files.items()}, layout="crop"))
+    _remove_stale(folder, track.id, keep={c.id for c in crops})
+    atomic_write_json(folder / MANIFEST, {**key, "track": track.id, "sample_rate": sr, "crops": entries})
+    return crops
+
+
+def _fit(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A stem at the mix's channel count and length (a stem a few samples off is padded or cut)."""
+    ch, n = shape
+    if x.shape[0] != ch:
+        x = np.repeat(x.mean(axis=0, keepdims=True), ch, axis=0)
+    if x.shape[1] < n:
+        x = np.pad(x, ((0, 0), (0, n - x.shape[1])))
+    return x[:, :n]
+
+
+def _materialise(x: np.ndarray, span: CropSpan, fade: int) -> np.ndarray:
+    """The span's samples with linear fades at both ends of the audio, then its padding."""
+    y = np.array(x[:, span.start:span.end], dtype=np.float32)
+    f = min(fade, y.shape[1] // 2)
+    if f > 0:
+        ramp = (np.arange(f, dtype=np.float32) + 0.5) / f
+        y[:, :f] *= ramp
+        y[:, -f:] *= ramp[::-1]
+    if span.pad:
+        y = np.pad(y, ((0, 0), (0, span.pad)))
+    return y
+
+
+def _crop_info(track_id: str, span: CropSpan, settings: CropSettings, sr: int, duration_s: float,
+               beats: np.ndarray | None) -> dict[str, Any]:
+    start_s, end_s = span.start / sr, span.end / sr
+    info: dict[str, Any] = {
+        "source_track": track_id, "index": span.index, "mode": settings.mode, "sample_rate": sr,
+        "start_sample": span.start, "end_sample": span.end, "pad_samples": span.pad, "samples": span.frames,
+        "start_s": round(start_s, 6), "end_s": round(end_s, 6), "duration_s": round(span.frames / sr, 6),
+        "position": round(start_s / duration_s, 6) if duration_s > 0 else 0.0,
+        "bars": span.bars, "track_duration_s": round(duration_s, 6),
+        "grid_start_s": span.grid_start, "grid_end_s": span.grid_end,
+    }
+    if beats is not None:
+        # count on the grid the cut came from: the zero-crossing snap may move a cut a few ms
+        # past the downbeat's own beat
+        lo = span.grid_start if span.grid_start is not None else start_s
+        hi = span.grid_end if span.grid_end is not None else end_s
+        inside = beats[(beats >= lo - 1e-3) & (beats < hi - 1e-3)]
+        info["beat_count"] = int(inside.size)
+        # two beats give one interval: enough for a local tempo; fewer leave bpm out
+        info["bpm"] = round(tempo_from_beats(inside), 3) if inside.size >= 2 else None
+    return info
+
+
+def _remove_stale(folder: Path, track_id: str, *, keep: set[str]) -> None:
+    """Crops of an earlier cut that this cut did not make again (only sat-mir's own files)."""
+    own = re.compile(re.escape(track_id) + r"_\d+")
+    for path in folder.iterdir():
+        m = own.match(path.name)
+        if m is None or m.group(0) in keep:
+            continue
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()

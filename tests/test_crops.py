@@ -1,0 +1,205 @@
+"""Training crops: cut points on synthetic grids and on demo songs with known downbeats,
+sample alignment of mix and stems, crop sidecars, resumability."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from sat_mir.audio import load_audio
+from sat_mir.catalog import scan_library
+from sat_mir.crops import CropSettings, cut_track, plan_crops, snap_to_zero_crossing
+from sat_mir.errors import ConfigError
+from sat_mir.store.sidecar import read_sidecar, sidecar_path
+
+SR = 44100
+
+
+def _noise(seconds: float, *, lead_in: float = 0.0, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(int(seconds * SR)).astype(np.float32) * 0.1
+    x[: int(lead_in * SR)] = 0.0
+    return x
+
+
+def _grid(bar_s: float, start: float, end: float) -> np.ndarray:
+    return np.arange(start, end, bar_s)
+
+
+# ------------------------------------------------------------------ planning on synthetic grids
+
+
+def test_zero_crossing_snap_lands_on_a_sign_change_within_the_window():
+    x = np.sin(2 * np.pi * 50 * np.arange(SR) / SR + 0.3).astype(np.float32)
+    for pos in (1000, 12345, 30001):
+        k = snap_to_zero_crossing(x, pos, 441)
+        assert abs(k - pos) <= 441
+        assert np.signbit(x[k]) != np.signbit(x[k - 1])
+    dc = np.full(SR, 0.5, dtype=np.float32)
+    assert snap_to_zero_crossing(dc, 1000, 441) == 1000  # nothing to snap to: stays
+
+
+def test_div4_crops_hold_whole_multiples_of_four_bars():
+    bar = 2.0  # 120 BPM 4/4
+    grid = _grid(bar, 0.5, 60.0)
+    x = _noise(60.0, lead_in=0.5)
+    length = int(19.0 * SR)  # room for 9 bars: div4 must take 8, not 9 and not the seed's 7
+    spans = plan_crops("div4", x, sr=SR, length=length, min_length=length // 2, downbeats_s=grid, snap=441)
+    assert len(spans) == 3
+    for s in spans:
+        assert s.bars == 8
+        assert s.frames <= length
+        # cut points within the snap window of a grid downbeat
+        assert min(abs(s.start - grid * SR)) <= 441 and min(abs(s.end - grid * SR)) <= 441
+        assert round((s.grid_end - s.grid_start) / bar) == 8
+    # consecutive crops: the next starts where the last ended
+    assert all(a.grid_end == b.grid_start for a, b in zip(spans, spans[1:]))
+
+
+def test_beat_aligned_takes_every_whole_bar_that_fits_and_overlap_hops_half_a_crop():
+    grid = _grid(2.0, 0.5, 60.0)
+    x = _noise(60.0, lead_in=0.5, seed=1)
+    length = int(19.0 * SR)
+    aligned = plan_crops("beat_aligned", x, sr=SR, length=length, min_length=length // 2, downbeats_s=grid)
+    assert [s.bars for s in aligned] == [9, 9, 9]
+    over = plan_crops("overlap", x, sr=SR, length=length, min_length=length // 2, downbeats_s=grid)
+    starts = [s.grid_start for s in over]
+    # half a crop is 9.5 s: the nearest downbeat is 5 bars (10 s) on, never the same crop twice
+    assert np.allclose(np.diff(starts), 10.0)
+    assert len(over) > len(aligned)
+
+
+def test_sequential_crops_are_exactly_length_from_the_first_sound():
+    x = _noise(50.0, lead_in=3.0, seed=2)
+    length = 10 * SR
+    spans = plan_crops("sequential", x, sr=SR, length=length, min_length=length * 3 // 4, snap=0)
+    # 47 s of sound: 4 full crops, the last 7 s are shorter than 7.5 s and dropped
+    assert [s.frames for s in spans] == [length] * 4
+    assert abs(spans[0].start - 3 * SR) <= int(0.1 * SR)
+    assert all(b.start - a.start == length for a, b in zip(spans, spans[1:]))
+    padded = plan_crops("sequential", x, sr=SR, length=length, min_length=length * 3 // 4, snap=0, short="pad")
+    assert len(padded) == 5 and padded[-1].frames == length and padded[-1].pad > 0
+
+
+def test_downbeat_modes_need_a_grid_and_bad_settings_are_refused():
+    x = _noise(10.0)
+    with pytest.raises(ConfigError, match="downbeat grid"):
+        plan_crops("div4", x, sr=SR, length=SR * 4, min_length=SR, downbeats_s=np.array([1.0]))
+    with pytest.raises(ConfigError, match="crops.mode"):
+        plan_crops("bars", x, sr=SR, length=SR, min_length=SR)
+    with pytest.raises(ConfigError, match="min_length"):
+        plan_crops("sequential", x, sr=SR, length=SR, min_length=2 * SR)
+    with pytest.raises(ConfigError, match="crops.fmt"):
+        CropSettings(fmt="mp3")
+    assert plan_crops("sequential", np.zeros(SR * 5, np.float32), sr=SR, length=SR, min_length=SR) == []
+
+
+# ------------------------------------------------------------------ demo songs with known downbeats
+
+
+@pytest.fixture(scope="module")
+def cut_demo(tmp_path_factory, demo_library):
+    """Demo songs with features, then div4 crops in float WAV (no quantisation in the sum test)."""
+    from sat_mir.features import build_extractors
+    from sat_mir.run import run_extraction
+
+    output = tmp_path_factory.mktemp("crops") / "out"
+    tracks = scan_library(demo_library)
+    extractors = build_extractors({"info": {}, "rhythm": {}})
+    assert run_extraction(tracks, extractors, root=demo_library, output=output, jobs=1, progress=False).failed == 0
+    settings = CropSettings(mode="div4", length=524288, min_fraction=0.5, fmt="wav", fade_ms=10.0)
+    outcomes = {t.name: cut_track(t, output, settings) for t in tracks}
+    assert all(o.error is None for o in outcomes.values()), {k: o.error for k, o in outcomes.items()}
+    return output, tracks, settings, outcomes
+
+
+def test_div4_crops_of_demo_songs_hold_multiples_of_four_true_bars(cut_demo, demo_truth):
+    output, tracks, settings, outcomes = cut_demo
+    n_crops = 0
+    for t in tracks:
+        truth = np.asarray(demo_truth[t.name]["downbeats"])
+        snap_s = settings.snap_ms / 1000
+        for crop in outcomes[t.name].crops:
+            info = read_sidecar(sidecar_path(output, crop.id))["crop"]
+            n_crops += 1
+            # every cut lies within the snap window of a true downbeat, plus 25 ms for the tracker
+            # (its frame is 23 ms; the demo downbeats come out 2 ms early to 20 ms late)
+            for cut in (info["start_s"], info["end_s"]):
+                assert np.min(np.abs(truth - cut)) <= snap_s + 0.025, (crop.id, cut)
+            true_bars = int(np.sum((truth >= info["start_s"] - 0.05) & (truth < info["end_s"] - 0.05)))
+            assert true_bars == info["bars"] and true_bars % 4 == 0 and true_bars >= 4, crop.id
+            assert info["samples"] <= settings.length
+    assert n_crops >= 8  # every demo song gets crops (2-3 each)
+
+
+def test_mix_and_stem_crops_stay_sample_aligned(cut_demo):
+    output, tracks, settings, outcomes = cut_demo
+    fade = int(settings.fade_ms / 1000 * SR)
+    for t in tracks:
+        mix = load_audio(t.mix).samples
+        stem_sum = sum(load_audio(p).samples for p in t.stems.values())
+        source_err = float(np.max(np.abs(mix - stem_sum)))  # the library's own FLAC rounding
+        for crop in outcomes[t.name].crops:
+            info = read_sidecar(sidecar_path(output, crop.id))["crop"]
+            m = load_audio(crop.mix).samples
+            s = sum(load_audio(p).samples for p in crop.stems.values())
+            assert m.shape[1] == info["samples"] == info["end_sample"] - info["start_sample"]
+            assert np.max(np.abs(m - s)) <= source_err + 1e-6
+            # the crop is the track's samples at exactly [start, end), faded only at the ends
+            inner = slice(fade, m.shape[1] - fade)
+            ref = mix[:, info["start_sample"]:info["end_sample"]]
+            np.testing.assert_allclose(m[:, inner], ref[:, inner], atol=1e-7)
+            assert np.max(np.abs(m[:, 0])) <= np.max(np.abs(ref[:, 0])) / fade * 1.01 + 1e-7
+
+
+def test_crop_sidecars_are_one_per_crop_with_local_tempo_and_inherited_values(cut_demo, demo_truth):
+    output, tracks, settings, outcomes = cut_demo
+    for t in tracks:
+        crops = outcomes[t.name].crops
+        ids = [c.id for c in crops]
+        assert ids == [f"{t.id}_{i:03d}" for i in range(len(crops))]
+        positions = []
+        for crop in crops:
+            data = read_sidecar(sidecar_path(output, crop.id))
+            info, inherited = data["crop"], data["inherited"]
+            assert info["source_track"] == t.id and info["mode"] == "div4"
+            assert abs(info["bpm"] - demo_truth[t.name]["bpm"]) / demo_truth[t.name]["bpm"] < 0.02
+            beats_per_bar = demo_truth[t.name]["beats_per_bar"]
+            assert info["beat_count"] == info["bars"] * beats_per_bar
+            assert inherited["beats_per_bar"] == beats_per_bar and "track_duration_s" in inherited
+            assert "bpm" not in inherited  # the track's bpm never stands in for the crop's own
+            positions.append(info["position"])
+        assert positions == sorted(positions) and 0 <= positions[0] < 0.1
+
+
+def test_recut_is_skipped_until_settings_change_and_stale_crops_go(cut_demo):
+    output, tracks, settings, outcomes = cut_demo
+    t = tracks[0]
+    again = cut_track(t, output, settings)
+    assert not again.cut and [c.id for c in again.crops] == [c.id for c in outcomes[t.name].crops]
+    longer = CropSettings(mode="beat_aligned", length=SR * 20, min_fraction=0.5, fmt="wav")
+    changed = cut_track(t, output, longer)
+    assert changed.cut and changed.error is None
+    folder = output / "crops" / t.id
+    kept = {c.id for c in changed.crops}
+    on_disk = {p.name.split(".")[0].split("_")[0] + "_" + p.name.split("_")[1][:3]
+               for p in folder.iterdir() if p.name.startswith(t.id + "_")}
+    assert on_disk == kept
+    manifest = json.loads((folder / "crops.json").read_text())
+    assert manifest["config_hash"] == longer.config_hash
+    cut_track(t, output, settings)  # back to the module's crops for the other tests
+
+
+def test_a_downbeat_mode_without_rhythm_fails_with_a_clear_reason(tmp_path, demo_library):
+    from sat_mir.features import build_extractors
+    from sat_mir.run import run_extraction
+
+    tracks = scan_library(demo_library)[:1]
+    run_extraction(tracks, build_extractors({"info": {}}), root=demo_library, output=tmp_path, jobs=1,
+                   progress=False)
+    outcome = cut_track(tracks[0], tmp_path, CropSettings(mode="div4"))
+    assert outcome.error and "rhythm extractor has not run" in outcome.error
+    seq = cut_track(tracks[0], tmp_path, CropSettings(mode="sequential", length=SR * 8))
+    assert seq.error is None and len(seq.crops) == 3  # 29.5 s, 0.5 s lead-in: 3 × 8 s, 5 s dropped
