@@ -17,7 +17,9 @@ call draws a new prompt from the item's material with the given
 ``random.Random``, in the spirit of Stable Audio's recipe: a random subset of
 fields in random order, list values shuffled, half the time ``Key: value``
 pairs and half values only, random case; plus measured control sentences
-(MusicBench style), each dropped at random.
+(MusicBench style), each dropped at random.  A text description (e.g. Music
+Flamingo's) may lead that prompt (``description_p``) or, when the recipe sets
+``description_only_p``, stand alone as the whole prompt.
 """
 
 from __future__ import annotations
@@ -63,6 +65,10 @@ DEFAULT_RECIPE = {
     "italian_tempo_p": 0.3,
     # probability that a text description (when the item has one) leads the prompt
     "description_p": 0.5,
+    # probability that the prompt is one text description alone, whole (Music Flamingo writes
+    # complete prompts), instead of fields, words and controls; drawn before everything else,
+    # only for items that have a description; long ones keep their first sentences that fit
+    "description_only_p": 0.0,
     # how many list values at most per field (after shuffling)
     "max_list_values": 5,
     # conservative budget for T5's max_length (SAO: 128 tokens)
@@ -95,6 +101,23 @@ def estimate_t5_tokens(text: str) -> int:
     """
     pieces = re.findall(r"[^\W\d_]+|\d|[^\w\s]|_", text)
     return sum(math.ceil(len(p) / 3) if p[0].isalpha() else 1 for p in pieces) + 1  # + </s>
+
+
+def _fit_text(text: str, budget: int) -> str:
+    """``text`` cut to ``budget`` estimated tokens: its first whole sentences that fit, else its
+    first words."""
+    if estimate_t5_tokens(text) <= budget:
+        return text
+    sentences = re.split(r"(?<=[.!?])\s+", text)
+    kept: list[str] = []
+    while sentences and estimate_t5_tokens(" ".join([*kept, sentences[0]])) <= budget:
+        kept.append(sentences.pop(0))
+    if kept:
+        return " ".join(kept)
+    words = text.split()
+    while words and estimate_t5_tokens(" ".join(words)) > budget:
+        words.pop()
+    return " ".join(words)
 
 
 def _title(key: str) -> str:
@@ -148,6 +171,11 @@ def sample_prompt(material: dict, rng: random.Random, recipe: dict | None = None
     first, then the last fields) until the estimate fits ``max_tokens``.
     """
     recipe = {**DEFAULT_RECIPE, **(recipe or {})}
+    budget = int(recipe["max_tokens"])
+    descriptions = [str(d).strip() for d in material.get("descriptions") or [] if str(d).strip()]
+    only_p = float(recipe.get("description_only_p") or 0.0)
+    if descriptions and only_p > 0 and rng.random() < only_p:
+        return _apply_case(_fit_text(rng.choice(descriptions), budget), recipe, rng)
     max_values = int(recipe.get("max_list_values", 5))
     groups: list[tuple[str, list[str]]] = []
     for section in ("fields", "words"):
@@ -168,9 +196,8 @@ def sample_prompt(material: dict, rng: random.Random, recipe: dict | None = None
         parts = [", ".join(v) for _, v in kept]
 
     lead = []
-    descriptions = [d for d in material.get("descriptions") or [] if str(d).strip()]
     if descriptions and (rng.random() < recipe["description_p"] or not parts):
-        lead.append(str(rng.choice(descriptions)).strip())
+        lead.append(rng.choice(descriptions))
     controls = _control_sentences(material.get("controls") or {}, recipe, rng)
     if not parts and not lead and not controls and material.get("controls"):
         # nothing else to say: keep one control sentence rather than an empty prompt
@@ -184,9 +211,9 @@ def sample_prompt(material: dict, rng: random.Random, recipe: dict | None = None
             text = f"{text}. {' '.join(controls)}" if text else " ".join(controls)
         return text
 
-    budget = int(recipe["max_tokens"])
     text = render()
-    while estimate_t5_tokens(text) > budget and (controls or len(parts) > 1 or lead):
+    # a description too long beside one field gives way to it; alone, it is cut below
+    while estimate_t5_tokens(text) > budget and (controls or len(parts) > 1 or (lead and parts)):
         if controls:
             controls.pop()
         elif len(parts) > 1:
@@ -194,9 +221,5 @@ def sample_prompt(material: dict, rng: random.Random, recipe: dict | None = None
         else:
             lead.clear()
         text = render()
-    if estimate_t5_tokens(text) > budget:  # one enormous field: cut it at a word boundary
-        words = text.split()
-        while words and estimate_t5_tokens(" ".join(words)) > budget:
-            words.pop()
-        text = " ".join(words)
-    return _apply_case(text, recipe, rng)
+    # one enormous field or description: its first sentences, or words, that fit
+    return _apply_case(_fit_text(text, budget), recipe, rng)

@@ -41,7 +41,7 @@ def comparable(sidecar: dict) -> dict:
 
 def test_demo_dataset_end_to_end_and_rerun_skips_everything(tmp_path):
     env = {"SAT_MIR_CACHE": str(tmp_path / "cache")}
-    first = run_extract("+dataset=demo", cwd=tmp_path, env=env)
+    first = run_extract("+dataset=demo", "crops=div4", cwd=tmp_path, env=env)
     assert first.returncode == 0, first.stderr
     output = tmp_path / "sat-mir-output" / "demo"
     found = sidecars(output)
@@ -56,9 +56,24 @@ def test_demo_dataset_end_to_end_and_rerun_skips_everything(tmp_path):
     assert (output / "logs" / "extract").is_dir()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "sat-mir-output"]
 
-    second = run_extract("+dataset=demo", cwd=tmp_path, env=env)
+    # crops: div4 crops of every song, each with its own sidecar and features
+    crop_sidecars = sorted((output / "crops").glob("*/*/features.json"))
+    assert len(crop_sidecars) >= 8
+    assert {p.parent.parent.name for p in crop_sidecars} == {d["track"]["id"] for d in found.values()}
+    for path in crop_sidecars:
+        crop = load_strict_json(path)
+        assert crop["crop"]["bars"] % 4 == 0 and crop["crop"]["source_track"] == path.parent.parent.name
+        assert isinstance(crop["features"]["lufs"], float) and isinstance(crop["features"]["bpm"], float)
+        assert all(rec["error"] is None for rec in crop["provenance"].values())
+        assert (path.parent.parent / f"{path.parent.name}.flac").is_file()
+    assert re.search(rf"crops \(div4\): 4 tracks cut, 0 already cut, 0 failed; {len(crop_sidecars)} crops",
+                     first.stderr)
+
+    second = run_extract("+dataset=demo", "crops=div4", cwd=tmp_path, env=env)
     assert second.returncode == 0, second.stderr
-    assert re.search(r"0 extractor runs done, \d+ skipped \(already current\), 0 failed", second.stderr)
+    assert re.search(r"4 tracks: 0 extractor runs done, \d+ skipped \(already current\), 0 failed", second.stderr)
+    assert "crops (div4): 0 tracks cut, 4 already cut" in second.stderr
+    assert re.search(r"crops: 0 extractor runs done, \d+ skipped \(already current\), 0 failed", second.stderr)
     assert {n: comparable(d) for n, d in sidecars(output).items()} == {n: comparable(d) for n, d in found.items()}
 
 

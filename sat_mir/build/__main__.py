@@ -32,6 +32,7 @@ def run(cfg: DictConfig) -> int:
         settings = BuildSettings(
             output=ds.output,
             formats=tuple(cfg.formats),
+            items=str(cfg.get("items", "auto")),
             model_dir=Path(str(model_dir)).expanduser().resolve() if model_dir else None,
             item_seconds=cfg.chunks.get("seconds"),
             min_fraction=float(cfg.chunks.get("min_fraction", 0.5)),

@@ -1,8 +1,9 @@
 """Materialise items as audio files at the model's rate and channel count.
 
-Each source track is decoded and resampled once, then all of its items are cut
-from it.  Files are written atomically and skipped when present, so a killed
-build resumes without redoing finished tracks.
+A chunk's source track is decoded and resampled once, then all of its chunks are cut
+from it; a crop (an item with its own ``source`` file) is decoded whole and resampled.
+Files are written atomically and skipped when present, so a killed build resumes
+without redoing finished tracks.
 """
 
 from __future__ import annotations
@@ -46,17 +47,28 @@ def write_item_audio(
         summary.skipped += len(group) - len(todo)
         if not todo:
             continue
-        try:
-            audio = load_audio(todo[0].track.mix, sr=sample_rate)
-        except AudioReadError as exc:
-            for it in todo:
+        chunks = [it for it in todo if it.source is None]
+        if chunks:
+            try:
+                audio = load_audio(chunks[0].track.mix, sr=sample_rate)
+            except AudioReadError as exc:
+                for it in chunks:
+                    summary.failed[it.id] = exc.reason
+                log.error("FAILED %s: %s", chunks[0].track.mix, exc.reason)
+            else:
+                x = fit_channels(audio.samples, channels)
+                for it in chunks:
+                    start = int(round(it.start_s * sample_rate))
+                    stop = start + int(round(it.duration_s * sample_rate))
+                    write_audio(folder / f"{it.id}.{ext}", x[:, start:stop], sr=sample_rate)
+                    summary.written += 1
+        for it in (it for it in todo if it.source is not None):  # crops: each its own file, whole
+            try:
+                audio = load_audio(it.source, sr=sample_rate)
+            except AudioReadError as exc:
                 summary.failed[it.id] = exc.reason
-            log.error("FAILED %s: %s", todo[0].track.mix, exc.reason)
-            continue
-        x = fit_channels(audio.samples, channels)
-        for it in todo:
-            start = int(round(it.start_s * sample_rate))
-            stop = start + int(round(it.duration_s * sample_rate))
-            write_audio(folder / f"{it.id}.{ext}", x[:, start:stop], sr=sample_rate)
+                log.error("FAILED %s: %s", it.source, exc.reason)
+                continue
+            write_audio(folder / f"{it.id}.{ext}", fit_channels(audio.samples, channels), sr=sample_rate)
             summary.written += 1
     return summary

@@ -1,16 +1,21 @@
 """The corpus the builder works on: tracks read back from the extraction outputs,
 cut into the items SAT trains on.
 
-An item is a view (track, start, duration) until a writer materialises it. Items
-are crops when the crop stage has made them (later), otherwise fixed-length
-chunks of each track whose length is the model's ``sample_size``.
+An item is a view (track, start, duration) until a writer materialises it. Two kinds
+(:func:`corpus_items`, ``items`` in ``conf/build.yaml``):
+
+* **crops**, when the extraction cut them (``python -m sat_mir.extract crops=div4``): each
+  crop listed in ``crops/<track id>/crops.json`` is one item, read whole from its own file
+  (already cut on the beat grid, faded and padded), with the features of its sidecar;
+* **chunks**: consecutive fixed-length slices of the track's mix (the model's
+  ``sample_size`` unless ``chunks.seconds`` says otherwise), with the track's features.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +23,14 @@ from typing import Any
 from sat_mir.errors import ConfigError, SidecarError
 from sat_mir.store.sidecar import read_sidecar, sidecar_path
 
-__all__ = ["BuildItem", "CorpusTrack", "chunk_items", "load_corpus"]
+__all__ = ["CROP_SECTION_FEATURES", "ITEM_KINDS", "BuildItem", "CorpusTrack", "chunk_items", "corpus_items",
+           "crop_features", "crop_items", "load_corpus"]
+
+# ``items``: crops where the extraction made them and chunks elsewhere, only crops, only chunks.
+ITEM_KINDS = ("auto", "crops", "chunks")
+# Values of a crop sidecar's ``crop`` section that are features of the crop (the rest, such as
+# start_s or pad_samples, say where it comes from).
+CROP_SECTION_FEATURES = ("bpm", "beat_count", "bars", "position")
 
 
 @dataclass(frozen=True)
@@ -37,7 +49,12 @@ class CorpusTrack:
 
 @dataclass(frozen=True)
 class BuildItem:
-    """One training example: ``duration_s`` seconds of ``track`` from ``start_s``."""
+    """One training example: ``duration_s`` seconds of ``track`` from ``start_s``.
+
+    ``source`` is the item's own audio file, decoded whole (a crop: ``duration_s`` is its
+    length as written, ``pad_s`` of it trailing silence the crop writer added); None means
+    the slice ``[start_s, start_s + duration_s)`` of the track's mix (a chunk).
+    """
 
     id: str  # no dots (WebDataset splits keys at dots)
     track: CorpusTrack
@@ -45,6 +62,12 @@ class BuildItem:
     start_s: float
     duration_s: float
     features: dict[str, Any] = field(default_factory=dict)
+    source: Path | None = None
+    pad_s: float = 0.0
+
+    @property
+    def kind(self) -> str:
+        return "chunk" if self.source is None else "crop"
 
     @property
     def seconds_start(self) -> int:
@@ -105,3 +128,82 @@ def chunk_items(tracks: list[CorpusTrack], *, chunk_s: float, min_fraction: floa
                 break
             yield BuildItem(id=f"{track.id}-c{i:03d}", track=track, index=i, start_s=start, duration_s=dur,
                             features=track.features)
+
+
+def crop_features(sidecar: dict[str, Any]) -> dict[str, Any]:
+    """The features of a crop from its sidecar, in increasing precedence: the track values that
+    hold for any part of the track (``inherited``: key, meter, model tags, ``track_bpm``,
+    ``track_duration_s``, ...), the crop's beat-grid values (``crop``: :data:`CROP_SECTION_FEATURES`,
+    e.g. its local ``bpm``), then the crop's own measured ``features``.  The crop's own
+    measurements win: the track's tempo or loudness never stand in for the crop's."""
+    crop = sidecar.get("crop") or {}
+    return {
+        **(sidecar.get("inherited") or {}),
+        **{k: crop[k] for k in CROP_SECTION_FEATURES if isinstance(crop.get(k), (int, float))},
+        **(sidecar.get("features") or {}),
+    }
+
+
+def crop_items(output: Path, track: CorpusTrack) -> tuple[list[BuildItem], dict[str, str]]:
+    """The crops of ``track`` listed in its ``crops.json`` as items (``[]`` when it was never cut
+    or has no crops), and ``{crop id: reason}`` for listed crops that cannot be used (audio file
+    or ``crop`` sidecar section missing, sidecar unreadable)."""
+    from sat_mir.crops import load_crop_tracks
+
+    items, bad = [], {}
+    for crop in load_crop_tracks(output, track.id):
+        if not crop.mix.is_file():
+            bad[crop.id] = f"crop audio {crop.mix} is missing (cut the crops again: python -m sat_mir.extract)"
+            continue
+        try:
+            sidecar = read_sidecar(sidecar_path(output, crop.id))
+        except SidecarError as exc:
+            bad[crop.id] = str(exc)
+            continue
+        info = sidecar.get("crop") or {}
+        if not all(isinstance(info.get(k), (int, float)) for k in ("index", "start_s", "duration_s")):
+            bad[crop.id] = f"{sidecar_path(output, crop.id)} has no crop section (cut the crops again)"
+            continue
+        sr = info.get("sample_rate")
+        pad_s = float(info.get("pad_samples") or 0) / sr if isinstance(sr, (int, float)) and sr > 0 else 0.0
+        items.append(BuildItem(id=crop.id, track=track, index=int(info["index"]), start_s=float(info["start_s"]),
+                               duration_s=float(info["duration_s"]), features=crop_features(sidecar),
+                               source=crop.mix, pad_s=pad_s))
+    return items, bad
+
+
+def corpus_items(
+    output: Path, tracks: Sequence[CorpusTrack], *, kind: str = "auto", chunk_s: float | None,
+    min_fraction: float = 0.5,
+) -> tuple[list[BuildItem], dict[str, str]]:
+    """The items of ``tracks``, track by track, and ``{track name or crop id: reason}`` for what
+    is left out.
+
+    kind : "auto" (a track's crops when its ``crops.json`` lists any, else its chunks),
+        "crops" (tracks without crops are left out) or "chunks" (crops are ignored).
+    chunk_s : chunk length in seconds; may be None when no track needs chunks.
+
+    Raises
+    ------
+    ConfigError
+        ``kind`` is unknown, or a track needs chunks and ``chunk_s`` is None.
+    """
+    if kind not in ITEM_KINDS:
+        raise ConfigError(f"items must be one of {list(ITEM_KINDS)}, got {kind!r}")
+    items: list[BuildItem] = []
+    left_out: dict[str, str] = {}
+    for track in tracks:
+        if kind != "chunks":
+            crops, bad = crop_items(output, track)
+            left_out.update(bad)
+            if crops or bad or kind == "crops":
+                items.extend(crops)
+                if not crops and not bad:
+                    left_out[track.name] = ("no crops (items=crops): cut them with `python -m sat_mir.extract "
+                                            "crops=div4`, or build chunks with items=auto")
+                continue
+        if chunk_s is None:
+            raise ConfigError(f"track {track.name} has no crops and chunks.seconds is not set (no model config "
+                              f"to take sample_size from: set dataset.models / model.dir or chunks.seconds)")
+        items.extend(chunk_items([track], chunk_s=chunk_s, min_fraction=min_fraction))
+    return items, left_out

@@ -15,11 +15,16 @@ __all__ = ["item_material", "top_labels"]
 
 
 def top_labels(value: Any, *, top_k: int, threshold: float) -> list[str]:
-    """Labels from a classifier output: ``{label: prob}`` → the top ``top_k`` at or above
-    ``threshold``; a list or a string is taken as is."""
+    """Labels from a classifier output: ``{label: prob}`` (the ``essentia`` extractor's
+    ``essentia_genre`` / ``essentia_mood`` / ``essentia_instrument``) → the ``top_k`` most
+    probable at or above ``threshold``, Discogs ``"Genre---Style"`` labels as their style
+    (``"Electronic---Techno"`` → ``"Techno"``; a style under two genres counts once); a list
+    or a string is taken as is."""
     if isinstance(value, Mapping):
-        ranked = sorted(((float(p), str(k)) for k, p in value.items() if isinstance(p, (int, float))), reverse=True)
-        return [k.split("---")[-1] for p, k in ranked if p >= threshold][:top_k]
+        ranked = sorted(((float(p), str(k)) for k, p in value.items()
+                         if isinstance(p, (int, float)) and not isinstance(p, bool)), reverse=True)
+        labels = dict.fromkeys(k.split("---")[-1].strip() for p, k in ranked if p >= threshold)
+        return [k for k in labels if k][:top_k]
     if isinstance(value, (list, tuple)):
         return [str(v) for v in value if str(v).strip()][:top_k]
     if isinstance(value, str) and value.strip():
@@ -41,8 +46,10 @@ def item_material(
     """Build the material dict for one item.
 
     ``controls``: control name (bpm, key, meter, chords) → feature key.
-    ``tags``: prompt field name (genre, mood, instrument) → feature key of a classifier output.
-    ``descriptions``: feature keys holding free-text descriptions.
+    ``tags``: prompt field name (genre, mood, instrument) → feature key of a classifier output
+    (see :func:`top_labels`).
+    ``descriptions``: feature keys holding free-text descriptions (Music Flamingo's
+    ``flamingo_<prompt>``); the recipe decides whether one leads a prompt or is the whole prompt.
     ``metadata``: user metadata fields (artist, title, album, year, ...), already chosen.
     """
     fields: dict[str, Any] = {}

@@ -17,7 +17,7 @@ import numpy as np
 from sat_mir.build.bins import WordBins, fit_bins
 from sat_mir.build.chunks import write_item_audio
 from sat_mir.build.conditioning import NumberSpec, fit_numbers, merge_model_config, numbers_for
-from sat_mir.build.corpus import BuildItem, chunk_items, load_corpus
+from sat_mir.build.corpus import ITEM_KINDS, BuildItem, corpus_items, load_corpus
 from sat_mir.build.manifest import write_metadata_folder
 from sat_mir.build.material import item_material
 from sat_mir.build.sat_files import dataset_config, write_dataset_configs, write_training_notes
@@ -41,6 +41,7 @@ SAO_DOWNLOAD = (
 class BuildSettings:
     output: Path
     formats: tuple[str, ...] = FORMATS
+    items: str = "auto"  # see sat_mir.build.corpus.corpus_items
     model_dir: Path | None = None
     item_seconds: float | None = None
     min_fraction: float = 0.5
@@ -99,6 +100,8 @@ def run_build(settings: BuildSettings) -> BuildSummary:
     unknown = sorted(set(settings.formats) - set(FORMATS))
     if unknown:
         raise ConfigError(f"unknown format(s) {unknown}; choose from {list(FORMATS)}")
+    if settings.items not in ITEM_KINDS:
+        raise ConfigError(f"items must be one of {list(ITEM_KINDS)}, got {settings.items!r}")
     summary = BuildSummary()
     sat = settings.output / "sat"
     sat.mkdir(parents=True, exist_ok=True)
@@ -106,10 +109,9 @@ def run_build(settings: BuildSettings) -> BuildSummary:
     sample_rate = int(base_model["sample_rate"]) if base_model else 44100
     channels = int(base_model.get("audio_channels", 2)) if base_model else 2
     sample_size = int(base_model["sample_size"]) if base_model else None
+    # chunk length; None only matters when a track needs chunks (corpus_items says so)
     item_s = settings.item_seconds or (sample_size / sample_rate if sample_size else None)
-    if item_s is None:
-        raise ConfigError("chunks.seconds is required when no model config is given (dataset.models / model.dir)")
-    if sample_size is None or settings.item_seconds:
+    if item_s is not None and (sample_size is None or settings.item_seconds):
         sample_size = int(round(item_s * sample_rate))
 
     # 1. corpus and items
@@ -124,7 +126,13 @@ def run_build(settings: BuildSettings) -> BuildSummary:
             log.warning("left out track %s: %s", t.name, reason)
         else:
             usable.append(t)
-    items = list(chunk_items(usable, chunk_s=item_s, min_fraction=settings.min_fraction))
+    items, unusable = corpus_items(settings.output, usable, kind=settings.items, chunk_s=item_s,
+                                   min_fraction=settings.min_fraction)
+    for name, reason in unusable.items():
+        summary.left_out[name] = reason
+        log.warning("left out %s: %s", name, reason)
+    n_crops = sum(it.kind == "crop" for it in items)
+    log.info("items (%s): %d crops, %d chunks", settings.items, n_crops, len(items) - n_crops)
 
     # 2. audio items (also the validation of what SAT will decode)
     needs_audio = any(f in ("audio_dir", "wds") for f in settings.formats)
@@ -270,9 +278,14 @@ def run_build(settings: BuildSettings) -> BuildSummary:
 def _latent_source(item: BuildItem, audio_dir: Path | None) -> dict[str, Any]:
     """Where the encoder reads an item: its materialised audio file when the audio formats
     wrote one (already cut, resampled and validated: no second decode of the track),
-    else the slice of the source track."""
+    else the crop's own file, else the slice of the source track.  A crop's trailing
+    padding is left to the encoder's own zero padding, so the latent's padding mask
+    marks it."""
+    real_s = item.duration_s - item.pad_s if item.pad_s > 0 else None
     if audio_dir is not None:
-        return {"audio": audio_dir / f"{item.id}.flac", "start_s": 0.0, "duration_s": None}
+        return {"audio": audio_dir / f"{item.id}.flac", "start_s": 0.0, "duration_s": real_s}
+    if item.source is not None:
+        return {"audio": item.source, "start_s": 0.0, "duration_s": real_s}
     return {"audio": item.track.mix, "start_s": item.start_s, "duration_s": item.duration_s}
 
 
@@ -295,12 +308,15 @@ def _user_metadata(items: Sequence[BuildItem], cfg: dict[str, Any], output: Path
 
 
 def write_features_table(path: Path, items: Sequence[BuildItem], numbers: dict[str, dict[str, float]]) -> None:
-    """One row per item: ids, timing, every scalar feature of its track, and its numeric conditionings."""
+    """One row per item: ids, kind, timing, every scalar feature of the item (a chunk's are its
+    track's, a crop's its own: see :func:`sat_mir.build.corpus.crop_features`), and its numeric
+    conditionings."""
     import pandas as pd
 
     rows = []
     for it in items:
-        row = {"item_id": it.id, "track_id": it.track.id, "track": it.track.name, "start_s": it.start_s,
+        row = {"item_id": it.id, "item_kind": it.kind, "track_id": it.track.id, "track": it.track.name,
+               "start_s": it.start_s,
                "duration_s_item": it.duration_s, "seconds_start": it.seconds_start,
                "seconds_total": it.seconds_total}
         row.update({k: v for k, v in it.features.items() if isinstance(v, (int, float, str, bool))})

@@ -31,6 +31,7 @@ import logging
 import pickle
 import re
 import threading
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -228,13 +229,37 @@ def _load(path: Path, dev, *, bf16: bool) -> AestheticsModel:
 
     overrides = _encoder_overrides(path)
     try:
-        with encoder_config(overrides):
+        with encoder_config(overrides), _quiet_package():
             # a path that exists: the package reads it and never looks at the hub
             predictor = AesPredictor(checkpoint_pth=str(path))
     except _LOAD_ERRORS as exc:
         raise _unreadable(path, exc) from exc
     net = predictor.model.to(dev).eval()
     return AestheticsModel(net, net.target_transform, dev, bf16=bf16)
+
+
+# torch warns on every forward of the package's WavLM (a bool padding mask with a float
+# attention mask); harmless, and it would fill the run log
+warnings.filterwarnings("ignore", message="Support for mismatched key_padding_mask and attn_mask")
+
+
+@contextlib.contextmanager
+def _quiet_package():
+    """The package logs its whole WavLM config at INFO and torch warns about its weight_norm:
+    noise in a user's run log, said on every load; our own "loaded ..." line stays."""
+    loggers = [logging.getLogger(n) for n in ("audiobox_aesthetics", "audiobox_aesthetics.infer",
+                                              "audiobox_aesthetics.model.aes", "audiobox_aesthetics.model.wavlm",
+                                              "audiobox_aesthetics.utils")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning, message=".*weight_norm.*")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
 def _encoder_overrides(path: Path) -> dict | None:

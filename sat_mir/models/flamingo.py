@@ -247,7 +247,11 @@ def load_flamingo(name: str = DEFAULT_MODEL, *, models_dir: str | Path | None = 
             return _CACHE[key]
         from safetensors import SafetensorError
 
+        from transformers.utils import logging as hf_logging
+
         model_cls, processor_cls = _classes_for(folder)
+        # transformers draws a "Loading weights" bar of its own; ours already shows the run's progress
+        hf_logging.disable_progress_bar()
         try:
             processor = processor_cls.from_pretrained(folder, local_files_only=True)
             model = model_cls.from_pretrained(folder, local_files_only=True, dtype=torch_dtype,
