@@ -47,7 +47,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from sat_mir.errors import ConfigError, WeightsError
+from sat_mir.errors import WeightsError
+from sat_mir.models.device import resolve_device
 from sat_mir.models.spec import ModelFile, ModelSpec, locate
 
 __all__ = [
@@ -363,24 +364,6 @@ class Transcriber:
 _CACHE: dict[tuple[str, str, str], Transcriber] = {}
 _LOCK = threading.Lock()
 
-
-def resolve_device(device: str) -> torch.device:
-    """``"auto"`` → CUDA when torch sees one, else CPU.
-
-    Raises
-    ------
-    ConfigError
-        Not a torch device, or CUDA asked for but absent.
-    """
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ConfigError(f"device {device!r} is not a torch device ({exc})") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} asked for, but torch sees no CUDA device")
-    return dev
 
 
 def load_transcriber(models_dir: str | Path | None = None, device: str = "auto") -> Transcriber:

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from sat_mir.errors import ConfigError, WeightsError
+from sat_mir.models.device import resolve_device
 from sat_mir.models.spec import ModelFile, ModelSpec, locate
 
 __all__ = [
@@ -169,26 +170,6 @@ class AestheticsModel:
             rows.append({axis: float(v) for axis, v in zip(AXES, mean)})
         return rows
 
-
-def resolve_device(device: str | None):
-    """``"auto"``/None: CUDA when torch sees it, else CPU; otherwise the named torch device.
-
-    Raises
-    ------
-    ConfigError
-        Not a torch device name, or CUDA asked for where there is none.
-    """
-    import torch
-
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ConfigError(f"device {device!r} is not a torch device ({exc})") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} asked for, but torch sees no CUDA device")
-    return dev
 
 
 def load_aesthetics(models_dir: str | Path | None = None, *, device: str | None = "auto",

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from sat_mir.errors import ConfigError, WeightsError
+from sat_mir.models.device import resolve_device
 from sat_mir.models.spec import ModelFile, ModelSpec, locate
 
 __all__ = [
@@ -306,17 +307,7 @@ def _classes_for(folder: Path):
 
 
 def _resolve_device(device: str) -> str:
-    import torch
-
-    if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ConfigError(f"device {device!r} is not a torch device ({exc})") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} asked for, but torch sees no CUDA device")
-    return str(dev)
+    return str(resolve_device(device))
 
 
 def _resolve_dtype(dtype: str, device: str):

@@ -31,6 +31,7 @@ from demucs.repo import AnyModelRepo, BagOnlyRepo, LocalRepo, ModelLoadingError
 
 from sat_mir.audio.resample import resample
 from sat_mir.errors import ConfigError, WeightsError
+from sat_mir.models.device import resolve_device
 
 __all__ = ["EXTRA_STEMS", "STEMS", "DemucsSeparator", "load_separator"]
 
@@ -178,15 +179,7 @@ def _max_segment(model: torch.nn.Module) -> float:
 
 
 def _resolve_device(device: str | None) -> str:
-    if device is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ConfigError(f"device {device!r} is not a torch device ({exc})") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} asked for, but torch sees no CUDA device")
-    return str(dev)
+    return str(resolve_device(device))
 
 
 def _fit_length(y: np.ndarray, frames: int) -> np.ndarray:
