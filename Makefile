@@ -39,7 +39,7 @@ system-deps:
 DEMO_MODELS = $${SAT_MIR_CACHE:-$$HOME/.cache/sat-mir}/demo/tiny-sat-model
 
 demo: setup
-	$(PY) -m sat_mir.extract +dataset=demo
+	$(PY) -m sat_mir.extract +dataset=demo crops=div4
 	$(PY) tools/make_tiny_sat_model.py "$(DEMO_MODELS)" >/dev/null
 	$(PY) -m sat_mir.build +dataset=demo
 	$(PY) -m sat_mir.prompts +dataset=demo n=5

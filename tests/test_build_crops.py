@@ -3,13 +3,13 @@ timing, model tags and descriptions in the prompts, read back by stable-audio-to
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 import random
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from conftest import REPO, load_tool
@@ -209,6 +209,11 @@ def test_latents_are_encoded_from_the_crop_audio(crop_build):
     assert bad == {} and items
     src = _latent_source(items[0], None)
     assert src == {"audio": crops[0].mix, "start_s": 0.0, "duration_s": None}
+    # a padded crop: the encoder reads its real audio only, so the padding mask marks the padding
+    padded = dataclasses.replace(items[0], duration_s=11.0, pad_s=3.0)
+    assert _latent_source(padded, None)["duration_s"] == pytest.approx(8.0)
+    assert _latent_source(padded, latents.parent / "audio") == {
+        "audio": latents.parent / "audio" / f"{padded.id}.flac", "start_s": 0.0, "duration_s": pytest.approx(8.0)}
 
 
 def test_items_setting_auto_crops_chunks(crop_build):
@@ -232,3 +237,30 @@ def test_items_setting_auto_crops_chunks(crop_build):
         corpus_items(output, [uncut], kind="auto", chunk_s=None)
     with pytest.raises(ConfigError, match="items must be one of"):
         corpus_items(output, [uncut], kind="bars", chunk_s=10.0)
+
+
+def test_a_rebuild_after_re_cutting_takes_the_new_crops_and_drops_the_old(crop_build):
+    """Runs last: it re-cuts the module's crops.  Crop ids (<track>_000) survive a re-cut, so
+    the build must notice that their audio changed and remove items that no longer exist."""
+    import yaml
+
+    from sat_mir.audio import load_audio
+    from sat_mir.build.pipeline import BuildSettings, run_build
+    from sat_mir.crops import CropSettings, cut_track
+
+    output, tracks, crops, _ = crop_build
+    sat = output / "sat"
+    before = {p.stem for p in (sat / "audio").glob("*.flac")}
+    # sequential 4 s crops: more crops per track, new audio under the old ids too
+    settings = CropSettings(mode="sequential", length=4 * 44100, min_fraction=0.9)
+    new = [c for t in tracks for c in cut_track(t, output, settings).crops]
+    models = output.parent / "models"
+    prompts = yaml.safe_load((REPO / "conf" / "prompts" / "default.yaml").read_text())
+    run_build(BuildSettings(output=output, formats=("audio_dir", "pre_encoded"), model_dir=models, prompts=prompts,
+                            conditioning={"numbers": NUMBERS, "missing": "fill"}, num_workers=1, progress=False))
+    after = {p.stem for p in (sat / "audio").glob("*.flac")}
+    assert after == {c.id for c in new} != before
+    assert {p.stem for p in (sat / "latents").glob("*.npy")} == after
+    first = new[0]
+    item = load_audio(sat / "audio" / f"{first.id}.flac").samples
+    assert abs(item.shape[1] / 44100 - 4.0) < 0.01  # the new 4 s crop, not the old 11.9 s one

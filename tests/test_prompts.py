@@ -110,3 +110,26 @@ def test_user_metadata_from_tags_and_csv(tmp_path):
     got = track_metadata(track_id="song-1234", name="song", rel_paths=["song"], mix=path,
                          fields=["artist", "title", "album", "year"], csv_rows=rows)
     assert got == {"artist": "Someone Else", "title": "Night Drive", "album": "First Album", "year": "2019"}
+
+
+def test_a_description_alone_is_a_whole_prompt_cut_at_sentence_ends():
+    sentences = [f"Sentence number {i} describes the synth line in some detail." for i in range(30)]
+    material = {**MATERIAL, "descriptions": [" ".join(sentences)]}
+    recipe = {"description_only_p": 0.3, "description_p": 0.0, "case_p": {"as_is": 1.0}}
+    out = draws(2000, material, recipe=recipe)
+    alone = [p for p in out if p.startswith("Sentence number 0")]
+    assert len(alone) / len(out) == pytest.approx(0.3, abs=0.04)
+    for p in alone:  # whole sentences, as many as fit the budget, and nothing else
+        assert p.endswith("detail.") and 100 < estimate_t5_tokens(p) <= 128
+        assert "Genre" not in p and "beats per minute" not in p
+
+
+def test_a_long_description_with_nothing_else_is_cut_not_dropped():
+    material = {"descriptions": ["word " * 400]}
+    for p in draws(20, material):
+        assert p.strip() and estimate_t5_tokens(p) <= 128
+
+
+def test_a_style_under_two_genres_counts_once():
+    probs = {"Electronic---Experimental": 0.5, "Rock---Experimental": 0.4, "Rock---Noise": 0.3}
+    assert top_labels(probs, top_k=2, threshold=0.1) == ["Experimental", "Noise"]

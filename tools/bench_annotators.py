@@ -124,7 +124,7 @@ def make_stand_in(name: str, size: str, models_dir: Path) -> str | None:
         return "tiny stand-in"
     if name == "aesthetics":
         _tool("make_tiny_audiobox").make_tiny_audiobox(models_dir, size="base" if size == "full" else "tiny")
-        return "WavLM base, random weights" if size == "full" else "tiny stand-in"
+        return "random weights" if size == "full" else "tiny stand-in"
     if name == "flamingo":
         if size == "full":
             return None
@@ -135,7 +135,7 @@ def make_stand_in(name: str, size: str, models_dir: Path) -> str | None:
         return "tiny stand-in"
     if name == "drums_midi":
         _tool("make_tiny_adtof").make_tiny_adtof(models_dir)
-        return "full size, random weights"
+        return "random weights, full size"
     raise ValueError(name)
 
 

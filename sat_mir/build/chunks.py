@@ -43,7 +43,7 @@ def write_item_audio(
     summary = ChunkSummary()
     by_track = [(k, list(g)) for k, g in groupby(items, key=lambda it: it.track.id)]
     for _, group in tqdm(by_track, desc="audio items", unit="track", disable=not progress):
-        todo = [it for it in group if not (folder / f"{it.id}.{ext}").exists()]
+        todo = [it for it in group if not _current(folder / f"{it.id}.{ext}", it.source or it.track.mix)]
         summary.skipped += len(group) - len(todo)
         if not todo:
             continue
@@ -72,3 +72,12 @@ def write_item_audio(
             write_audio(folder / f"{it.id}.{ext}", fit_channels(audio.samples, channels), sr=sample_rate)
             summary.written += 1
     return summary
+
+
+def _current(target: Path, source: Path) -> bool:
+    """An item file is reused only while it is newer than what it was cut from: a re-cut crop
+    keeps its id (``<track>_000``), so existence alone would keep the old audio."""
+    try:
+        return target.stat().st_mtime_ns >= source.stat().st_mtime_ns
+    except FileNotFoundError:
+        return False

@@ -269,7 +269,7 @@ def encode_items(
 
     todo = []
     for item in items:
-        if _complete(out_dir, item.id, shape, latent_dtype):
+        if _complete(out_dir, item.id, shape, latent_dtype, item.audio):
             continue
         # A half-written or stale pair must not survive a failure of the redo.
         for suffix in (".json", ".npy"):
@@ -363,9 +363,12 @@ def _reap(pending: list[Future], *, limit: int) -> list[Future]:
     return still
 
 
-def _complete(out_dir: Path, item_id: str, shape: tuple[int, int], dtype: str) -> bool:
+def _complete(out_dir: Path, item_id: str, shape: tuple[int, int], dtype: str, source: Path | None = None) -> bool:
     npy, sidecar = out_dir / f"{item_id}.npy", out_dir / f"{item_id}.json"
     if not (npy.is_file() and sidecar.is_file()):
+        return False
+    # an item id outlives its audio (a re-cut crop keeps <track>_000): older than the audio = stale
+    if source is not None and source.is_file() and npy.stat().st_mtime_ns < source.stat().st_mtime_ns:
         return False
     try:
         arr = np.load(npy, mmap_mode="r")  # header only; the data stays on disk

@@ -189,6 +189,12 @@ def run_build(settings: BuildSettings) -> BuildSummary:
     if not items:
         raise ConfigError("no usable items: nothing to build (see the errors above)")
 
+    # items of an earlier build that this one does not make (a crop re-cut into fewer crops,
+    # a left-out item): SAT's audio_dir loader scans the folder, so they must go
+    keep = {it.id for it in items}
+    _prune(audio_dir, keep, (".flac",))
+    _prune(sat / "latents", keep, (".npy", ".json"), protect=("details", "filelist"))
+
     # 4. latents
     latent_dir = sat / "latents"
     latent_frames = None
@@ -273,6 +279,15 @@ def run_build(settings: BuildSettings) -> BuildSummary:
                        **{f"model_{k}": v for k, v in model_paths.items()}, "custom_metadata": module}
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _prune(folder: Path, keep: set[str], suffixes: tuple[str, ...], protect: tuple[str, ...] = ()) -> None:
+    if not folder.is_dir():
+        return
+    for path in folder.iterdir():
+        if path.suffix in suffixes and path.stem not in keep and path.stem not in protect and path.is_file():
+            log.info("removing %s: not an item of this build", path.name)
+            path.unlink()
 
 
 def _latent_source(item: BuildItem, audio_dir: Path | None) -> dict[str, Any]:
