@@ -133,6 +133,12 @@ def run_build(settings: BuildSettings) -> BuildSummary:
         log.warning("left out %s: %s", name, reason)
     n_crops = sum(it.kind == "crop" for it in items)
     log.info("items (%s): %d crops, %d chunks", settings.items, n_crops, len(items) - n_crops)
+    if sample_size and sample_rate:
+        long = [it for it in items if it.kind == "crop" and it.duration_s * sample_rate > sample_size * 1.001]
+        if long:
+            log.warning("%d crops are longer than the model's sample_size (%.2f s): SAT trains on their first "
+                        "%.2f s (match crops.length to sample_size at the track rate to use all of them)",
+                        len(long), sample_size / sample_rate, sample_size / sample_rate)
 
     # 2. audio items (also the validation of what SAT will decode)
     needs_audio = any(f in ("audio_dir", "wds") for f in settings.formats)
