@@ -97,6 +97,39 @@ def test_stems_are_the_models_own_output(sep, mix, stems):
     np.testing.assert_allclose(total, out.sum(0).numpy() + float(mean), atol=1e-5)
 
 
+@pytest.mark.parametrize("shifts", [0, 2])
+def test_batched_segments_equal_demucs_apply_model(models_dir, shifts, monkeypatch):
+    """Several segments per forward pass: the same overlap-add as apply_model, segment by segment,
+    for a single model and a bag, with and without time shifts.  The shifts are pinned: HTDemucs
+    also draws from Python's random on every forward pass, so batching changes which shifts a
+    seed gives."""
+    import itertools
+    import random
+
+    from demucs.apply import BagOfModels, apply_model
+
+    from sat_mir.separation.chunked import apply_batched
+
+    single = load_separator("tiny_htdemucs", models_dir=models_dir, device="cpu").model.models[0]
+    bag = BagOfModels([single, single], weights=[[1, 0, 0.5, 1], [0, 1, 0.5, 1]])
+    rng = np.random.default_rng(1)
+    # 5.5 s with the tiny model's 4 s segments: two overlapping segments, the second one short
+    x = torch.from_numpy(rng.standard_normal((1, 2, int(5.5 * SR))).astype(np.float32))
+
+    def pinned_shifts():
+        seq = itertools.cycle([10611, 4943, 12937, 0])
+        monkeypatch.setattr(random, "randint", lambda a, b: next(seq))
+
+    for model in (single, bag) if not shifts else (single,):
+        pinned_shifts()
+        ref = apply_model(model, x, shifts=shifts, split=True, overlap=0.25, device="cpu")
+        for batch in (1, 2):
+            pinned_shifts()
+            got = apply_batched(model, x, shifts=shifts, overlap=0.25, batch=batch, device="cpu")
+            assert got.shape == ref.shape
+            np.testing.assert_allclose(got.numpy(), ref.numpy(), atol=2e-5)
+
+
 def test_levels_follow_the_input(sep, mix, stems):
     """Peak normalisation (the seed's bug) would give the same stems for a quieter mix."""
     quiet = sep.separate(0.25 * mix, SR)
@@ -116,17 +149,20 @@ def test_other_rate_and_mono_input(sep, mix):
         sep.separate(np.zeros((3, 100), np.float32), SR)
 
 
-def test_settings_reach_apply_model(sep, monkeypatch):
+def test_settings_reach_the_model_runner(sep, monkeypatch):
     seen = {}
 
-    def fake_apply_model(model, mix, **kwargs):
+    def fake_apply(model, mix, **kwargs):
         seen.update(kwargs)
         return torch.zeros(mix.shape[0], len(model.sources), *mix.shape[1:])
 
-    monkeypatch.setattr(demucs_separator, "apply_model", fake_apply_model)
-    tuned = DemucsSeparator(sep.model, name="tiny", device="cpu", segment=1.5, overlap=0.1, shifts=2)
+    monkeypatch.setattr(demucs_separator, "apply_batched", fake_apply)
+    tuned = DemucsSeparator(sep.model, name="tiny", device="cpu", segment=1.5, overlap=0.1, shifts=2,
+                            batch_segments=3)
     tuned.separate(np.zeros((2, 1000), np.float32), SR)
-    assert (seen["segment"], seen["overlap"], seen["shifts"], seen["split"]) == (1.5, 0.1, 2, True)
+    assert (seen["segment"], seen["overlap"], seen["shifts"], seen["batch"]) == (1.5, 0.1, 2, 3)
+    with pytest.raises(ConfigError, match="batch_segments"):
+        DemucsSeparator(sep.model, name="tiny", batch_segments=0)
     with pytest.raises(ConfigError, match="segment"):  # the tiny model was trained on 4 s
         DemucsSeparator(sep.model, name="tiny", segment=4.5)
     with pytest.raises(ConfigError, match="overlap"):

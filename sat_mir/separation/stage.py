@@ -46,6 +46,7 @@ class SeparationSettings:
     overlap: float = 0.25
     shifts: int = 0
     keep_extra: bool = False
+    batch_segments: int | None = None
     fmt: str = "flac"
     subtype: str | None = None
     clip: str = "rescale"
@@ -55,7 +56,8 @@ class SeparationSettings:
     @property
     def config_hash(self) -> str:
         # device and the models folder change where and how fast, not what comes out
-        d = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("enabled", "device", "models_dir")}
+        d = {k: v for k, v in dataclasses.asdict(self).items()
+             if k not in ("enabled", "device", "models_dir", "batch_segments")}
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -108,7 +110,7 @@ def separate_tracks(tracks: list[Track], output: Path, settings: SeparationSetti
     try:
         separator = load_separator(settings.model, models_dir=_demucs_dir(settings), device=_device(settings),
                                    segment=settings.segment, overlap=settings.overlap, shifts=settings.shifts,
-                                   keep_extra=settings.keep_extra)
+                                   keep_extra=settings.keep_extra, batch_segments=settings.batch_segments)
     except SatMirError as exc:
         summary.unavailable = str(exc)
         log.error("separation cannot run, so %d track(s) without stems get no stem features this run: %s",
