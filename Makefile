@@ -35,12 +35,13 @@ system-deps:
 	    echo "WARNING: ffmpeg not found; install it (e.g. sudo apt-get install ffmpeg) to decode m4a/aac and to let stable-audio-tools read audio"; \
 	  fi; }
 
-# The demo's stand-in Stable Audio model: real architecture, random weights (no downloads).
+# The demo's stand-in Stable Audio model: real architecture, random weights (no downloads),
+# trained on windows as long as the demo's crops (524288 samples, conf/dataset/demo.yaml).
 DEMO_MODELS = $${SAT_MIR_CACHE:-$$HOME/.cache/sat-mir}/demo/tiny-sat-model
 
 demo: setup
 	$(PY) -m sat_mir.extract +dataset=demo crops=div4
-	$(PY) tools/make_tiny_sat_model.py "$(DEMO_MODELS)" >/dev/null
+	$(PY) tools/make_tiny_sat_model.py "$(DEMO_MODELS)" --sample-size 524288 >/dev/null
 	$(PY) -m sat_mir.build +dataset=demo
 	$(PY) -m sat_mir.prompts +dataset=demo n=5
 

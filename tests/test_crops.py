@@ -203,3 +203,22 @@ def test_a_downbeat_mode_without_rhythm_fails_with_a_clear_reason(tmp_path, demo
     assert outcome.error and "rhythm extractor has not run" in outcome.error
     seq = cut_track(tracks[0], tmp_path, CropSettings(mode="sequential", length=SR * 8))
     assert seq.error is None and len(seq.crops) == 3  # 29.5 s, 0.5 s lead-in: 3 × 8 s, 5 s dropped
+
+
+def test_target_crops_measures_only_the_crops(tmp_path, demo_library):
+    """`target=crops` with a downbeat mode: the tracks get only the rhythm the cut needs."""
+    from conftest import load_strict_json, run_extract
+
+    out = tmp_path / "out"
+    proc = run_extract("+dataset=mine", f"dataset.root={demo_library}", f"dataset.output={out}",
+                       "extractors=[info,rhythm,loudness]", "crops=beat_aligned", "crops.length=441000",
+                       "target=crops", "progress=false", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    track = load_strict_json(next((out / "tracks").iterdir()) / "features.json")
+    assert set(track["provenance"]) == {"rhythm"}
+    crops = sorted((out / "crops").glob("*/*/features.json"))
+    assert len(crops) >= 8
+    for path in crops:
+        data = load_strict_json(path)
+        assert set(data["provenance"]) == {"info", "rhythm", "loudness"}
+        assert data["crop"]["mode"] == "beat_aligned" and data["crop"]["samples"] <= 441000

@@ -78,12 +78,12 @@ def tiny_diffusion_config(vae_config: dict, *, sample_size: int = 262144) -> dic
     }
 
 
-def make_tiny_sat_model(out_dir: Path, seed: int = 0) -> Path:
+def make_tiny_sat_model(out_dir: Path, seed: int = 0, sample_size: int = 262144) -> Path:
     out_dir = Path(out_dir)
     config_path, _ = _tiny_vae_module().make_tiny_vae(out_dir, seed=seed)
     vae_config = json.loads(config_path.read_text())
     (out_dir / "vae_config.json").write_text(json.dumps(vae_config, indent=2) + "\n")
-    (out_dir / "model_config.json").write_text(json.dumps(tiny_diffusion_config(vae_config), indent=2) + "\n")
+    (out_dir / "model_config.json").write_text(json.dumps(tiny_diffusion_config(vae_config, sample_size=sample_size), indent=2) + "\n")
     return out_dir
 
 
@@ -91,8 +91,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out_dir", type=Path)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sample-size", type=int, default=262144,
+                    help="training window in samples (a multiple of the VAE's 32; the demo uses its crop length)")
     args = ap.parse_args()
-    print(make_tiny_sat_model(args.out_dir, seed=args.seed))
+    print(make_tiny_sat_model(args.out_dir, seed=args.seed, sample_size=args.sample_size))
 
 
 if __name__ == "__main__":
