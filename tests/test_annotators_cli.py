@@ -82,3 +82,42 @@ def test_missing_weights_are_one_error_per_run_and_auto_leaves_the_extractor_out
     assert len(re.findall(r"extractor (essentia|aesthetics|drums_midi) is off this run", auto.stderr)) == 3
     data = load_strict_json(next((out / "tracks").iterdir()) / "features.json")
     assert isinstance(data["features"]["duration_s"], float)
+
+
+def test_an_extractor_that_reads_measured_values_is_redone_when_they_change(tmp_path, demo_library):
+    """Flamingo puts measured values (bpm, key, tags) into its prompts: they are part of its skip key."""
+    from sat_mir.catalog import scan_library
+    from sat_mir.features.registry import Extractor, ExtractorResult, OutputSpec
+    from sat_mir.run import run_extraction
+    from sat_mir.store.sidecar import ExtractorRecord, merge_extractor, read_sidecar, sidecar_path
+
+    calls = []
+
+    class EchoBpm(Extractor):
+        name, version, device = "echo_bpm", "1", "model"
+        outputs = (OutputSpec("echo_bpm", "BPM", "the bpm it was given"),)
+
+        @property
+        def reads_features(self):
+            return ["bpm"]
+
+        def compute(self, ctx):
+            calls.append(ctx.track_id)
+            return ExtractorResult(values={"echo_bpm": float(ctx.features["bpm"])})
+
+    track = scan_library(demo_library)[0]
+    path = sidecar_path(tmp_path, track.id)
+
+    def set_bpm(bpm):
+        merge_extractor(path, extractor="rhythm", values={"bpm": bpm}, track={},
+                        record=ExtractorRecord(version="t", config_hash="t", inputs={}, seconds=0.0))
+
+    def run():
+        return run_extraction([track], [EchoBpm()], root=demo_library, output=tmp_path, jobs=1, progress=False)
+
+    set_bpm(120.0)
+    assert run().done == 1 and calls == [track.id]
+    assert run().skipped == 1 and len(calls) == 1  # same value: current
+    set_bpm(96.0)
+    assert run().done == 1 and len(calls) == 2
+    assert read_sidecar(path)["features"]["echo_bpm"] == 96.0

@@ -152,6 +152,12 @@ class Extractor(ABC):
         """Compile just-in-time code (numba) on a tiny signal, so that the compiled-code
         cache is complete before workers run (see :mod:`sat_mir.run.jit`)."""
 
+    @property
+    def reads_features(self) -> list[str]:
+        """Feature keys of the item this extractor's values depend on (e.g. measured values put
+        into a prompt); their values join its skip key, so it is redone when they change."""
+        return []
+
     def preflight(self) -> None:
         """Check, cheaply and once per run, that everything :meth:`compute` needs is present
         (model files, optional packages).  Raise :class:`~sat_mir.errors.WeightsError` or

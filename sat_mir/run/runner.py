@@ -21,7 +21,7 @@ from sat_mir.run.jit import prepare_jit_cache
 from sat_mir.run.worker import (
     TrackOutcome,
     TrackTask,
-    extractor_signals,
+    extractor_inputs,
     process_batch,
     process_track,
     track_label,
@@ -97,10 +97,12 @@ def plan_tracks(
         known = sidecar["track"].get("inputs") or {}
         ok = stat_matches(track.sources, known)
         recs = records(sidecar)
+        hashes = {s: (v or {}).get("sha256") for s, v in known.items()}
+        measured = {**(sidecar.get("inherited") or {}), **sidecar["features"]}
         n_current = 0
         for ex in extractors:
             rec = recs.get(ex.name)
-            inputs = {s: (known.get(s) or {}).get("sha256") for s in extractor_signals(ex, track)}
+            inputs = extractor_inputs(ex, track, hashes, measured)
             if ok and rec and rec.is_current(version=ex.version, config_hash=ex.config_hash, inputs=inputs):
                 n_current += 1
         if n_current == len(extractors):

@@ -8,6 +8,8 @@ most the extractor in flight.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 import time
 import traceback
@@ -30,7 +32,8 @@ from sat_mir.store.sidecar import (
     update_track,
 )
 
-__all__ = ["TrackOutcome", "TrackTask", "extractor_signals", "process_batch", "process_track", "track_label"]
+__all__ = ["TrackOutcome", "TrackTask", "extractor_inputs", "extractor_signals", "process_batch", "process_track",
+           "track_label"]
 
 log = logging.getLogger("sat_mir.run")
 
@@ -106,9 +109,20 @@ def _prepare(task: TrackTask) -> _Prepared | TrackOutcome:
                      TrackContext(track.sources, features=known, track_id=track.id), old_track=sidecar["track"])
 
 
+def extractor_inputs(ex: Extractor, track: Track, hashes: dict[str, str], features: dict) -> dict[str, str]:
+    """What ``ex``'s values on this item depend on: the sha256 of each file it reads, and, for an
+    extractor that reads measured values (:attr:`Extractor.reads_features`), a digest of those."""
+    inputs = {sig: hashes.get(sig) for sig in extractor_signals(ex, track)}
+    keys = ex.reads_features
+    if keys:
+        blob = json.dumps({k: features.get(k) for k in keys}, sort_keys=True, default=str)
+        inputs["features"] = hashlib.sha1(blob.encode()).hexdigest()[:16]
+    return inputs
+
+
 def _pending(p: _Prepared, ex: Extractor) -> dict[str, str] | None:
     """The input hashes ``ex`` would record on this item, or None when its record is current."""
-    inputs = {sig: p.fps[sig]["sha256"] for sig in extractor_signals(ex, p.task.track)}
+    inputs = extractor_inputs(ex, p.task.track, {s: v["sha256"] for s, v in p.fps.items()}, p.ctx.features)
     rec = p.recs.get(ex.name)
     if not p.task.overwrite and rec and rec.is_current(version=ex.version, config_hash=ex.config_hash, inputs=inputs):
         return None
