@@ -79,14 +79,15 @@ def run(cfg: DictConfig) -> int:
             (log.warning if summary.failed else log.info)("summary: %s", summary.line())
             failed |= summary.exit_code != 0
         if crops is not None:
-            crop_tracks, cut_failed = _cut_crops(tracks, ds.output, crops, cfg.get("jobs"), progress)
+            from sat_mir.crops import cut_tracks
+
+            crop_tracks, cut_failed = cut_tracks(tracks, ds.output, crops, jobs=cfg.get("jobs"), progress=progress)
             failed |= cut_failed
             if crop_tracks and target != "tracks" and crops.features:
                 log.info("%d crops; extractors: %s", len(crop_tracks), ", ".join(e.name for e in extractors))
                 summary = run_extraction(crop_tracks, extractors, root=ds.output, output=ds.output,
                                          unit="crop", **common)
-                (log.warning if summary.failed else log.info)("crops summary: %s",
-                                                              summary.line().replace("tracks:", "crops:", 1))
+                (log.warning if summary.failed else log.info)("crops summary: %s", summary.line())
                 failed |= summary.exit_code != 0
     log.info("log and config of this run: %s", log_dir)
     return 1 if failed else 0
@@ -134,45 +135,6 @@ def _separate(tracks, output: Path, settings, progress: bool):
     if summary.separated or summary.failed or summary.unavailable:
         (log.warning if summary.failed or summary.unavailable else log.info)("%s", summary.line())
     return tracks, bool(summary.failed or summary.unavailable)
-
-
-def _cut_crops(tracks, output: Path, settings, jobs, progress: bool):
-    """Cut every track (in a process pool); returns (all crops, whether any track failed)."""
-    import os
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-
-    from tqdm.auto import tqdm
-
-    from sat_mir.crops import cut_track
-
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(tracks)))
-    crops, cut, current, failures = [], 0, 0, 0
-    bar = tqdm(total=len(tracks), desc="crops", unit="track", disable=not progress, dynamic_ncols=True)
-    if jobs == 1:
-        outcomes = (cut_track(t, output, settings) for t in tracks)
-        pool = None
-    else:
-        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"))
-        outcomes = pool.map(cut_track, tracks, [output] * len(tracks), [settings] * len(tracks))
-    try:
-        for track, outcome in zip(tracks, outcomes):
-            if outcome.error:
-                failures += 1
-                log.error("FAILED %s: crops: %s", track.rel, outcome.error)
-            else:
-                crops.extend(outcome.crops)
-                cut += outcome.cut
-                current += not outcome.cut
-            bar.update(1)
-    finally:
-        bar.close()
-        if pool is not None:
-            pool.shutdown()
-    (log.warning if failures else log.info)(
-        "crops (%s): %d tracks cut, %d already cut, %d failed; %d crops", settings.mode, cut, current, failures,
-        len(crops))
-    return crops, failures > 0
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="extract")

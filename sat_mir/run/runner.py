@@ -47,6 +47,7 @@ class RunSummary:
     unavailable: dict[str, str] = field(default_factory=dict)  # model extractor → why it could not run
     flagged: int = 0
     seconds: float = 0.0
+    unit: str = "track"  # what the items are ("track" or "crop"), for the summary line
 
     @property
     def exit_code(self) -> int:
@@ -64,11 +65,11 @@ class RunSummary:
 
     def line(self) -> str:
         text = (
-            f"{self.tracks} tracks: {self.done} extractor runs done, {self.skipped} skipped (already current), "
+            f"{self.tracks} {self.unit}s: {self.done} extractor runs done, {self.skipped} skipped (already current), "
             f"{self.failed} failed"
         )
         if self.failed_tracks:
-            text += f" on {len(self.failed_tracks)} track(s)"
+            text += f" on {len(self.failed_tracks)} {self.unit}(s)"
         if self.unavailable:
             text += f"; not run (see above): {', '.join(sorted(self.unavailable))}"
         if self.flagged:
@@ -136,7 +137,7 @@ def run_extraction(
     line (its path and the reason) and an error in its provenance; the run goes on.
     """
     t0 = time.perf_counter()
-    summary = RunSummary(tracks=len(tracks))
+    summary = RunSummary(tracks=len(tracks), unit=unit)
     todo, summary.skipped = plan_tracks(tracks, extractors, output, overwrite=overwrite)
     cpu = tuple(ex for ex in extractors if ex.device != "model")
     models = tuple(ex for ex in extractors if ex.device == "model")
