@@ -113,17 +113,10 @@ def _crop_settings(cfg: DictConfig):
 
 
 def _settings(cls, node, group: str):
-    import dataclasses
+    from sat_mir.settings import options_to_dataclass
 
     opts = node if isinstance(node, dict) else (OmegaConf.to_container(node, resolve=True) if node else {})
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(opts) - known)
-    if unknown:
-        raise ConfigError(f"{group}: unknown option(s) {unknown}; known: {sorted(known)}")
-    try:
-        return cls(**opts)
-    except TypeError as exc:
-        raise ConfigError(f"{group}: {exc}") from exc
+    return options_to_dataclass(cls, opts, group)
 
 
 def _separate(tracks, output: Path, settings, progress: bool):

@@ -7,6 +7,7 @@ complete new one, never a torn write.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -17,7 +18,7 @@ from typing import Any
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_json", "atomic_write_text"]
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "sha256_file"]
 
 
 @contextlib.contextmanager
@@ -54,6 +55,15 @@ def atomic_write_text(target: str | Path, text: str) -> None:
 def atomic_write_json(target: str | Path, obj: Any, *, default: Callable[[Any], Any] | None = None) -> None:
     text = json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False, allow_nan=False, default=default)
     atomic_write_text(target, text + "\n")
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _fsync_file(path: Path) -> None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sat_mir.errors import ConfigError
 
-__all__ = ["DatasetSettings", "dataset_settings"]
+__all__ = ["DatasetSettings", "dataset_settings", "options_to_dataclass"]
 
 
 @dataclass(frozen=True)
@@ -51,3 +53,22 @@ def dataset_settings(cfg: Any) -> DatasetSettings:
         )
     return DatasetSettings(name=str(ds.get("name", root.name)), root=root, output=output,
                            generate=ds.get("generate"))
+
+
+def options_to_dataclass(cls: type, options: Mapping[str, Any], where: str, *, ignore: tuple[str, ...] = ()):
+    """``cls(**options)`` for a settings dataclass, refusing keys it does not have.
+
+    Raises
+    ------
+    ConfigError
+        An option ``cls`` does not know (the message lists the known ones), or a value its
+        constructor refuses; ``where`` names the config group.
+    """
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(options) - known - set(ignore))
+    if unknown:
+        raise ConfigError(f"{where}: unknown option(s) {unknown}; known: {sorted(known) or 'none'}")
+    try:
+        return cls(**{k: v for k, v in options.items() if k in known})
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc

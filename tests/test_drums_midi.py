@@ -24,6 +24,7 @@ from sat_mir.features.drums_midi import (
     grid_tempo_bpm,
 )
 from sat_mir.models import adtof, adtof_net, default_models_dir
+from sat_mir.models.cache import ModelCache
 
 SR = adtof.SAMPLE_RATE
 
@@ -205,7 +206,7 @@ def test_stand_in_checkpoint_has_the_converted_layout(models_dir, tmp_path):
 def test_extractor_end_to_end_on_a_demo_drum_stem(models_dir, demo_library, caplog, monkeypatch):
     ex = DrumsMidi(DrumsMidi.Config(models_dir=str(models_dir), device="cpu"))
     ex.preflight()
-    monkeypatch.setattr(adtof_net, "_CACHE", {})
+    monkeypatch.setattr(adtof_net, "_CACHE", ModelCache())
     first = _song(demo_library, "Demo 01 - Sunrise")
     with caplog.at_level(logging.INFO, logger="sat_mir.models.adtof"):
         res = ex.compute(first)

@@ -15,7 +15,7 @@ import numpy as np
 
 from sat_mir.audio.context import TrackContext
 from sat_mir.errors import ConfigError, ExtractorError
-from sat_mir.features.registry import Extractor, ExtractorResult, OutputSpec, register
+from sat_mir.features.registry import ExtractorResult, ModelExtractor, OutputSpec, register
 from sat_mir.models.audiobox import (
     AUDIOBOX,
     AXES,
@@ -32,14 +32,13 @@ _KEYS = {"CE": "aes_ce", "CU": "aes_cu", "PC": "aes_pc", "PQ": "aes_pq"}
 
 
 @register
-class Aesthetics(Extractor):
+class Aesthetics(ModelExtractor):
     """The four Audiobox Aesthetics ratings of the mix; every item of a batch shares the
     model's forward passes."""
 
     name = "aesthetics"
     version = "1"
     signals = ("mix",)
-    device = "model"
     outputs = (
         OutputSpec("aes_ce", "rating", "Audiobox Aesthetics content enjoyment (about 1-10)", _RATING),
         OutputSpec("aes_cu", "rating", "Audiobox Aesthetics content usefulness as material for "
@@ -87,11 +86,6 @@ class Aesthetics(Extractor):
                 out[i] = ExtractorResult(values={_KEYS[a]: round(row[a], 4) for a in AXES})
         return out
 
-    def compute(self, ctx: TrackContext) -> ExtractorResult:
-        (result,) = self.compute_batch([ctx])
-        if isinstance(result, Exception):
-            raise result
-        return result
 
 
 def _model_input(ctx: TrackContext) -> np.ndarray:

@@ -20,7 +20,7 @@ import numpy as np
 
 from sat_mir.audio.context import TrackContext
 from sat_mir.errors import ConfigError, ExtractorError
-from sat_mir.features.registry import Extractor, ExtractorResult, OutputSpec, register
+from sat_mir.features.registry import ExtractorResult, ModelExtractor, OutputSpec, register
 from sat_mir.features.rhythm import beats_of
 from sat_mir.models import adtof
 from sat_mir.models.spec import locate
@@ -108,11 +108,10 @@ def _outputs() -> tuple[OutputSpec, ...]:
 
 
 @register
-class DrumsMidi(Extractor):
+class DrumsMidi(ModelExtractor):
     name = "drums_midi"
     version = "1"
     signals = ("stems",)
-    device = "model"
     outputs = _outputs()
 
     @dataclass(frozen=True)
@@ -145,11 +144,6 @@ class DrumsMidi(Extractor):
         locate(adtof.SPEC, self.config.models_dir)
         adtof.resolve_device(self.config.device)
 
-    def compute(self, ctx: TrackContext) -> ExtractorResult:
-        (result,) = self.compute_batch([ctx])
-        if isinstance(result, Exception):
-            raise result
-        return result
 
     def compute_batch(self, ctxs: list[TrackContext]) -> list[ExtractorResult | Exception]:
         out: list[ExtractorResult | Exception | None] = [None] * len(ctxs)

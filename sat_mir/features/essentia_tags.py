@@ -22,7 +22,7 @@ import numpy as np
 
 from sat_mir.audio.context import SignalContext, TrackContext
 from sat_mir.errors import ConfigError, WeightsError
-from sat_mir.features.registry import Extractor, ExtractorResult, OutputSpec, register
+from sat_mir.features.registry import ExtractorResult, ModelExtractor, OutputSpec, register
 from sat_mir.models.essentia_tf import (
     ESSENTIA,
     HEADS,
@@ -49,11 +49,10 @@ def top_tags(probs: np.ndarray, classes: list[str], *, top_k: int, threshold: fl
 
 
 @register
-class EssentiaTags(Extractor):
+class EssentiaTags(ModelExtractor):
     name = "essentia"
     version = "1"
     signals = ("mix",)
-    device = "model"
     outputs = (
         OutputSpec("essentia_genre", "probability",
                    "Discogs genre---style labels (genre_discogs400 head; sigmoid, mean over ~2 s patches): "
@@ -103,11 +102,6 @@ class EssentiaTags(Extractor):
             raise ConfigError("extractor essentia needs the package essentia-tensorflow: "
                               "pip install essentia-tensorflow")
 
-    def compute(self, ctx: TrackContext) -> ExtractorResult:
-        (out,) = self.compute_batch([ctx])
-        if isinstance(out, Exception):
-            raise out
-        return out
 
     def compute_batch(self, ctxs: list[TrackContext]) -> list[ExtractorResult | Exception]:
         """Embeddings item by item (the model cuts its own patches), then each head once on

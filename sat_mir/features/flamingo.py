@@ -36,7 +36,7 @@ import numpy as np
 
 from sat_mir.audio.context import TrackContext
 from sat_mir.errors import ConfigError, ExtractorError
-from sat_mir.features.registry import Extractor, ExtractorResult, OutputSpec, register
+from sat_mir.features.registry import ExtractorResult, ModelExtractor, OutputSpec, register
 
 __all__ = ["DEFAULT_HINTS", "DEFAULT_PROMPTS", "PROMPT_TYPES", "Flamingo", "fill_template", "normalize_text"]
 
@@ -151,11 +151,10 @@ def _sampled(track_id: str, seed: int, probability: float) -> bool:
 
 
 @register
-class Flamingo(Extractor):
+class Flamingo(ModelExtractor):
     name = "flamingo"
     version = "1"
     signals = ("mix",)
-    device = "model"
     outputs = tuple(
         OutputSpec(f"flamingo_{p}", "text", f"Music Flamingo's answer to the {p!r} prompt (normalised text)",
                    kind="str")
@@ -215,11 +214,6 @@ class Flamingo(Extractor):
 
         locate_flamingo(self.config.model, self.config.models_dir)
 
-    def compute(self, ctx: TrackContext) -> ExtractorResult:
-        (result,) = self.compute_batch([ctx])
-        if isinstance(result, Exception):
-            raise result
-        return result
 
     # ------------------------------------------------------------------ batching
 

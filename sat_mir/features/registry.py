@@ -25,6 +25,7 @@ from sat_mir.errors import ConfigError, SatMirError
 __all__ = [
     "Extractor",
     "ExtractorResult",
+    "ModelExtractor",
     "OutputSpec",
     "REGISTRY",
     "build_extractors",
@@ -102,13 +103,9 @@ class Extractor(ABC):
 
     @classmethod
     def from_mapping(cls, options: Mapping[str, Any]) -> Extractor:
-        known = {f.name for f in dataclasses.fields(cls.Config)}
-        unknown = sorted(set(options) - known - {"enabled"})
-        if unknown:
-            raise ConfigError(
-                f"extractors.{cls.name}: unknown option(s) {unknown}; known: {sorted(known) or 'none'}"
-            )
-        return cls(cls.Config(**{k: v for k, v in options.items() if k in known}))
+        from sat_mir.settings import options_to_dataclass
+
+        return cls(options_to_dataclass(cls.Config, options, f"extractors.{cls.name}", ignore=("enabled",)))
 
     @property
     def config_hash(self) -> str:
@@ -180,6 +177,23 @@ class Extractor(ABC):
     def compute(self, ctx: TrackContext) -> ExtractorResult:
         """Measure one track.  Raise :class:`~sat_mir.errors.ExtractorError` when no
         meaningful value exists; never return a made-up stand-in value."""
+
+
+class ModelExtractor(Extractor):
+    """Base of the extractors that run a neural network: they implement :meth:`compute_batch`
+    (a batch of items on the device) and :meth:`preflight`; one item is a batch of one."""
+
+    device: ClassVar[str] = "model"
+
+    @abstractmethod
+    def compute_batch(self, ctxs: list[TrackContext]) -> list[ExtractorResult | Exception]:
+        """One result or exception per context, in order (see :meth:`Extractor.compute_batch`)."""
+
+    def compute(self, ctx: TrackContext) -> ExtractorResult:
+        (result,) = self.compute_batch([ctx])
+        if isinstance(result, Exception):
+            raise result
+        return result
 
 
 REGISTRY: dict[str, type[Extractor]] = {}

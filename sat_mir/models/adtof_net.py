@@ -8,7 +8,6 @@ import logging
 import math
 import pickle
 import re
-import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from sat_mir.models.adtof import (
     SPEC,
     WEIGHTS_FILE,
 )
+from sat_mir.models.cache import ModelCache
 from sat_mir.models.device import resolve_device
 from sat_mir.models.spec import locate
 
@@ -297,8 +297,7 @@ class Transcriber:
         return [act[i, : int(n)] for i, n in enumerate(n_frames.cpu())]
 
 
-_CACHE: dict[tuple[str, str, str], Transcriber] = {}
-_LOCK = threading.Lock()
+_CACHE = ModelCache()
 
 
 
@@ -316,13 +315,14 @@ def load_transcriber(models_dir: str | Path | None = None, device: str = "auto")
     folder = locate(SPEC, models_dir)
     dev = resolve_device(device)
     key = (str(folder.resolve()), str(dev), "float32")
-    with _LOCK:
-        if key not in _CACHE:
-            net = FrameRNN()
-            net.load_state_dict(_load_state(folder / WEIGHTS_FILE), strict=True)
-            _CACHE[key] = Transcriber(net, dev)
-            log.info("loaded adtof from %s on %s", folder, dev)
-        return _CACHE[key]
+
+    def load() -> Transcriber:
+        net = FrameRNN()
+        net.load_state_dict(_load_state(folder / WEIGHTS_FILE), strict=True)
+        log.info("loaded adtof from %s on %s", folder, dev)
+        return Transcriber(net, dev)
+
+    return _CACHE.get_or_load(key, load)
 
 
 # --------------------------------------------------------------------------- peak picking

@@ -30,7 +30,6 @@ import contextlib
 import logging
 import pickle
 import re
-import threading
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -38,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from sat_mir.errors import ConfigError, WeightsError
+from sat_mir.models.cache import ModelCache
 from sat_mir.models.device import resolve_device
 from sat_mir.models.spec import ModelFile, ModelSpec, locate
 
@@ -82,8 +82,7 @@ _CONV_LAYERS = re.compile(r"[\[\]\(\)\d\s,+*]+")
 _LOAD_ERRORS = (RuntimeError, EOFError, pickle.UnpicklingError, KeyError, TypeError, ValueError,
                 AttributeError)
 
-_LOCK = threading.Lock()
-_CACHE: dict[tuple, AestheticsModel] = {}
+_CACHE = ModelCache()
 
 
 class AestheticsModel:
@@ -196,13 +195,13 @@ def load_aesthetics(models_dir: str | Path | None = None, *, device: str | None 
     dev = resolve_device(device)
     stat = path.stat()
     key = (str(path), stat.st_mtime_ns, stat.st_size, str(dev), bool(bf16) and dev.type == "cuda")
-    with _LOCK:
-        model = _CACHE.get(key)
-        if model is None:
-            model = _load(path, dev, bf16=bf16)
-            _CACHE[key] = model
-            log.info("loaded audiobox from %s on %s", folder, dev)
-    return model
+
+    def load() -> AestheticsModel:
+        model = _load(path, dev, bf16=bf16)
+        log.info("loaded audiobox from %s on %s", folder, dev)
+        return model
+
+    return _CACHE.get_or_load(key, load)
 
 
 def _load(path: Path, dev, *, bf16: bool) -> AestheticsModel:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from sat_mir.errors import ExtractorError, WeightsError
+from sat_mir.models.cache import ModelCache
 from sat_mir.models.spec import ModelFile, ModelSpec
 
 __all__ = [
@@ -201,7 +202,7 @@ class EssentiaModels:
         return out
 
 
-_CACHE: dict[tuple[str, tuple[str, ...]], EssentiaModels] = {}
+_CACHE = ModelCache()
 
 
 def load_models(folder: Path, heads: tuple[str, ...]) -> EssentiaModels:
@@ -210,8 +211,11 @@ def load_models(folder: Path, heads: tuple[str, ...]) -> EssentiaModels:
     if unknown:
         raise ValueError(f"unknown Essentia head(s) {unknown}; known: {sorted(HEADS)}")
     key = (str(Path(folder).resolve()), tuple(heads))
-    if key not in _CACHE:
-        _CACHE[key] = EssentiaModels(Path(folder), tuple(heads))
+
+    def load() -> EssentiaModels:
+        models = EssentiaModels(Path(folder), tuple(heads))
         log.info("loaded %s (+ %s) from %s on %s", EFFNET.stem, ", ".join(HEADS[h].stem for h in heads), folder,
                  _device())
-    return _CACHE[key]
+        return models
+
+    return _CACHE.get_or_load(key, load)

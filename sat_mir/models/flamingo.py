@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from sat_mir.errors import ConfigError, WeightsError
+from sat_mir.models.cache import ModelCache
 from sat_mir.models.device import resolve_device
 from sat_mir.models.spec import ModelFile, ModelSpec, locate
 
@@ -183,20 +183,17 @@ class FlamingoModel:
         return logits.float().cpu().numpy()
 
 
-_CACHE: dict[tuple, FlamingoModel] = {}
-_LOCK = threading.Lock()
-_LOADS = 0
+_CACHE = ModelCache()
 
 
 def load_count() -> int:
     """How many times this process has loaded a Music Flamingo model from disk."""
-    return _LOADS
+    return _CACHE.loads
 
 
 def clear_cache() -> None:
     """Forget the loaded models (frees their memory once nothing else holds them)."""
-    with _LOCK:
-        _CACHE.clear()
+    _CACHE.clear()
 
 
 def locate_flamingo(name: str = DEFAULT_MODEL, models_dir: str | Path | None = None) -> Path:
@@ -238,14 +235,12 @@ def load_flamingo(name: str = DEFAULT_MODEL, *, models_dir: str | Path | None = 
     ConfigError
         Unknown model, device or dtype, or CUDA asked for but missing.
     """
-    global _LOADS
     folder = locate_flamingo(name, models_dir)
     dev = _resolve_device(device)
     torch_dtype = _resolve_dtype(dtype, dev)
     key = (str(folder.resolve()), dev, str(torch_dtype), attn_implementation)
-    with _LOCK:
-        if key in _CACHE:
-            return _CACHE[key]
+
+    def load() -> FlamingoModel:
         from safetensors import SafetensorError
 
         from transformers.utils import logging as hf_logging
@@ -262,11 +257,11 @@ def load_flamingo(name: str = DEFAULT_MODEL, *, models_dir: str | Path | None = 
                                f"{type(exc).__name__}: {exc}") from exc
         loaded = FlamingoModel(name=name, folder=folder, model=model.eval(), processor=processor, device=dev,
                                dtype=torch_dtype)
-        _LOADS += 1
         log.info("loaded %s from %s on %s (%s, %s)", name, folder, dev, model_cls.__name__,
                  str(torch_dtype).removeprefix("torch."))
-        _CACHE[key] = loaded
         return loaded
+
+    return _CACHE.get_or_load(key, load)
 
 
 def _check_shards(folder: Path, spec: ModelSpec) -> None:

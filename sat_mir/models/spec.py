@@ -12,14 +12,14 @@ code that downloads (:func:`download`).
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sat_mir.errors import WeightsError
+from sat_mir.fsutil import sha256_file
 
-__all__ = ["ModelFile", "ModelSpec", "default_models_dir", "download", "locate", "sha256_of", "verify"]
+__all__ = ["ModelFile", "ModelSpec", "default_models_dir", "download", "locate", "verify"]
 
 
 @dataclass(frozen=True)
@@ -108,14 +108,6 @@ def _hf_cache_folder(spec: ModelSpec) -> Path | None:
     return Path(str(first)[: -len(spec.files[0].path)].rstrip("/\\"))
 
 
-def sha256_of(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def verify(spec: ModelSpec, models_dir: str | Path | None = None) -> list[str]:
     """Problems with the local copy of ``spec`` (missing files, checksum mismatches); [] when fine."""
     try:
@@ -124,7 +116,7 @@ def verify(spec: ModelSpec, models_dir: str | Path | None = None) -> list[str]:
         return [str(exc)]
     problems = []
     for f in spec.files:
-        if f.sha256 and not sha256_of(folder / f.path).startswith(f.sha256):
+        if f.sha256 and not sha256_file(folder / f.path).startswith(f.sha256):
             problems.append(f"{folder / f.path}: sha256 differs from the published {f.sha256}; delete it and "
                             f"download again")
     return problems
@@ -159,7 +151,7 @@ def download(spec: ModelSpec, models_dir: str | Path | None = None) -> Path:
         with urllib.request.urlopen(f.url) as resp, open(tmp, "wb") as out:  # noqa: S310 - fixed https URLs
             while chunk := resp.read(1 << 20):
                 out.write(chunk)
-        if f.sha256 and not sha256_of(tmp).startswith(f.sha256):
+        if f.sha256 and not sha256_file(tmp).startswith(f.sha256):
             tmp.unlink()
             raise WeightsError(f"{f.url}: downloaded file fails its sha256 check")
         os.replace(tmp, target)

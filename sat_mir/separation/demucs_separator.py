@@ -15,7 +15,6 @@ without peak normalisation, so the stems add up to what the model reconstructs o
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 import re
 from pathlib import Path
@@ -31,6 +30,7 @@ from demucs.repo import AnyModelRepo, BagOnlyRepo, LocalRepo, ModelLoadingError
 
 from sat_mir.audio.resample import resample
 from sat_mir.errors import ConfigError, WeightsError
+from sat_mir.fsutil import sha256_file
 from sat_mir.separation.chunked import apply_batched
 from sat_mir.models.device import resolve_device
 
@@ -309,12 +309,9 @@ def _check_hf_blob(path: Path) -> None:
     blob = path.resolve()
     if not re.fullmatch(r"[0-9a-f]{64}", blob.name):
         return  # a small (git) file is named by its git hash: nothing to compare with
-    sha = hashlib.sha256()
-    with open(blob, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            sha.update(chunk)
-    if sha.hexdigest() != blob.name:
-        raise WeightsError(f"{path} (blob {blob}) fails its checksum: sha256 {sha.hexdigest()}, expected "
+    digest = sha256_file(blob)
+    if digest != blob.name:
+        raise WeightsError(f"{path} (blob {blob}) fails its checksum: sha256 {digest}, expected "
                            f"{blob.name}; delete it and fetch the model again")
 
 

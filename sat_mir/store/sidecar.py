@@ -16,7 +16,6 @@ at any instant leaves either the previous or the next complete file.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -27,7 +26,7 @@ from typing import Any
 from filelock import FileLock
 
 from sat_mir.errors import SidecarError
-from sat_mir.fsutil import atomic_write_json
+from sat_mir.fsutil import atomic_write_json, sha256_file
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -192,7 +191,7 @@ def fingerprint_inputs(
         if prev.get("size") == st.st_size and prev.get("mtime_ns") == st.st_mtime_ns and prev.get("sha256"):
             digest = prev["sha256"]
         else:
-            digest = _sha256(file)
+            digest = sha256_file(file)
         out[signal] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
     return out
 
@@ -209,10 +208,3 @@ def stat_matches(sources: dict[str, Path], known: dict[str, dict[str, Any]]) -> 
         return False
     return set(sources) == set(known)
 
-
-def _sha256(file: Path) -> str:
-    h = hashlib.sha256()
-    with open(file, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
