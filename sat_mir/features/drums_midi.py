@@ -3,9 +3,10 @@
 The drum stem (44.1 kHz mono) goes through :mod:`sat_mir.models.adtof`: frame activations
 of five classes, madmom-style peak picking with ADTOF's per-class thresholds, then one
 note per onset on MIDI channel 10 (GM kick 35, snare 38, tom 47, closed hi-hat 42,
-crash 49).  The file's tempo is the mix's beat grid (median inter-beat interval of the
-``rhythm`` beat tracker), so a DAW shows bars that roughly follow the song; notes sit at
-their exact times through that tempo, whatever it is.  Values: onsets per class and per
+crash 49).  The file's tempo is the mix's beat grid: the ``bpm`` the ``rhythm`` extractor
+measured when it ran on this item (the model phase sees it), else the median inter-beat
+interval of the same beat tracker run here, so a DAW shows bars that roughly follow the
+song; notes sit at their exact times through that tempo, whatever it is.  Values: onsets per class and per
 minute of the stem.
 """
 
@@ -140,6 +141,17 @@ class DrumsMidi(ModelExtractor):
                 raise ConfigError("drums_midi: note_s and batch_seconds must be > 0 and ticks_per_beat in "
                                   f"1..32767, got {self.note_s!r}, {self.batch_seconds!r}, {self.ticks_per_beat!r}")
 
+    @property
+    def reads_features(self) -> list[str]:
+        return ["bpm"]
+
+    def _tempo(self, ctx: TrackContext) -> float:
+        measured = ctx.features.get("bpm")
+        if isinstance(measured, (int, float)) and 3.6 <= measured <= 1000.0:
+            return float(measured)  # the rhythm extractor's grid: no second beat tracking of the mix
+        c = self.config
+        return grid_tempo_bpm(beats_of(ctx.mix, start_bpm=c.start_bpm, tightness=c.tightness)) or DEFAULT_BPM
+
     def preflight(self) -> None:
         locate(adtof.SPEC, self.config.models_dir)
         adtof.resolve_device(self.config.device)
@@ -206,7 +218,7 @@ class DrumsMidi(ModelExtractor):
             for f, p in zip(frames, peaks):
                 vel = c.fixed_velocity if c.velocity == "fixed" else int(np.clip(round(1 + 126 * p), 1, 127))
                 hits.append(DrumHit(float(f) / adtof.FPS, note, vel))
-        tempo = grid_tempo_bpm(beats_of(ctx.mix, start_bpm=c.start_bpm, tightness=c.tightness)) or DEFAULT_BPM
+        tempo = self._tempo(ctx)
         result = ExtractorResult()
         result.artifacts[ARTIFACT] = drum_midi_bytes(hits, tempo_bpm=tempo, ticks_per_beat=c.ticks_per_beat,
                                                      note_s=c.note_s)
