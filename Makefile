@@ -17,7 +17,14 @@ help:
 
 setup: $(STAMP) system-deps
 
+# The environment takes about 7 GB (PyPI's torch brings its CUDA libraries even
+# on CPU-only machines); say so before pip runs out of room half-way.
+NEED_GB ?= 9
+
 $(STAMP): pyproject.toml constraints.txt
+	@free=$$(df -Pk . | awk 'NR==2 {print int($$4/1048576)}'); \
+	  echo "setting up $(VENV): about 7 GB of packages, $${free} GB free here"; \
+	  [ "$$free" -ge $(NEED_GB) ] || echo "WARNING: under $(NEED_GB) GB free; the install may stop with 'No space left on device' (set PIP_NO_CACHE_DIR=1 to save the download cache)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "pip>=23" "setuptools<81" wheel
 	$(PY) -m pip install -c constraints.txt -e '.[test]'
