@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
+from functools import partial
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from sat_mir.catalog import Track
-from sat_mir.crops.cut import CropSettings, cut_track
+from sat_mir.crops.cut import CropSettings, CutOutcome, cut_track
+from sat_mir.run.pool import Crashed, run_pool
 
 __all__ = ["cut_tracks"]
 
@@ -27,31 +27,30 @@ def cut_tracks(tracks: Sequence[Track], output: Path, settings: CropSettings, *,
     """
     tracks = list(tracks)
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(tracks) or 1))
-    crops: list[Track] = []
     cut = current = failures = 0
-    pool = None
-    if jobs == 1:
-        outcomes = (cut_track(t, output, settings) for t in tracks)
-    else:
-        # spawn, like the extraction pool: forking a process that holds BLAS threads can deadlock
-        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"))
-        outcomes = pool.map(cut_track, tracks, [output] * len(tracks), [settings] * len(tracks))
-    bar = tqdm(total=len(tracks), desc="crops", unit="track", disable=not progress, dynamic_ncols=True)
-    try:
-        for track, outcome in zip(tracks, outcomes):
-            if outcome.error:
+    by_track: dict[str, list[Track]] = {}
+    work = partial(_cut_guarded, output=output, settings=settings)
+    with tqdm(total=len(tracks), desc="crops", unit="track", disable=not progress, dynamic_ncols=True) as bar:
+        for track, outcome in run_pool(work, tracks, jobs):
+            error = outcome.reason if isinstance(outcome, Crashed) else outcome.error
+            if error:
                 failures += 1
-                log.error("FAILED %s: crops: %s", track.rel, outcome.error)
+                log.error("FAILED %s: crops: %s", track.rel, error)
             else:
-                crops.extend(outcome.crops)
+                by_track[track.id] = outcome.crops
                 cut += outcome.cut
                 current += not outcome.cut
             bar.update(1)
-    finally:
-        bar.close()
-        if pool is not None:
-            pool.shutdown()
+    # completion order varies with the pool; the crops keep the library's order
+    crops = [c for t in tracks for c in by_track.get(t.id, ())]
     (log.warning if failures else log.info)(
         "crops (%s): %d tracks cut, %d already cut, %d failed; %d crops", settings.mode, cut, current, failures,
         len(crops))
     return crops, failures > 0
+
+
+def _cut_guarded(track: Track, *, output: Path, settings: CropSettings) -> CutOutcome:
+    try:
+        return cut_track(track, output, settings)
+    except Exception as exc:  # noqa: BLE001 - a bug must not end the run for every other track
+        return CutOutcome(track.id, error=f"{type(exc).__name__}: {exc}")

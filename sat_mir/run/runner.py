@@ -6,10 +6,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -18,6 +15,7 @@ from sat_mir.catalog import Track
 from sat_mir.errors import SatMirError
 from sat_mir.features.registry import Extractor
 from sat_mir.run.jit import prepare_jit_cache
+from sat_mir.run.pool import Crashed, run_pool
 from sat_mir.run.worker import (
     TrackOutcome,
     TrackTask,
@@ -31,11 +29,6 @@ from sat_mir.store.sidecar import read_sidecar, records, sidecar_path, stat_matc
 __all__ = ["RunSummary", "plan_tracks", "run_extraction"]
 
 log = logging.getLogger("sat_mir.run")
-
-# Libraries that start a thread pool per process: with one worker per core,
-# letting each also use every core only makes them fight.
-_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
-
 
 @dataclass
 class RunSummary:
@@ -186,21 +179,8 @@ def _execute(tasks: list[TrackTask], jobs: int) -> Iterator[TrackOutcome]:
     if not tasks:
         return
     prepare_jit_cache(list(dict.fromkeys(ex.name for ex in tasks[0].extractors)))
-    if jobs == 1:
-        for task in tasks:
-            yield _guarded(task)
-        return
-    for var in _THREAD_ENV:
-        os.environ.setdefault(var, "1")
-    # spawn, not fork: forking a process that holds BLAS/OpenMP/TensorFlow threads can deadlock.
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(_guarded, task): task for task in tasks}
-        for fut in as_completed(futures):
-            task = futures[fut]
-            try:
-                yield fut.result()
-            except BrokenProcessPool:
-                yield _crashed(task, "the worker process died (out of memory or a crash in native code)")
+    for task, outcome in run_pool(_guarded, tasks, jobs):
+        yield _crashed(task, outcome.reason) if isinstance(outcome, Crashed) else outcome
 
 
 def _guarded(task: TrackTask) -> TrackOutcome:
