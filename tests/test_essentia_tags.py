@@ -24,7 +24,8 @@ from sat_mir.models.essentia_tf import EFFNET, ESSENTIA, HEADS, load_models
 
 REPO = Path(__file__).resolve().parent.parent
 SR = 44100
-KEYS = {"essentia_genre", "essentia_genre_top", "essentia_mood", "essentia_instrument", "danceability", "atonality"}
+KEYS = {"essentia_genre", "essentia_genre_top", "essentia_mood", "essentia_instrument", "danceability", "atonality",
+        "voice_probability"}
 
 
 @pytest.fixture(scope="module")
@@ -92,10 +93,12 @@ def test_graphs_run_in_essentia_with_the_real_node_names(models_dir):
     x = np.random.default_rng(0).standard_normal(10 * 16000).astype(np.float32) * 0.1
     emb = m.embeddings(x)
     assert emb.shape == (9, 1280) and emb.dtype == np.float32 and np.all(np.isfinite(emb))
-    for key, width in (("genre", 400), ("mood", 56), ("instrument", 40), ("danceability", 2), ("tonality", 2)):
+    for key, width in (("genre", 400), ("mood", 56), ("instrument", 40), ("danceability", 2), ("tonality", 2),
+                       ("voice", 2)):
         p = m.predict(key, emb)
         assert p.shape == (9, width) and np.all((p >= 0) & (p <= 1))
-    np.testing.assert_allclose(m.predict("danceability", emb).sum(axis=1), 1.0, atol=1e-5)  # softmax heads
+    for key in ("danceability", "tonality", "voice"):  # softmax heads
+        np.testing.assert_allclose(m.predict(key, emb).sum(axis=1), 1.0, atol=1e-5)
     # the effnet's own activations output (PartitionedCall:0), as the real model has it
     es = essentia_tf._essentia_standard()
     act = es.TensorflowPredictEffnetDiscogs(graphFilename=str(models_dir / "essentia" / "discogs-effnet-bs64-1.pb"),
@@ -122,7 +125,9 @@ def test_demo_songs_end_to_end(extractor, demo_mixes, models_dir):
         genre, style = next(iter(r.values["essentia_genre"])).split("---")
         assert r.values["essentia_genre_top"] == f"{style} ({genre})"
         assert 0.0 <= r.values["danceability"] <= 1.0 and 0.0 <= r.values["atonality"] <= 1.0
-        seen.append((r.values["danceability"], r.values["atonality"], tuple(r.values["essentia_mood"].items())))
+        assert 0.0 <= r.values["voice_probability"] <= 1.0
+        seen.append((r.values["danceability"], r.values["atonality"], r.values["voice_probability"],
+                     tuple(r.values["essentia_mood"].items())))
     assert len(set(seen)) == len(seen)  # each song its own answer
     # batching the heads over items changes nothing, and the same input gives the same output
     alone = extractor.compute(TrackContext({"mix": next(iter(demo_mixes.values()))}))
@@ -141,6 +146,8 @@ def test_values_are_the_heads_mean_under_the_json_labels(extractor, models_dir):
         assert prob == pytest.approx(mood[m.classes["mood"].index(label)], abs=1e-4)
     dance = m.predict("danceability", emb).mean(axis=0)
     assert r.values["danceability"] == pytest.approx(dance[m.classes["danceability"].index("danceable")], abs=1e-4)
+    voice = m.predict("voice", emb).mean(axis=0)
+    assert r.values["voice_probability"] == pytest.approx(voice[m.classes["voice"].index("voice")], abs=1e-4)
 
 
 def test_labels_and_class_order_come_from_each_models_json(tool, extractor, tmp_path):
@@ -149,6 +156,7 @@ def test_labels_and_class_order_come_from_each_models_json(tool, extractor, tmp_
         "mood": [f"calm{i}" for i in range(56)],
         "danceability": ["not_danceable", "danceable"],  # the graph is unchanged: only the names swap
         "tonality": ["tonal", "atonal"],
+        "voice": ["voice", "instrumental"],
     }
     tool.make_tiny_essentia(tmp_path, seed=0, classes=renamed)
     other = EssentiaTags(EssentiaTags.Config(models_dir=str(tmp_path)))
@@ -161,6 +169,7 @@ def test_labels_and_class_order_come_from_each_models_json(tool, extractor, tmp_
     assert b["essentia_genre_top"] == "{1} ({0})".format(*top.split("---"))
     assert b["danceability"] == pytest.approx(1.0 - a["danceability"], abs=2e-4)
     assert b["atonality"] == pytest.approx(1.0 - a["atonality"], abs=2e-4)
+    assert b["voice_probability"] == pytest.approx(1.0 - a["voice_probability"], abs=2e-4)
     assert b["essentia_instrument"] == a["essentia_instrument"]
 
 

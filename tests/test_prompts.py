@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from custom_metadata.prompts import estimate_t5_tokens, italian_tempo, sample_prompt
-from sat_mir.build.bins import fit_bins, words_for
+from sat_mir.build.bins import fit_bins, fixed_bins, words_for
 from sat_mir.build.material import item_material, top_labels
 
 MATERIAL = {
@@ -81,6 +81,22 @@ def test_quantile_bins_spread_words_evenly_and_are_monotonic():
     assert words_for({"lufs": -40.0}, [bins]) == {"loudness": "very quiet"}
     assert words_for({"lufs": None}, [bins]) == {}
     assert fit_bins("x", "x", ["a", "b"], []) is None
+
+
+def test_fixed_bins_for_probabilities_and_silent_words():
+    import yaml
+    from pathlib import Path
+
+    spec = yaml.safe_load((Path(__file__).parents[1] / "conf/prompts/default.yaml").read_text())["bins"]
+    voice = fixed_bins("voice_probability", **spec["voice_probability"])
+    said = {p: words_for({"voice_probability": p}, [voice]) for p in (0.0, 0.19, 0.2, 0.5, 0.79, 0.8, 1.0)}
+    assert said == {0.0: {"vocals": "instrumental"}, 0.19: {"vocals": "instrumental"}, 0.2: {}, 0.5: {},
+                    0.79: {}, 0.8: {"vocals": "with vocals"}, 1.0: {"vocals": "with vocals"}}
+    assert words_for({"voice_probability": True}, [voice]) == {}  # a flag is not a probability
+    with pytest.raises(ValueError, match="3 words need 2 edges"):
+        fixed_bins("x", "x", ["a", None, "b"], [0.5])
+    with pytest.raises(ValueError, match="ascending"):
+        fixed_bins("x", "x", ["a", None, "b"], [0.8, 0.2])
 
 
 def test_classifier_tags_top_k_above_threshold():

@@ -15,7 +15,8 @@ loads them with the very calls that load the real models:
 - genre400 head: ``serving_default_model_Placeholder`` ``[None, 1280]`` → ``PartitionedCall:0``
   (sigmoid, 400 classes named ``Genre---Style``).
 - mood/theme (56) and instrument (40) heads: ``model/Placeholder`` → ``model/Sigmoid``.
-- danceability and tonal/atonal heads: ``model/Placeholder`` → ``model/Softmax`` (2 classes).
+- danceability, tonal/atonal and voice/instrumental heads: ``model/Placeholder`` →
+  ``model/Softmax`` (2 classes).
 
 No TensorFlow is needed: the GraphDef messages are built with ``protobuf`` from a
 descriptor written here with the field numbers of TensorFlow's public ``.proto`` files
@@ -45,7 +46,10 @@ _FILES = {
     "instrument": "mtg_jamendo_instrument-discogs-effnet-1",
     "danceability": "danceability-discogs-effnet-1",
     "tonality": "tonal_atonal-discogs-effnet-1",
+    "voice": "voice_instrumental-discogs-effnet-1",
 }
+
+_SOFTMAX = ("danceability", "tonality", "voice")  # two-class heads; the others are sigmoids
 
 _DT_FLOAT, _DT_INT32, _DT_INT64 = 1, 3, 9  # tensorflow/core/framework/types.proto
 _PRODUCER = 561  # a GraphDef producer version TF 2.5 reads (its own is 716; min_consumer 0)
@@ -61,6 +65,7 @@ def _standin_classes() -> dict[str, list[str]]:
         # the orders of the real models' JSON files
         "danceability": ["danceable", "not_danceable"],
         "tonality": ["atonal", "tonal"],
+        "voice": ["instrumental", "voice"],
     }
 
 
@@ -267,7 +272,7 @@ def _head_graph(key: str, n_classes: int, seed: int) -> bytes:
     g = _Graph()
     input_name = "serving_default_model_Placeholder" if key == "genre" else "model/Placeholder"
     x = g.node(input_name, "Placeholder", dtype=_DT_FLOAT, shape=[-1, 1280])
-    if key in ("danceability", "tonality"):
+    if key in _SOFTMAX:
         logits = g.dense("model/dense", x, 1280, n_classes, seed=seed, gain=3.0, bias=0.0)
         g.node("model/Softmax", "Softmax", [logits], T=_DT_FLOAT)
     else:
@@ -288,7 +293,7 @@ def _metadata(key: str, classes: list[str]) -> dict:
                    {"name": "PartitionedCall:1", "type": "float", "shape": ["batch_size", 1280],
                     "op": "Identity", "output_purpose": "embeddings"}]
     else:
-        softmax = key in ("danceability", "tonality")
+        softmax = key in _SOFTMAX
         inputs = [{"name": "serving_default_model_Placeholder" if key == "genre" else "model/Placeholder",
                    "type": "float", "shape": ["batch_size", 1280]}]
         outputs = [{"name": "PartitionedCall:0" if key == "genre" else ("model/Softmax" if softmax else "model/Sigmoid"),
@@ -313,14 +318,14 @@ def _metadata(key: str, classes: list[str]) -> dict:
 
 def make_tiny_essentia(models_dir: Path, *, seed: int = 0,
                        classes: Mapping[str, Sequence[str]] | None = None) -> Path:
-    """Write the six stand-ins into ``<models_dir>/essentia`` and return that folder.
+    """Write the seven stand-ins into ``<models_dir>/essentia`` and return that folder.
 
     Parameters
     ----------
     models_dir : the models folder (created if missing).
     seed : int >= 0; changes every weight, so two seeds give two different models.
     classes : model key (``effnet``, ``genre``, ``mood``, ``instrument``, ``danceability``,
-        ``tonality``) → labels written to that model's JSON in place of :data:`STANDIN_CLASSES`.
+        ``tonality``, ``voice``) → labels written to that model's JSON in place of :data:`STANDIN_CLASSES`.
         The graph is unchanged, so the labels must keep the class count.
 
     Raises

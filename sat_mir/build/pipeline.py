@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from sat_mir.build.bins import WordBins, fit_bins
+from sat_mir.build.bins import WordBins, fit_bins, fixed_bins
 from sat_mir.build.chunks import write_item_audio
 from sat_mir.build.conditioning import NumberSpec, fit_numbers, merge_model_config, numbers_for
 from sat_mir.build.corpus import ITEM_KINDS, BuildItem, corpus_items, load_corpus
@@ -158,7 +158,13 @@ def run_build(settings: BuildSettings) -> BuildSummary:
     p = settings.prompts
     bins: list[WordBins] = []
     for key, spec in (p.get("bins") or {}).items():
-        b = fit_bins(key, spec["name"], spec["words"], [it.features.get(key) for it in items])
+        if spec.get("edges") is not None:
+            try:
+                b = fixed_bins(key, spec["name"], list(spec["words"]), list(spec["edges"]))
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from exc
+        else:
+            b = fit_bins(key, spec["name"], spec["words"], [it.features.get(key) for it in items])
         if b:
             bins.append(b)
     c = settings.conditioning

@@ -1,4 +1,4 @@
-"""Genre, mood/theme, instruments, danceability and tonality from Essentia's Discogs-EffNet classifiers.
+"""Genre, mood/theme, instruments, danceability, tonality and voice from Essentia's Discogs-EffNet classifiers.
 
 One embedding pass per signal (``[patches, 1280]`` Discogs-EffNet embeddings of the 16 kHz
 mono mix, memoised on the signal so every head shares it), then each head; a head's
@@ -34,9 +34,9 @@ from sat_mir.models.spec import locate
 
 __all__ = ["EssentiaTags", "top_tags"]
 
-_HEAD_KEYS = tuple(HEADS)  # genre, mood, instrument, danceability, tonality
+_HEAD_KEYS = tuple(HEADS)  # genre, mood, instrument, danceability, tonality, voice
 # the class each probability output reports, found by name in the head's JSON
-_POSITIVE = {"danceability": "danceable", "tonality": "atonal"}
+_POSITIVE = {"danceability": "danceable", "tonality": "atonal", "voice": "voice"}
 
 
 def top_tags(probs: np.ndarray, classes: list[str], *, top_k: int, threshold: float) -> dict[str, float]:
@@ -51,7 +51,7 @@ def top_tags(probs: np.ndarray, classes: list[str], *, top_k: int, threshold: fl
 @register
 class EssentiaTags(ModelExtractor):
     name = "essentia"
-    version = "1"
+    version = "2"
     signals = ("mix",)
     outputs = (
         OutputSpec("essentia_genre", "probability",
@@ -69,6 +69,9 @@ class EssentiaTags(ModelExtractor):
                    "Essentia's DFA Danceability algorithm", (0.0, 1.0)),
         OutputSpec("atonality", "probability",
                    "probability of the 'atonal' class (tonal_atonal head, softmax, mean over patches)", (0.0, 1.0)),
+        OutputSpec("voice_probability", "probability",
+                   "probability of the 'voice' class (voice_instrumental head, softmax, mean over patches): "
+                   "singing or speech in the mix; 1 - p is the seed's instrumental_probability", (0.0, 1.0)),
     )
 
     @dataclass(frozen=True)
@@ -143,6 +146,7 @@ class EssentiaTags(ModelExtractor):
             "essentia_instrument": top_tags(probs["instrument"], classes["instrument"], top_k=k, threshold=thr),
             "danceability": round(float(probs["danceability"][positive["danceability"]]), 4),
             "atonality": round(float(probs["tonality"][positive["tonality"]]), 4),
+            "voice_probability": round(float(probs["voice"][positive["voice"]]), 4),
         }
 
 

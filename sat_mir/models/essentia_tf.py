@@ -71,6 +71,8 @@ HEADS: dict[str, HeadSpec] = {h.key: h for h in (
              output="model/Softmax"),
     HeadSpec("tonality", "tonal_atonal-discogs-effnet-1", "classification-heads/tonal_atonal",
              output="model/Softmax"),
+    HeadSpec("voice", "voice_instrumental-discogs-effnet-1", "classification-heads/voice_instrumental",
+             output="model/Softmax"),
 )}
 
 
@@ -85,7 +87,7 @@ ESSENTIA = ModelSpec(
     licence="CC BY-NC-SA 4.0 (Music Technology Group, UPF; a proprietary licence is available from MTG)",
     used_by="extractor essentia (sat_mir.features.essentia_tags)",
     description="Discogs-EffNet bs64 embeddings with the genre_discogs400, MTG-Jamendo mood/theme and "
-                "instrument, danceability and tonal/atonal heads (frozen TensorFlow graphs)",
+                "instrument, danceability, tonal/atonal and voice/instrumental heads (frozen TensorFlow graphs)",
     commercial_use=False,
 )
 MODELS: tuple[ModelSpec, ...] = (ESSENTIA,)
