@@ -174,7 +174,7 @@ def test_prompts_use_the_model_tags_and_descriptions(crop_build):
     assert tagged
     for cid in tagged:
         material = manifest["items"][cid]["material"]
-        assert material["fields"]["genre"] == ["Synthwave", "Synth-pop"]  # style only, 0.04 < threshold
+        assert material["fields"]["genre"] == ["Synthwave", "Synth-pop", "Electronic"]  # styles, then their genre; 0.04 < threshold
         assert material["fields"]["mood"] == ["energetic"]
         assert material["fields"]["instrument"] == ["synthesizer", "drummachine"]
         assert material["descriptions"] == [TAGS["flamingo_genre_mood"]]

@@ -101,12 +101,14 @@ def test_fixed_bins_for_probabilities_and_silent_words():
 
 def test_classifier_tags_top_k_above_threshold():
     probs = {"Electronic---Techno": 0.6, "Electronic---Acid": 0.3, "Rock---Punk": 0.05, "Jazz": 0.12}
-    assert top_labels(probs, top_k=2, threshold=0.1) == ["Techno", "Acid"]
-    assert top_labels(probs, top_k=5, threshold=0.1) == ["Techno", "Acid", "Jazz"]
+    assert top_labels(probs, top_k=2, threshold=0.1) == ["Techno", "Acid", "Electronic"]
+    assert top_labels(probs, top_k=5, threshold=0.1) == ["Techno", "Acid", "Jazz", "Electronic"]
+    assert top_labels(probs, top_k=1, threshold=0.5) == ["Techno", "Electronic"]
+    assert top_labels({"Rock---Rock": 0.9, "Pop---Rock": 0.2}, top_k=3, threshold=0.1) == ["Rock", "Pop"]
     material = item_material({"genre": probs, "bpm": 120.0, "desc": "A track."}, bins=[],
                              controls={"bpm": "bpm", "key": "key"}, tags={"genre": "genre"},
                              descriptions=["desc"], top_k=5, threshold=0.1)
-    assert material["fields"] == {"genre": ["Techno", "Acid", "Jazz"]}
+    assert material["fields"] == {"genre": ["Techno", "Acid", "Jazz", "Electronic"]}
     assert material["controls"] == {"bpm": 120.0} and material["descriptions"] == ["A track."]
 
 
@@ -148,4 +150,4 @@ def test_a_long_description_with_nothing_else_is_cut_not_dropped():
 
 def test_a_style_under_two_genres_counts_once():
     probs = {"Electronic---Experimental": 0.5, "Rock---Experimental": 0.4, "Rock---Noise": 0.3}
-    assert top_labels(probs, top_k=2, threshold=0.1) == ["Experimental", "Noise"]
+    assert top_labels(probs, top_k=2, threshold=0.1) == ["Experimental", "Noise", "Electronic", "Rock"]

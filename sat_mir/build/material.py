@@ -18,13 +18,20 @@ def top_labels(value: Any, *, top_k: int, threshold: float) -> list[str]:
     """Labels from a classifier output: ``{label: prob}`` (the ``essentia`` extractor's
     ``essentia_genre`` / ``essentia_mood`` / ``essentia_instrument``) → the ``top_k`` most
     probable at or above ``threshold``, Discogs ``"Genre---Style"`` labels as their style
-    (``"Electronic---Techno"`` → ``"Techno"``; a style under two genres counts once); a list
-    or a string is taken as is."""
+    (``"Electronic---Techno"`` → ``"Techno"``; a style under two genres counts once), followed
+    by the parent genres of the styles kept (``"Electronic"``), which prompts of Stable Audio's
+    own training data name beside the style; a list or a string is taken as is."""
     if isinstance(value, Mapping):
         ranked = sorted(((float(p), str(k)) for k, p in value.items()
                          if isinstance(p, (int, float)) and not isinstance(p, bool)), reverse=True)
-        labels = dict.fromkeys(k.split("---")[-1].strip() for p, k in ranked if p >= threshold)
-        return [k for k in labels if k][:top_k]
+        styles: dict[str, list[str]] = {}  # style -> its parent genres, most probable first
+        for p, k in ranked:
+            genre, _, style = k.rpartition("---")
+            style, genre = style.strip(), genre.strip()
+            if p >= threshold and style and (style in styles or len(styles) < top_k):
+                styles.setdefault(style, []).extend([genre] if genre else [])
+        parents = dict.fromkeys(g for gs in styles.values() for g in gs if g not in styles)
+        return [*styles, *parents]
     if isinstance(value, (list, tuple)):
         return [str(v) for v in value if str(v).strip()][:top_k]
     if isinstance(value, str) and value.strip():
