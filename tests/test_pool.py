@@ -55,3 +55,48 @@ def test_exceptions_are_not_crashes(jobs):
 
 def _reciprocal(n: int) -> float:
     return 1 / n
+
+
+# --------------------------------------------------------------------------- in the extraction runner
+
+from sat_mir.features.registry import Extractor, ExtractorResult, OutputSpec  # noqa: E402
+
+
+class _KillsOneTrack(Extractor):
+    """Peak of the mix, except that one track's worker dies (the way a segfault in a decoder would)."""
+
+    name = "kills_one"
+    version = "1"
+    outputs = (OutputSpec("test_peak", "FS", "sample peak", (0.0, 2.0)),)
+    victim = ""
+
+    def compute(self, ctx) -> ExtractorResult:
+        if ctx.track_id == self.victim:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return ExtractorResult(values={"test_peak": float(abs(ctx.mix.samples).max())})
+
+
+def test_runner_records_the_dead_worker_on_its_track_only(demo_library, tmp_path, caplog):
+    from sat_mir.catalog import scan_library
+    from sat_mir.run import run_extraction
+    from conftest import sidecars
+
+    tracks = scan_library(demo_library)
+    assert len(tracks) >= 3
+    killer = _KillsOneTrack()
+    killer.victim = tracks[1].id  # an instance attribute, so it travels to the spawned workers
+    with caplog.at_level(logging.ERROR, logger="sat_mir.run"):
+        summary = run_extraction(tracks, [killer], root=demo_library, output=tmp_path, jobs=2, progress=False)
+    assert summary.failed == 1 and summary.done == len(tracks) - 1 and summary.exit_code == 1
+    cars = sidecars(tmp_path)
+    for t in tracks:
+        car = cars[t.name]
+        rec = car["provenance"]["kills_one"]
+        if t.id == killer.victim:
+            assert DIED in rec["error"] and "test_peak" not in car["features"]
+        else:
+            assert rec["error"] is None and 0.0 < car["features"]["test_peak"] <= 1.0
+    assert f"FAILED {tracks[1].rel}" in caplog.text and caplog.text.count("FAILED") == 1
+    # the next run retries that track only
+    again = run_extraction(tracks, [_KillsOneTrack()], root=demo_library, output=tmp_path, jobs=2, progress=False)
+    assert (again.done, again.skipped, again.failed) == (1, len(tracks) - 1, 0)

@@ -22,6 +22,7 @@ from sat_mir.run.worker import (
     extractor_inputs,
     process_batch,
     process_track,
+    record_crash,
     track_label,
 )
 from sat_mir.store.sidecar import read_sidecar, records, sidecar_path, stat_matches
@@ -180,7 +181,12 @@ def _execute(tasks: list[TrackTask], jobs: int) -> Iterator[TrackOutcome]:
         return
     prepare_jit_cache(list(dict.fromkeys(ex.name for ex in tasks[0].extractors)))
     for task, outcome in run_pool(_guarded, tasks, jobs):
-        yield _crashed(task, outcome.reason) if isinstance(outcome, Crashed) else outcome
+        if isinstance(outcome, Crashed):
+            try:
+                outcome = record_crash(task, outcome.reason)
+            except Exception as exc:  # noqa: BLE001 - the sidecar could not say it; the log line still does
+                outcome = _crashed(task, f"{outcome.reason}; recording that failed too: {exc}")
+        yield outcome
 
 
 def _guarded(task: TrackTask) -> TrackOutcome:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from sat_mir.audio.context import TrackContext
 from sat_mir.catalog import Track
-from sat_mir.errors import AudioReadError, SatMirError
+from sat_mir.errors import AudioReadError, ExtractorError, SatMirError
 from sat_mir.features.registry import Extractor, ExtractorResult
 from sat_mir.fsutil import atomic_write_bytes, atomic_write_text
 from sat_mir.store.sidecar import (
@@ -166,6 +166,22 @@ def process_track(task: TrackTask) -> TrackOutcome:
         except Exception as exc:  # noqa: BLE001 - recorded by _record
             result = exc
         _store(p, ex, inputs, result, time.perf_counter() - t0)
+    return _close(p)
+
+
+def record_crash(task: TrackTask, reason: str) -> TrackOutcome:
+    """The worker running ``task`` died: record ``reason`` on each extractor it had not finished
+    (those that did finish wrote their values before it died), so the sidecar says what happened
+    and the next run retries them."""
+    p = _prepare(task)
+    if isinstance(p, TrackOutcome):
+        return p
+    for ex in task.extractors:
+        inputs = _pending(p, ex)
+        if inputs is None:
+            p.outcome.skipped.append(ex.name)
+        else:
+            _store(p, ex, inputs, ExtractorError(reason), 0.0)
     return _close(p)
 
 
