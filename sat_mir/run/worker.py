@@ -13,6 +13,7 @@ import json
 import logging
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -152,6 +153,25 @@ def _close(p: _Prepared) -> TrackOutcome:
 
 def process_track(task: TrackTask) -> TrackOutcome:
     """Run the task's extractors on one item, one after the other (CPU extractors, in a worker)."""
+    return _each_pending(task, _compute)
+
+
+def record_crash(task: TrackTask, reason: str) -> TrackOutcome:
+    """The worker running ``task`` died: record ``reason`` on each extractor it had not finished
+    (those that did finish wrote their values before it died), so the sidecar says what happened
+    and the next run retries them."""
+    return _each_pending(task, lambda ex, ctx: ExtractorError(reason))
+
+
+def _compute(ex: Extractor, ctx: TrackContext) -> ExtractorResult | BaseException:
+    try:
+        return ex.compute(ctx)
+    except Exception as exc:  # noqa: BLE001 - recorded by _record
+        return exc
+
+
+def _each_pending(task: TrackTask, compute: Callable[[Extractor, TrackContext], ExtractorResult | BaseException],
+                  ) -> TrackOutcome:
     p = _prepare(task)
     if isinstance(p, TrackOutcome):
         return p
@@ -161,27 +181,8 @@ def process_track(task: TrackTask) -> TrackOutcome:
             p.outcome.skipped.append(ex.name)
             continue
         t0 = time.perf_counter()
-        try:
-            result: ExtractorResult | BaseException = ex.compute(p.ctx)
-        except Exception as exc:  # noqa: BLE001 - recorded by _record
-            result = exc
+        result = compute(ex, p.ctx)
         _store(p, ex, inputs, result, time.perf_counter() - t0)
-    return _close(p)
-
-
-def record_crash(task: TrackTask, reason: str) -> TrackOutcome:
-    """The worker running ``task`` died: record ``reason`` on each extractor it had not finished
-    (those that did finish wrote their values before it died), so the sidecar says what happened
-    and the next run retries them."""
-    p = _prepare(task)
-    if isinstance(p, TrackOutcome):
-        return p
-    for ex in task.extractors:
-        inputs = _pending(p, ex)
-        if inputs is None:
-            p.outcome.skipped.append(ex.name)
-        else:
-            _store(p, ex, inputs, ExtractorError(reason), 0.0)
     return _close(p)
 
 
