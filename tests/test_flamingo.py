@@ -317,7 +317,7 @@ def test_config_file_and_errors(models_dir):
     assert [s.key for s in ex.outputs] == [f"flamingo_{p}" for p in PROMPT_TYPES]
     with pytest.raises(ConfigError, match="lyrics"):
         _flamingo(models_dir, prompts=["lyrics"])
-    with pytest.raises(ConfigError, match="placeholder"):
+    with pytest.raises(ConfigError, match="field"):
         _flamingo(models_dir, texts={"full": "{features[bpm]}"})
     with pytest.raises(ConfigError, match="braces"):
         _flamingo(models_dir, texts={"full": "an { open brace"})

@@ -2,10 +2,10 @@
 
 One answer per prompt type and track, ``flamingo_<prompt>``: ``full`` (genre, tempo, key,
 instruments, production, mood), ``technical``, ``genre_mood``, ``instrumentation`` and
-``structure``.  The prompt texts live in the config; they may hold placeholders filled from
+``structure``.  The prompt texts live in the config; they may hold template fields filled from
 values already measured for the track (``{bpm}``, ``{key}``, ``{essentia_genre}``, any sidecar
 key, with an optional format spec such as ``{bpm:.0f}``) and ``{hints}``, the configured hint
-sentences whose values all exist.  A prompt whose own placeholder has no value is left out for
+sentences whose values all exist.  A prompt whose own field has no value is left out for
 that track (an ``absent`` entry says which value was missing); a hint without its value is
 dropped silently.
 
@@ -99,7 +99,7 @@ def _format_value(value: Any, spec: str, top_k: int) -> str | None:
 
 
 def _fields(template: str) -> list[str]:
-    """Placeholder names of ``template``; ConfigError for bad syntax or attribute/index access."""
+    """Field names of ``template``; ConfigError for bad syntax or attribute/index access."""
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
@@ -109,14 +109,14 @@ def _fields(template: str) -> list[str]:
         if name is None:
             continue
         if not name.isidentifier() or conversion:
-            raise ConfigError(f"prompt template {template!r}: placeholder {{{name}}} must be a plain feature key "
+            raise ConfigError(f"prompt template {template!r}: field {{{name}}} must be a plain feature key "
                               f"such as {{bpm}} or {{bpm:.0f}}")
         names.append(name)
     return names
 
 
 def fill_template(template: str, values: Mapping[str, Any], *, hints: str = "", top_k: int = 5) -> tuple[str, list[str]]:
-    """(filled text, names of placeholders without a value).
+    """(filled text, names of fields without a value).
 
     ``{hints}`` takes ``hints``; any other ``{name[:spec]}`` takes ``values[name]`` formatted by
     its spec (floats default to 4 significant digits, tag dicts to their ``top_k`` labels with
