@@ -26,7 +26,7 @@ def test_dead_worker_costs_only_its_item(caplog):
     with caplog.at_level(logging.WARNING, logger="sat_mir.run"):
         results = dict(run_pool(_square_or_die, list(range(8)), jobs=2))
     assert sorted(results) == list(range(8))
-    assert results[3] == Crashed(3) and results[3].reason == DIED
+    assert results[3] == Crashed() and results[3].reason == DIED
     assert {n: r for n, r in results.items() if n != 3} == {n: n * n for n in range(8) if n != 3}
     assert "worker process died" in caplog.text
 

@@ -17,7 +17,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 __all__ = ["DIED", "Crashed", "run_pool"]
 
@@ -34,15 +34,14 @@ _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NU
 
 
 @dataclass(frozen=True)
-class Crashed(Generic[T]):
-    """The worker died while running ``item``; ``reason`` says so in words."""
+class Crashed:
+    """In place of a result: the worker died while running the item; ``reason`` says so in words."""
 
-    item: T
     reason: str = DIED
 
 
-def run_pool(fn: Callable[[T], R], items: Sequence[T], jobs: int) -> Iterator[tuple[T, R | Crashed[T]]]:
-    """Yield ``(item, fn(item))`` in completion order, ``(item, Crashed(item))`` for an item whose
+def run_pool(fn: Callable[[T], R], items: Sequence[T], jobs: int) -> Iterator[tuple[T, R | Crashed]]:
+    """Yield ``(item, fn(item))`` in completion order, ``(item, Crashed())`` for an item whose
     worker died.  ``fn`` must be picklable by name (spawned workers import it).
 
     ``jobs == 1`` runs in this process: nothing to isolate, and no start-up cost.
@@ -73,7 +72,7 @@ def run_pool(fn: Callable[[T], R], items: Sequence[T], jobs: int) -> Iterator[tu
         yield from _one_at_a_time(fn, [items[i] for i in sorted(unfinished)])
 
 
-def _one_at_a_time(fn: Callable[[T], R], items: list[T]) -> Iterator[tuple[T, R | Crashed[T]]]:
+def _one_at_a_time(fn: Callable[[T], R], items: list[T]) -> Iterator[tuple[T, R | Crashed]]:
     """One worker, one item in flight: a death is that item's.  The worker is reused until it dies."""
     pool: ProcessPoolExecutor | None = None
     try:
@@ -85,7 +84,7 @@ def _one_at_a_time(fn: Callable[[T], R], items: list[T]) -> Iterator[tuple[T, R 
             except BrokenProcessPool:
                 pool.shutdown(wait=True)
                 pool = None
-                yield item, Crashed(item)
+                yield item, Crashed()
     finally:
         if pool is not None:
             pool.shutdown(wait=True)
