@@ -41,7 +41,7 @@ from sat_mir.audio.write import write_audio
 from sat_mir.catalog import Track
 from sat_mir.crops.plan import MODES, CropSpan, plan_crops
 from sat_mir.errors import ConfigError, SatMirError, SidecarError
-from sat_mir.features.beats import tempo_from_beats
+from sat_mir.features.metrical import tempo_from_beats
 from sat_mir.fsutil import atomic_write_json
 from sat_mir.store.sidecar import read_sidecar, sidecar_path, track_dir, update_sections
 

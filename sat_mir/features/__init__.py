@@ -2,6 +2,7 @@
 
 from sat_mir.features import (  # noqa: F401  - registration side effect
     aesthetics,
+    chords,
     drums_midi,
     essentia_tags,
     flamingo,

@@ -22,7 +22,7 @@ import numpy as np
 from sat_mir.audio.context import TrackContext
 from sat_mir.errors import ConfigError, ExtractorError
 from sat_mir.features.registry import ExtractorResult, ModelExtractor, OutputSpec, register
-from sat_mir.features.rhythm import beats_of
+from sat_mir.features.rhythm import metrical_of
 from sat_mir.models import adtof
 from sat_mir.models.spec import locate
 
@@ -124,8 +124,7 @@ class DrumsMidi(ModelExtractor):
         fixed_velocity: int = 100
         note_s: float = 0.05
         ticks_per_beat: int = 480
-        start_bpm: float = 120.0  # the mix's beat tracker settings (shared with `rhythm`)
-        tightness: float = 100.0
+        tightness: float = 100.0  # the mix's beat grid settings (shared with `rhythm`), when run alone
         batch_seconds: float = 1800.0  # audio per forward pass (padded), bounds device memory
 
         def __post_init__(self):
@@ -150,7 +149,7 @@ class DrumsMidi(ModelExtractor):
         if isinstance(measured, (int, float)) and 3.6 <= measured <= 1000.0:
             return float(measured)  # the rhythm extractor's grid: no second beat tracking of the mix
         c = self.config
-        return grid_tempo_bpm(beats_of(ctx.mix, start_bpm=c.start_bpm, tightness=c.tightness)) or DEFAULT_BPM
+        return grid_tempo_bpm(metrical_of(ctx, tightness=c.tightness).beats) or DEFAULT_BPM
 
     def preflight(self) -> None:
         locate(adtof.SPEC, self.config.models_dir)

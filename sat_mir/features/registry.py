@@ -46,7 +46,7 @@ class OutputSpec:
     unit: str
     description: str
     range: tuple[float, float] | None = None
-    # float | int | str | tags (an object label → probability, highest first) | bool
+    # float | int | str | tags (an object label → probability, highest first) | bool | list (of strings)
     kind: str = "float"
 
     @property

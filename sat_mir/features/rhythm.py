@@ -13,10 +13,12 @@ import numpy as np
 
 from sat_mir.audio.context import SignalContext, TrackContext
 from sat_mir.errors import ExtractorError
-from sat_mir.features.beats import choose_downbeats, local_strength, tempo_from_beats, track_beats
+from sat_mir.features.metrical import Metrical, RhythmInputs, analyse, band_flux, tempo_from_beats
 from sat_mir.features.registry import Extractor, ExtractorResult, OutputSpec, register
+from sat_mir.features.tonal import harmonic_frames
 
-__all__ = ["BEATS_FILE", "DOWNBEATS_FILE", "ONSETS_FILE", "Rhythm", "StemRhythm", "onset_statistics"]
+__all__ = ["BEATS_FILE", "DOWNBEATS_FILE", "ONSETS_FILE", "Rhythm", "StemRhythm", "metrical_of", "onset_statistics",
+           "rhythm_inputs"]
 
 BEATS_FILE = "beats.txt"
 DOWNBEATS_FILE = "downbeats.txt"
@@ -50,14 +52,65 @@ def onsets_of(sig: SignalContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return sig.memo(("onsets", SR, HOP), compute)
 
 
-def beats_of(sig: SignalContext, *, start_bpm: float, tightness: float) -> np.ndarray:
-    """Beat times (s) of a signal, memoised per tracker setting."""
+SILENT_STEM_PEAK = 10.0 ** (-60.0 / 20.0)  # a stem quieter than -60 dBFS adds no evidence
 
-    def compute():
-        env = sig.onset_envelope(sr=SR, hop=HOP)
-        return _times(track_beats(env, sr=SR, hop=HOP, start_bpm=start_bpm, tightness=tightness))
 
-    return sig.memo(("beats", start_bpm, tightness), compute)
+def _sounding(ctx: TrackContext, name: str) -> bool:
+    if name not in ctx.stem_names:
+        return False
+    x = ctx.stem(name).samples
+    return bool(x.size) and float(np.abs(x).max()) >= SILENT_STEM_PEAK
+
+
+def rhythm_inputs(ctx: TrackContext, *, use_stems: bool = True) -> RhythmInputs:
+    """What :func:`sat_mir.features.metrical.analyse` reads, from the context's shared front ends:
+    the mix's onset envelope and band flux, the drums stem's band flux and the bass stem's
+    onset envelope when they sound, and the chroma of the harmonic content (tonal frames)."""
+    import librosa
+
+    mix = ctx.mix
+    env = mix.onset_envelope(sr=SR, hop=HOP)
+    freqs = librosa.fft_frequencies(sr=SR, n_fft=2048)
+
+    def bands(sig: SignalContext) -> dict[str, np.ndarray]:
+        return sig.memo(("band_flux", SR, HOP), lambda: band_flux(sig.stft_magnitude(sr=SR, n_fft=2048, hop=HOP),
+                                                                  freqs))
+
+    drums = _sounding(ctx, "drums") if use_stems else False
+    bass = _sounding(ctx, "bass") if use_stems else False
+    if use_stems:
+        harmonic = harmonic_frames(ctx)
+    else:
+        harmonic = harmonic_frames(_MixOnly(ctx))  # type: ignore[arg-type]
+    low = harmonic.stems["bass"].chroma if bass and "bass" in harmonic.stems else harmonic.frames.low_chroma
+    n = env.size
+    return RhythmInputs(
+        env=env, bands=bands(mix), fps=SR / HOP, latency=float(LATENCY_FRAMES),
+        chroma=harmonic.frames.chroma, bass_chroma=low, chroma_hop_s=harmonic.frames.hop_s,
+        drum_bands={k: _fit(v, n) for k, v in bands(ctx.stem("drums")).items()} if drums else None,
+        bass_env=_fit(ctx.stem("bass").onset_envelope(sr=SR, hop=HOP), n) if bass else None,
+    )
+
+
+class _MixOnly:
+    """A view of a track context with its stems hidden (the mix-only analysis)."""
+
+    def __init__(self, ctx: TrackContext):
+        self.mix = ctx.mix
+        self.stem_names: list[str] = []
+
+
+def _fit(x: np.ndarray, n: int) -> np.ndarray:
+    """A stem's series cut or zero-padded to the mix's length."""
+    return x[:n] if x.size >= n else np.pad(x, (0, n - x.size))
+
+
+def metrical_of(ctx: TrackContext, *, tightness: float = 100.0, use_stems: bool = True) -> Metrical:
+    """The track's beats, bars and their confidences, memoised: every extractor that needs the
+    beat grid (rhythm, stem_rhythm, drums_midi, chords) gets the same one."""
+    stems = tuple(s for s in ("drums", "bass", "other") if use_stems and s in ctx.stem_names)
+    return ctx.mix.memo(("metrical", stems, tightness),
+                        lambda: analyse(rhythm_inputs(ctx, use_stems=use_stems), tightness=tightness))
 
 
 def onset_statistics(onsets: np.ndarray, strengths: np.ndarray, beats: np.ndarray) -> dict[str, float]:
@@ -89,40 +142,31 @@ def onset_statistics(onsets: np.ndarray, strengths: np.ndarray, beats: np.ndarra
     return out
 
 
-def _bar_evidence(sig: SignalContext, beats: np.ndarray) -> np.ndarray:
-    """Per beat: harmonic change into the beat plus low-frequency attack at it (both standardised)."""
-    import librosa
-
-    mag = sig.stft_magnitude(sr=SR, n_fft=2048, hop=HOP)
-    chroma = librosa.feature.chroma_stft(S=mag**2, sr=SR, n_fft=2048)
-    frames = np.clip((beats * SR / HOP).round().astype(int), 0, mag.shape[1] - 1)
-    edges = np.concatenate([frames, [mag.shape[1]]])
-    seg = np.stack([chroma[:, a:max(b, a + 1)].mean(axis=1) for a, b in zip(edges[:-1], edges[1:])], axis=1)
-    seg /= np.linalg.norm(seg, axis=0, keepdims=True) + 1e-9
-    change = np.concatenate([[0.0], 1.0 - np.sum(seg[:, 1:] * seg[:, :-1], axis=0)])
-    low = mag[librosa.fft_frequencies(sr=SR, n_fft=2048) < 150.0]
-    low_flux = np.concatenate([[0.0], np.maximum(np.diff(np.log1p(100 * low), axis=1), 0).sum(axis=0)])
-    attack = local_strength(low_flux, frames)
-
-    def z(v):
-        return (v - v.mean()) / (v.std() + 1e-9)
-
-    return z(change) + z(attack)
-
-
 @register
 class Rhythm(Extractor):
     name = "rhythm"
-    version = "2"  # 2: onset envelope no longer shifted 2 frames late
-    signals = ("mix",)
+    # 2: onset envelope no longer shifted 2 frames late; 3: metrical analysis (beat level, meter and
+    # downbeats chosen by a fitted model over the mix and the stems), confidences, time signature
+    version = "3"
+    signals = ("mix", "stems")
     outputs = (
-        OutputSpec("bpm", "BPM", "tempo of the mix, from the beat grid", (30.0, 300.0)),
+        OutputSpec("bpm", "BPM", "tempo of the beat grid (the felt pulse: the dotted quarter in 6/8 and 12/8)",
+                   (30.0, 300.0)),
+        OutputSpec("tempo_confidence", "probability",
+                   "how sure the beat level is: the model's probability for the tempo chosen (within 4 %) "
+                   "against its half, double, third, triple, 2/3 and 3/2", (0.0, 1.0)),
         OutputSpec("bpm_is_defined", "bool", "1 when the beat grid is long and regular enough to trust bpm",
                    (0, 1), kind="int"),
         OutputSpec("beat_count", "beats", f"beats in the grid ({BEATS_FILE})", (0, 100000), kind="int"),
         OutputSpec("beat_regularity", "score", "1 − coefficient of variation of the inter-beat intervals "
                    "(1 = perfectly even; the seed stored a std in seconds under this name)", (0.0, 1.0)),
-        OutputSpec("beats_per_bar", "beats", "meter: beats per bar (3 or 4)", (2, 12), kind="int"),
+        OutputSpec("beats_per_bar", "beats", "meter: the time signature's numerator (6 for 6/8, 12 for 12/8, "
+                   "where a bar holds 2 or 4 of the grid's beats)", (2, 12), kind="int"),
+        OutputSpec("time_signature", "meter", "e.g. '4/4', '3/4', '5/4', '6/8', '12/8' (compound meters over 8, "
+                   "the others over 4: audio cannot tell 3/4 from 3/8)", kind="str"),
+        OutputSpec("meter_confidence", "probability",
+                   "how sure the meter is: the model's probability for the pulses per bar chosen (2 to 7), "
+                   "summed over where the bar starts", (0.0, 1.0)),
         OutputSpec("downbeat_count", "bars", f"downbeats found ({DOWNBEATS_FILE})", (0, 100000), kind="int"),
         OutputSpec("onset_count", "onsets", f"onsets detected in the mix ({ONSETS_FILE})", (0, 1_000_000),
                    kind="int"),
@@ -141,8 +185,8 @@ class Rhythm(Extractor):
 
     @dataclass(frozen=True)
     class Config:
-        start_bpm: float = 120.0
-        tightness: float = 100.0
+        tightness: float = 100.0  # how strictly the tracked beats follow one tempo (librosa's DP)
+        use_stems: bool = True  # let the drums, bass and other stems inform the beat level and the bars
         min_beats: int = 8  # fewer beats: no tempo at all (an error, not a number)
         defined_min_beats: int = 15  # the seed's bpm_is_defined conditions
         defined_max_cv: float = 0.1
@@ -164,20 +208,23 @@ class Rhythm(Extractor):
         env, onsets, strengths = onsets_of(ctx.mix)
         if not np.any(env > 0):
             raise ExtractorError("no onsets: the mix has no rhythmic content to track")
-        beats = beats_of(ctx.mix, start_bpm=c.start_bpm, tightness=c.tightness)
+        grid = metrical_of(ctx, tightness=c.tightness, use_stems=c.use_stems)
+        beats = grid.beats
         if beats.size < c.min_beats:
             raise ExtractorError(f"only {beats.size} beats found (need at least {c.min_beats})")
         ibi = np.diff(beats)
         cv = float(ibi.std() / ibi.mean())
-        meter, phase, _ = choose_downbeats(_bar_evidence(ctx.mix, beats))
-        downbeats = beats[phase::meter]
+        downbeats = grid.downbeats
         duration = ctx.mix.duration_s
         values = {
             "bpm": round(tempo_from_beats(beats), 3),
+            "tempo_confidence": round(grid.tempo_confidence, 4),
             "bpm_is_defined": int(beats.size >= c.defined_min_beats and cv <= c.defined_max_cv),
             "beat_count": int(beats.size),
             "beat_regularity": round(max(0.0, 1.0 - cv), 6),
-            "beats_per_bar": int(meter),
+            "beats_per_bar": int(grid.beats_per_bar),
+            "time_signature": f"{grid.beats_per_bar}/{8 if grid.compound else 4}",
+            "meter_confidence": round(grid.meter_confidence, 4),
             "downbeat_count": int(downbeats.size),
             "onset_count": int(onsets.size),
             "onset_density": round(onsets.size / duration, 6),
@@ -200,7 +247,7 @@ class Rhythm(Extractor):
 @register
 class StemRhythm(Extractor):
     name = "stem_rhythm"
-    version = "2"  # 2: onset envelope no longer shifted 2 frames late
+    version = "3"  # 2: onset envelope no longer shifted 2 frames late; 3: the metrical analysis's beats
     signals = ("mix", "stems")
     outputs = (
         OutputSpec("onset_density_average_{stem}", "Hz", "mean onsets per second over 4 s windows (2 s hop)",
@@ -217,8 +264,8 @@ class StemRhythm(Extractor):
         stems: tuple[str, ...] = RHYTHM_STEMS
         window_s: float = 4.0
         hop_s: float = 2.0
-        start_bpm: float = 120.0  # the mix's beat tracker settings (shared with `rhythm`)
-        tightness: float = 100.0
+        tightness: float = 100.0  # the mix's beat grid settings (shared with `rhythm`)
+        use_stems: bool = True
 
     warmup = Rhythm.warmup
 
@@ -232,7 +279,7 @@ class StemRhythm(Extractor):
                     result.absent[spec.key.format(stem=s)] = f"the track has no {s} stem"
         if not wanted:
             return result
-        beats = beats_of(ctx.mix, start_bpm=c.start_bpm, tightness=c.tightness)
+        beats = metrical_of(ctx, tightness=c.tightness, use_stems=c.use_stems).beats
         for s in wanted:
             sig = ctx.stem(s)
             env, onsets, strengths = onsets_of(sig)

@@ -18,10 +18,10 @@ The harmonic content is the sum of the ``bass`` and ``other`` stems when the
 track has them and they are not silent (their STFTs are added, which is exact:
 the STFT is linear), else the mix.  The key is the Pearson correlation of the
 mean chroma (each frame scaled to max 1) with the 24 rotations of the
-Krumhansl-Kessler profiles (Temperley's and Albrecht-Shanahan's are options).  A
-relative major/minor pair shares one pitch-class set, so the profile alone
-hardly separates them; between the best key and its relative, the one whose
-tonic triad fits the first seconds of pitched content wins (Longuet-Higgins &
+Albrecht-Shanahan profiles (Krumhansl-Kessler's and Temperley's are options).  A
+key shares all but one note with its relative, dominant and subdominant keys, so
+the profile alone hardly separates them; every key's correlation gets a bonus for how
+well its tonic triad fits the first seconds of pitched content (Longuet-Higgins &
 Steedman's rule that a piece opens on its tonic).  The chroma, not the HPCP,
 feeds the key: crediting each peak to the fundamentals a fifth and a third
 below (HPCP) pulls the profile towards the subdominant key.
@@ -49,8 +49,10 @@ __all__ = [
     "PITCH_CLASSES",
     "PROFILES",
     "Tonal",
+    "HarmonicFrames",
     "TonalFrames",
     "band_stft",
+    "harmonic_frames",
     "estimate_key",
     "harmonic_change",
     "hpcp_from_peaks",
@@ -125,7 +127,7 @@ def _spec_list() -> tuple[OutputSpec, ...]:
 @register
 class Tonal(Extractor):
     name = "tonal"
-    version = "1"
+    version = "2"  # 2: Albrecht & Shanahan's key profiles by default (were Krumhansl & Kessler's)
     signals = ("mix", "stems")
     outputs = _spec_list()
 
@@ -142,7 +144,7 @@ class Tonal(Extractor):
         gate_db: float = -70.0  # frames whose 40-5000 Hz level (dBFS) is lower are silence
         relative_gate_db: float = -50.0  # ... or that are this far below the loudest frame
         estimate_tuning: bool = True
-        profile: str = "krumhansl"
+        profile: str = "albrecht"
         opening_s: float = 2.0
         opening_weight: float = 0.5
 
@@ -162,20 +164,9 @@ class Tonal(Extractor):
     def compute(self, ctx: TrackContext) -> ExtractorResult:
         c = self.config
         result = ExtractorResult()
-        names = [s for s in HARMONIC_STEMS if s in ctx.stem_names]
-        spectra: dict[str, np.ndarray] = {}  # complex band STFTs, only for this call
-
-        def spectrum(sig: SignalContext) -> np.ndarray:
-            if sig.name not in spectra:
-                spectra[sig.name] = band_stft(sig.samples, sig.sr, **self._stft_args(sig.sr))
-            return spectra[sig.name]
-
-        def frames_of(sig: SignalContext) -> TonalFrames:
-            return sig.memo(("tonal.frames", self._key(sig.sr)), lambda: self._frames(spectrum(sig), sig.sr))
-
-        stem_frames = {name: frames_of(ctx.stem(name)) for name in names}
+        harmonic = harmonic_frames(ctx, c)
         for name in HARMONIC_STEMS:
-            fr = stem_frames.get(name)
+            fr = harmonic.stems.get(name)
             change = None if fr is None else harmonic_change(fr.chroma, fr.active)
             if change is not None:
                 result.values[f"harmonic_movement_{name}"] = round(change[0], 6)
@@ -189,58 +180,15 @@ class Tonal(Extractor):
                 why = f"{name} stem has no two consecutive frames with spectral peaks"
             result.absent[f"harmonic_movement_{name}"] = why
             result.absent[f"harmonic_variance_{name}"] = why
-
-        source: TonalFrames | None = None
-        if len(names) == 1:
-            source = stem_frames[names[0]]
-        elif names:
-            first = ctx.stem(names[0])
-
-            def summed() -> TonalFrames:
-                parts = [spectra.pop(n, None) for n in names]
-                parts = [p if p is not None else spectrum(ctx.stem(n)) for p, n in zip(parts, names)]
-                spectra.clear()
-                shape = (max(p.shape[0] for p in parts), max(p.shape[1] for p in parts), parts[0].shape[2])
-                total = parts[0] if parts[0].shape == shape else np.zeros(shape, dtype=np.complex64)
-                for p in parts if total is not parts[0] else parts[1:]:
-                    total[:, : p.shape[1]] += p  # a mono stem adds to every channel
-                del parts
-                return self._frames(total, first.sr)
-
-            source = first.memo(("tonal.frames", "+".join(names), self._key(first.sr)), summed)
-        if source is None or not source.active.any():
-            source = frames_of(ctx.mix)
-        spectra.clear()
-        if not source.active.any():
+        if not harmonic.frames.active.any():
+            names = list(harmonic.stems)
             raise ExtractorError(
                 f"no harmonic content: the mix{' and the ' + '+'.join(names) + ' stems' if names else ''} "
                 f"have no frame above {c.gate_db} dBFS in {c.min_hz:g}-{c.max_hz:g} Hz")
-        result.values.update(self._summary(source))
+        result.values.update(self._summary(harmonic.frames))
         return result
 
     # -- helpers -----------------------------------------------------------------------------
-
-    def _stft_args(self, sr: int) -> dict:
-        c = self.config
-        return {
-            "n_fft": int(2 ** round(math.log2(c.frame_s * sr))),
-            "hop": max(1, round(c.hop_s * sr)),
-            "max_hz": c.max_hz,
-        }
-
-    def _key(self, sr: int) -> tuple:
-        c = self.config
-        return (sr, c.frame_s, c.hop_s, c.min_hz, c.max_hz, c.split_hz, c.harmonics, c.max_peaks,
-                c.peak_floor_db, c.gate_db, c.relative_gate_db, c.estimate_tuning)
-
-    def _frames(self, spec: np.ndarray, sr: int) -> TonalFrames:
-        c = self.config
-        args = self._stft_args(sr)
-        return tonal_frames(
-            spec, sr, n_fft=args["n_fft"], hop=args["hop"], min_hz=c.min_hz, max_hz=c.max_hz,
-            split_hz=c.split_hz, harmonics=c.harmonics, max_peaks=c.max_peaks, peak_floor_db=c.peak_floor_db,
-            gate_db=c.gate_db, relative_gate_db=c.relative_gate_db, estimate_tuning=c.estimate_tuning,
-        )
 
     def _summary(self, fr: TonalFrames) -> dict:
         c = self.config
@@ -274,17 +222,94 @@ class Tonal(Extractor):
 
 
 @dataclass(frozen=True)
+class HarmonicFrames:
+    """The tonal frames of a track's harmonic content (``frames``: the bass+other stem sum when
+    the track has those stems and they sound, else the mix; ``source`` names it) and of each
+    of those stems (``stems``)."""
+
+    frames: TonalFrames
+    source: str
+    stems: dict[str, TonalFrames]
+
+
+def _stft_args(config: Tonal.Config, sr: int) -> dict:
+    return {"n_fft": int(2 ** round(math.log2(config.frame_s * sr))), "hop": max(1, round(config.hop_s * sr)),
+            "max_hz": config.max_hz}
+
+
+def _frames_key(config: Tonal.Config, sr: int) -> tuple:
+    c = config
+    return (sr, c.frame_s, c.hop_s, c.min_hz, c.max_hz, c.split_hz, c.harmonics, c.max_peaks, c.peak_floor_db,
+            c.gate_db, c.relative_gate_db, c.estimate_tuning)
+
+
+def _frames_of_spectrum(config: Tonal.Config, spec: np.ndarray, sr: int) -> TonalFrames:
+    c = config
+    args = _stft_args(c, sr)
+    return tonal_frames(
+        spec, sr, n_fft=args["n_fft"], hop=args["hop"], min_hz=c.min_hz, max_hz=c.max_hz, split_hz=c.split_hz,
+        harmonics=c.harmonics, max_peaks=c.max_peaks, peak_floor_db=c.peak_floor_db, gate_db=c.gate_db,
+        relative_gate_db=c.relative_gate_db, estimate_tuning=c.estimate_tuning,
+    )
+
+
+def harmonic_frames(ctx: TrackContext, config: Tonal.Config | None = None) -> HarmonicFrames:
+    """The tonal frames of the track's harmonic content, memoised on the track's signals: the
+    tonal, rhythm and chords extractors share one front end per signal."""
+    c = config if config is not None else Tonal.Config()
+    names = [s for s in HARMONIC_STEMS if s in ctx.stem_names]
+    spectra: dict[str, np.ndarray] = {}  # complex band STFTs, only for this call
+
+    def spectrum(sig: SignalContext) -> np.ndarray:
+        if sig.name not in spectra:
+            spectra[sig.name] = band_stft(sig.samples, sig.sr, **_stft_args(c, sig.sr))
+        return spectra[sig.name]
+
+    def frames_of(sig: SignalContext) -> TonalFrames:
+        return sig.memo(("tonal.frames", _frames_key(c, sig.sr)),
+                        lambda: _frames_of_spectrum(c, spectrum(sig), sig.sr))
+
+    stems = {name: frames_of(ctx.stem(name)) for name in names}
+    source, frames = "mix", None
+    if len(names) == 1:
+        source, frames = names[0], stems[names[0]]
+    elif names:
+        first = ctx.stem(names[0])
+
+        def summed() -> TonalFrames:
+            parts = [spectra.pop(n, None) for n in names]
+            parts = [p if p is not None else spectrum(ctx.stem(n)) for p, n in zip(parts, names)]
+            spectra.clear()
+            shape = (max(p.shape[0] for p in parts), max(p.shape[1] for p in parts), parts[0].shape[2])
+            total = parts[0] if parts[0].shape == shape else np.zeros(shape, dtype=np.complex64)
+            for p in parts if total is not parts[0] else parts[1:]:
+                total[:, : p.shape[1]] += p  # a mono stem adds to every channel
+            del parts
+            return _frames_of_spectrum(c, total, first.sr)
+
+        source = "+".join(names)
+        frames = first.memo(("tonal.frames", source, _frames_key(c, first.sr)), summed)
+    if frames is None or not frames.active.any():
+        source, frames = "mix", frames_of(ctx.mix)
+    spectra.clear()
+    return HarmonicFrames(frames=frames, source=source, stems=stems)
+
+
+@dataclass(frozen=True)
 class TonalFrames:
     """Frame series of one signal, time on the last axis.
 
     ``chroma`` ``[12, frames]``: peak magnitudes per pitch class (0 = C), unnormalised.
     ``hpcp`` ``[12, frames]``: per-frame HPCP (unit max, non-linear), 0 in frames without peaks.
+    ``low_chroma`` ``[12, frames]``: the lowest note per frame (its lowest clear peak below
+    ``low_max_hz``, the bass line), weighted by its magnitude.
     ``active`` ``[frames]``: frames above the silence gates.  ``level_db`` ``[frames]``: band level
     (dBFS).  ``tuning`` (semitones): the reference shift applied, in [-0.5, 0.5).
     """
 
     chroma: np.ndarray
     hpcp: np.ndarray
+    low_chroma: np.ndarray
     active: np.ndarray
     level_db: np.ndarray
     hop_s: float
@@ -327,7 +352,7 @@ def band_stft(samples: np.ndarray, sr: int, *, n_fft: int, hop: int, max_hz: flo
 def tonal_frames(
     spec: np.ndarray, sr: int, *, n_fft: int, hop: int, min_hz: float = 40.0, max_hz: float = 5000.0,
     split_hz: float = 500.0, harmonics: int = 8, max_peaks: int = 100, peak_floor_db: float = -60.0,
-    gate_db: float = -70.0, relative_gate_db: float = -50.0, estimate_tuning: bool = True,
+    gate_db: float = -70.0, relative_gate_db: float = -50.0, estimate_tuning: bool = True, low_max_hz: float = 250.0,
 ) -> TonalFrames:
     """Chroma and HPCP frames from a band STFT (:func:`band_stft`, Hann window of ``n_fft``).
 
@@ -378,15 +403,35 @@ def tonal_frames(
             tuning = -0.5 if tuning >= 0.5 else tuning
     pitch = pitch - tuning
     chroma = _pitch_class_profile(pitch, amp, t_idx, n_frames, table=((0.0, 1.0),))
+    low_chroma = _lowest_note_profile(pitch, freq, amp, t_idx, n_frames, max_hz=low_max_hz)
     low = freq < split_hz
     table = harmonic_table(harmonics)
     lo = _pitch_class_profile(pitch[low], amp[low] ** 2, t_idx[low], n_frames, table=table, squared=True)
     hi = _pitch_class_profile(pitch[~low], amp[~low] ** 2, t_idx[~low], n_frames, table=table, squared=True)
     hpcp = _jordi(_unit_max(_unit_max(lo) + _unit_max(hi)))
     level_db = level_db.astype(np.float32)
-    for a in (chroma, hpcp, active, level_db):
+    for a in (chroma, hpcp, low_chroma, active, level_db):
         a.flags.writeable = False  # memoised and shared
-    return TonalFrames(chroma=chroma, hpcp=hpcp, active=active, level_db=level_db, hop_s=hop / sr, tuning=tuning)
+    return TonalFrames(chroma=chroma, hpcp=hpcp, low_chroma=low_chroma, active=active, level_db=level_db,
+                       hop_s=hop / sr, tuning=tuning)
+
+
+def _lowest_note_profile(pitch, freq, amp, frame, n_frames, *, max_hz: float, floor: float = 0.1) -> np.ndarray:
+    """``[12, n_frames]``: per frame, the amplitude of its lowest peak below ``max_hz`` that is at
+    least ``floor`` times the strongest peak there, in that peak's pitch class (cosine weighted).
+    The bass note itself, not the harmonics above it (a note's third harmonic is its fifth)."""
+    low = freq < max_hz
+    if not low.any():
+        return np.zeros((12, n_frames))
+    p, f, a, t = pitch[low], freq[low], amp[low], frame[low]
+    top = np.zeros(n_frames)
+    np.maximum.at(top, t, a)
+    keep = a >= floor * top[t]
+    p, f, a, t = p[keep], f[keep], a[keep], t[keep]
+    order = np.lexsort((f, t))  # by frame, then frequency
+    p, a, t = p[order], a[order], t[order]
+    first = np.concatenate([[True], t[1:] != t[:-1]])
+    return _pitch_class_profile(p[first], a[first], t[first], n_frames, table=((0.0, 1.0),))
 
 
 def harmonic_table(harmonics: int) -> tuple[tuple[float, float], ...]:
@@ -507,26 +552,26 @@ def _correlations(pcp: np.ndarray, templates: np.ndarray) -> np.ndarray:
     return templates @ (x / n) if n > 0 else np.zeros(templates.shape[:-1])
 
 
-def estimate_key(pcp: np.ndarray, *, opening: np.ndarray | None = None, profile: str = "temperley",
-                 opening_weight: float = 0.2) -> tuple[int, str, float]:
+def estimate_key(pcp: np.ndarray, *, opening: np.ndarray | None = None, profile: str = "albrecht",
+                 opening_weight: float = 0.5) -> tuple[int, str, float]:
     """(tonic pitch class, mode, correlation) of a 12-bin profile (index 0 = C).
 
-    Every key is scored by the Pearson correlation of ``pcp`` with its rotated profile.
-    The best key and its relative (same pitch-class set) are then compared on
-    correlation + ``opening_weight`` × fit of their tonic triad to ``opening`` (the
-    profile of the first seconds); the returned correlation is the profile correlation.
+    Every key is scored by the Pearson correlation of ``pcp`` with its rotated profile, plus
+    ``opening_weight`` × the fit of its tonic triad to ``opening`` (the profile of the first
+    seconds: a piece usually opens on its tonic, which tells a key from its relative, its
+    dominant and its subdominant, whose scales it shares all but one note with); the returned
+    correlation is the profile correlation alone.
     """
     scores = _correlations(pcp, _profile_matrix(profile))
-    m, t = np.unravel_index(int(np.argmax(scores)), scores.shape)
-    candidates = [(int(m), int(t)), (1, (t + 9) % 12) if m == 0 else (0, (t + 3) % 12)]
+    total = scores.copy()
     if opening is not None and np.ptp(opening) > 0 and opening_weight > 0:
-        def total(key):
-            mode, tonic = key
-            triad = np.zeros(12)
-            triad[[tonic, (tonic + (4 if mode == 0 else 3)) % 12, (tonic + 7) % 12]] = 1.0
-            triad -= triad.mean()
-            fit = _correlations(opening, (triad / np.linalg.norm(triad))[None])[0]
-            return scores[key] + opening_weight * fit
-
-        m, t = max(candidates, key=total)
+        triads = np.zeros((2, 12, 12))
+        for mode, third in ((0, 4), (1, 3)):
+            for tonic in range(12):
+                t = np.zeros(12)
+                t[[tonic, (tonic + third) % 12, (tonic + 7) % 12]] = 1.0
+                t -= t.mean()
+                triads[mode, tonic] = t / np.linalg.norm(t)
+        total = total + opening_weight * _correlations(opening, triads)
+    m, t = np.unravel_index(int(np.argmax(total)), total.shape)
     return int(t), MODES[m], float(scores[m, t])

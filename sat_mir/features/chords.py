@@ -1,0 +1,286 @@
+"""Chords: a beat-synchronous chord sequence of the harmonic content, per-bar chords, and the
+keys prompts use (``chord_progression``, ``chord_changes_per_bar``, ``chord_vocabulary_size``).
+
+Per beat (the metrical analysis's grid, shared with ``rhythm``), the mean chroma of the
+harmonic content (the tonal front end: bass+other stems when the track has them, else the
+mix) and of its lowest notes (the bass stem, else the peaks below 250 Hz) are compared with
+chord templates: maj, min, 7, maj7, min7, dim, sus4, sus2 on each of the 12 roots.  A
+template's score is the cosine of its chord tones with the chroma plus a bonus when the bass
+sounds its root (the bass tells A:min7 from C:maj6, which share their notes); a Viterbi pass
+over the beats keeps chords from flickering (a change costs ``change_cost``, less on a
+downbeat, where chords usually change).  Beats without pitched sound are ``N``.  The bass
+note names the inversion when it is the chord's third or fifth (``C:maj/3``).
+
+Labels follow Harte et al.'s syntax (``A:min7``, ``C:maj/3``), as mir_eval scores them; prompts
+read the short names (``Am7``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from sat_mir.audio.context import TrackContext
+from sat_mir.errors import ConfigError, ExtractorError
+from sat_mir.features.registry import Extractor, ExtractorResult, OutputSpec, register
+from sat_mir.features.tonal import PITCH_CLASSES, harmonic_frames
+
+__all__ = ["CHORDS_FILE", "CHORD_LAB_FILE", "QUALITIES", "ChordSegment", "Chords", "recognise", "short_name"]
+
+CHORDS_FILE = "chords.json"
+CHORD_LAB_FILE = "chords.lab"
+# chord tones (semitones above the root) per Harte quality
+QUALITIES: dict[str, tuple[int, ...]] = {
+    "maj": (0, 4, 7), "min": (0, 3, 7), "7": (0, 4, 7, 10), "maj7": (0, 4, 7, 11), "min7": (0, 3, 7, 10),
+    "dim": (0, 3, 6), "sus4": (0, 5, 7), "sus2": (0, 2, 7),
+}
+SHORT = {"maj": "", "min": "m", "7": "7", "maj7": "maj7", "min7": "m7", "dim": "dim", "sus4": "sus4", "sus2": "sus2"}
+INVERSIONS = {3: "b3", 4: "3", 7: "5"}
+
+
+@dataclass(frozen=True)
+class ChordSegment:
+    start: float  # s
+    end: float  # s
+    root: int | None  # pitch class; None = no chord
+    quality: str | None
+    bass: int | None = None  # pitch class of the bass when it is not the root
+
+    @property
+    def label(self) -> str:
+        """Harte label: ``A:min7``, ``C:maj/3``, ``N``."""
+        if self.root is None:
+            return "N"
+        lab = f"{PITCH_CLASSES[self.root]}:{self.quality}"
+        if self.bass is not None and self.bass != self.root:
+            lab += "/" + INVERSIONS[(self.bass - self.root) % 12]
+        return lab
+
+    @property
+    def short(self) -> str:
+        return "N" if self.root is None else short_name(self.root, self.quality)
+
+
+def short_name(root: int, quality: str) -> str:
+    """``(9, "min7")`` → ``"Am7"``."""
+    return f"{PITCH_CLASSES[root]}{SHORT[quality]}"
+
+
+def _scale(tonic: int, mode: str) -> list[int]:
+    """Pitch classes of the key's scale; a minor key also has the harmonic minor's leading tone."""
+    steps = (0, 2, 4, 5, 7, 9, 11) if mode == "major" else (0, 2, 3, 5, 7, 8, 10, 11)
+    return [(tonic + s) % 12 for s in steps]
+
+
+def _templates(qualities: tuple[str, ...]) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    rows, names = [], []
+    for q in qualities:
+        for r in range(12):
+            t = np.zeros(12)
+            t[[(r + i) % 12 for i in QUALITIES[q]]] = 1.0
+            rows.append(t / np.linalg.norm(t))
+            names.append((r, q))
+    return np.stack(rows), names
+
+
+def recognise(chroma: np.ndarray, bass: np.ndarray, active: np.ndarray, hop_s: float, beats: np.ndarray,
+              downbeats: np.ndarray, *, qualities: tuple[str, ...] = tuple(QUALITIES), bass_weight: float = 0.0,
+              change_cost: float = 0.2, downbeat_discount: float = 0.5, seventh_penalty: float = 0.02,
+              key: tuple[int, str] | None = None, key_bonus: float = 0.1,
+              end_s: float | None = None) -> list[ChordSegment]:
+    """Chord segments from beat to beat.
+
+    Parameters
+    ----------
+    chroma, bass : ``[12, frames]`` pitch-class energy of the harmonic content and of its bass.
+    active : ``[frames]`` bool, frames with sound.
+    hop_s : float > 0, frame hop in seconds.
+    beats, downbeats : s, increasing.
+    bass_weight : bonus for a template whose root is the strongest bass pitch class.
+    change_cost : Viterbi cost of a chord change between beats; ``downbeat_discount`` times it on
+        a downbeat.
+    seventh_penalty : subtracted from four-note chords, so a plain triad is not called a seventh
+        on a trace of overtone.
+    end_s : the end of the last segment (default: one beat after the last beat).
+    """
+    beats = np.asarray(beats, dtype=np.float64)
+    if beats.size < 2:
+        raise ExtractorError(f"only {beats.size} beats: too few to segment chords")
+    n_frames = chroma.shape[1]
+    period = float(np.median(np.diff(beats)))
+    edges = np.append(beats, end_s if end_s is not None else beats[-1] + period)
+    idx = np.clip(np.round(edges / hop_s).astype(int), 0, n_frames)
+    T, names = _templates(qualities)
+    penalty = np.array([seventh_penalty if len(QUALITIES[q]) > 3 else 0.0 for _, q in names])
+    if key is not None:  # chords whose notes all belong to the key's scale are likelier
+        scale = set(_scale(*key))
+        penalty = penalty - key_bonus * np.array([all((r + i) % 12 in scale for i in QUALITIES[q]) for r, q in names])
+    n = beats.size
+    scores = np.full((n, len(names) + 1), -np.inf)
+    basses: list[int | None] = []
+    for i in range(n):
+        a, b = idx[i], max(idx[i + 1], idx[i] + 1)
+        sl = slice(a, min(b, n_frames))
+        act = active[sl] if sl.start < n_frames else np.zeros(0, bool)
+        if not act.any():
+            scores[i, -1] = 0.0  # silence: no chord
+            basses.append(None)
+            continue
+        c = np.sqrt(chroma[:, sl][:, act]).mean(axis=1)  # compressed: a loud note does not drown the rest
+        lo = bass[:, sl][:, act].mean(axis=1)
+        norm = np.linalg.norm(c)
+        if norm <= 0:
+            scores[i, -1] = 0.0
+            basses.append(None)
+            continue
+        s = T @ (c / norm) - penalty
+        b_pc = int(np.argmax(lo)) if lo.max() > 0 else None
+        basses.append(b_pc)
+        if b_pc is not None:
+            roots = np.array([r for r, _ in names])
+            s = s + bass_weight * (roots == b_pc) * float(lo.max() / (lo.sum() + 1e-9))
+        scores[i, :-1] = s
+        scores[i, -1] = 0.2  # an "N" that a clearly pitched beat never prefers
+    # Viterbi: maximise the sum of scores minus change costs
+    is_down = np.zeros(n, bool)
+    for d in np.asarray(downbeats, dtype=np.float64):
+        k = int(np.argmin(np.abs(beats - d)))
+        if abs(beats[k] - d) < 0.25 * period:
+            is_down[k] = True
+    m = scores.shape[1]
+    best = scores[0].copy()
+    back = np.zeros((n, m), dtype=np.int32)
+    for i in range(1, n):
+        cost = change_cost * (downbeat_discount if is_down[i] else 1.0)
+        j = int(np.argmax(best))
+        stay = best
+        move = best[j] - cost
+        choose_move = move > stay
+        back[i] = np.where(choose_move, j, np.arange(m))
+        best = np.where(choose_move, move, stay) + scores[i]
+    path = np.empty(n, dtype=np.int32)
+    path[-1] = int(np.argmax(best))
+    for i in range(n - 1, 0, -1):
+        path[i - 1] = back[i, path[i]]
+    segs: list[ChordSegment] = []
+    for i, k in enumerate(path):
+        root, quality = (None, None) if k == len(names) else names[k]
+        b_pc = basses[i]
+        inv = b_pc if (root is not None and b_pc is not None and (b_pc - root) % 12 in INVERSIONS
+                       and (b_pc - root) % 12 in [x % 12 for x in QUALITIES[quality]]) else None
+        start, end = float(edges[i]), float(edges[i + 1])
+        if segs and segs[-1].root == root and segs[-1].quality == quality and segs[-1].bass == inv:
+            segs[-1] = ChordSegment(segs[-1].start, end, root, quality, inv)
+        else:
+            segs.append(ChordSegment(start, end, root, quality, inv))
+    return segs
+
+
+def per_bar(segs: list[ChordSegment], downbeats: np.ndarray, end_s: float) -> list[dict]:
+    """The chords sounding in each bar (in order, no repeats), bar by bar."""
+    bars = []
+    edges = np.append(np.asarray(downbeats, dtype=np.float64), end_s)
+    for i, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
+        names = [s.short for s in segs if s.end > a + 1e-6 and s.start < b - 1e-6 and
+                 min(s.end, b) - max(s.start, a) >= 0.2 * (b - a)]
+        seq = [x for j, x in enumerate(names) if j == 0 or x != names[j - 1]]
+        bars.append({"bar": i, "start": round(float(a), 4), "chords": seq})
+    return bars
+
+
+def most_common_progression(bars: list[dict], length: int = 4) -> list[str]:
+    """The most frequent run of ``length`` consecutive bar chords (a bar's first chord), the
+    earliest on ties; shorter songs give what they have."""
+    firsts = [b["chords"][0] for b in bars if b["chords"] and b["chords"][0] != "N"]
+    if len(firsts) <= length:
+        return firsts
+    runs = Counter(tuple(firsts[i:i + length]) for i in range(0, len(firsts) - length + 1))
+    top = max(runs.values())
+    for i in range(0, len(firsts) - length + 1):
+        if runs[tuple(firsts[i:i + length])] == top:
+            return list(firsts[i:i + length])
+    return firsts[:length]
+
+
+@register
+class Chords(Extractor):
+    name = "chords"
+    version = "1"
+    signals = ("mix", "stems")
+    outputs = (
+        OutputSpec("chord_progression", "chord names",
+                   "the most frequent run of 4 bar chords (each bar's first chord), e.g. ['Am', 'F', 'C', 'G']; "
+                   f"the whole sequence is in {CHORDS_FILE} (per bar) and {CHORD_LAB_FILE} (per segment)",
+                   kind="list"),
+        OutputSpec("chord_changes_per_bar", "changes", "chord changes per bar, averaged over the bars with chords",
+                   (0.0, 12.0)),
+        OutputSpec("chord_vocabulary_size", "chords", "distinct chords (root and quality) in the track", (0, 96),
+                   kind="int"),
+        OutputSpec("chord_seventh_ratio", "fraction", "share of the chorded time on seventh chords", (0.0, 1.0)),
+    )
+
+    @dataclass(frozen=True)
+    class Config:
+        qualities: tuple[str, ...] = tuple(QUALITIES)
+        bass_weight: float = 0.0
+        change_cost: float = 0.2
+        downbeat_discount: float = 0.5
+        seventh_penalty: float = 0.02
+        progression_bars: int = 4
+        tightness: float = 100.0  # the beat grid's settings (shared with `rhythm`)
+        use_stems: bool = True
+
+        def __post_init__(self):
+            object.__setattr__(self, "qualities", tuple(self.qualities))
+            unknown = [q for q in self.qualities if q not in QUALITIES]
+            if unknown or not self.qualities:
+                raise ConfigError(f"extractors.chords.qualities: unknown {unknown}; known: {list(QUALITIES)}")
+            if self.progression_bars < 1:
+                raise ConfigError(f"extractors.chords.progression_bars must be >= 1, got {self.progression_bars}")
+
+    def compute(self, ctx: TrackContext) -> ExtractorResult:
+        from sat_mir.features.rhythm import metrical_of
+
+        c = self.config
+        grid = metrical_of(ctx, tightness=c.tightness, use_stems=c.use_stems)
+        harmonic = harmonic_frames(ctx) if c.use_stems else harmonic_frames(_mix_only(ctx))
+        fr = harmonic.frames
+        if not fr.active.any():
+            raise ExtractorError("no harmonic content: nothing pitched to name chords from")
+        low = harmonic.stems["bass"].chroma if "bass" in harmonic.stems and harmonic.stems["bass"].active.any() \
+            else fr.low_chroma
+        end = ctx.mix.duration_s
+        segs = recognise(fr.chroma, low, fr.active, fr.hop_s, grid.beats, grid.downbeats, qualities=c.qualities,
+                         bass_weight=c.bass_weight, change_cost=c.change_cost,
+                         downbeat_discount=c.downbeat_discount, seventh_penalty=c.seventh_penalty,
+                         end_s=min(end, float(grid.beats[-1] + np.median(np.diff(grid.beats)))))
+        bars = per_bar(segs, grid.downbeats, segs[-1].end)
+        chorded = [b for b in bars if b["chords"] and b["chords"] != ["N"]]
+        if not chorded:
+            raise ExtractorError("no chords: no bar has pitched harmonic content")
+        changes = [max(0, len(b["chords"]) - 1) for b in chorded]
+        # a change across a bar line counts for the bar it enters
+        for prev, cur in zip(chorded[:-1], chorded[1:]):
+            if prev["chords"][-1] != cur["chords"][0]:
+                changes[chorded.index(cur)] += 1
+        named = [s for s in segs if s.root is not None]
+        dur = sum(s.end - s.start for s in named)
+        sevenths = sum(s.end - s.start for s in named if len(QUALITIES[s.quality]) > 3)
+        values = {
+            "chord_progression": most_common_progression(bars, c.progression_bars),
+            "chord_changes_per_bar": round(float(np.mean(changes)), 4),
+            "chord_vocabulary_size": len({(s.root, s.quality) for s in named}),
+            "chord_seventh_ratio": round(sevenths / dur, 4) if dur > 0 else 0.0,
+        }
+        lab = "".join(f"{s.start:.4f}\t{s.end:.4f}\t{s.label}\n" for s in segs)
+        return ExtractorResult(values=values, artifacts={
+            CHORDS_FILE: json.dumps({"bars": bars}, indent=1) + "\n", CHORD_LAB_FILE: lab})
+
+
+def _mix_only(ctx: TrackContext):
+    from sat_mir.features.rhythm import _MixOnly
+
+    return _MixOnly(ctx)

@@ -1,0 +1,437 @@
+"""The metrical analysis of a track: which pulse is the beat, how many beats make a bar, where
+bars start, and how sure each answer is.  Arrays in, values out; no I/O.
+
+Both decisions are choices among a few hypotheses, scored by a linear model over musical
+evidence and normalised with a softmax, so the chosen hypothesis comes with a probability
+that is its confidence:
+
+* **The beat** (:func:`choose_beats`).  librosa's tempo estimate (log-normal prior at 120 BPM)
+  is right up to a factor of 2 or 3 far more often than it is right exactly (a ballad read at
+  twice its tempo, a 12/8 blues at two eighth notes).  The candidates are its tempo times
+  1/3, 1/2, 2/3, 1, 3/2, 2 and 3, each tracked by librosa's dynamic-programming tracker, and
+  each also shifted by half a beat (a grid locked on the off-beats).  A candidate is scored
+  on how its grid sits in the music: onset strength on its beats, how much onset energy
+  falls on its half, third, quarter and sixth positions (a real beat level has a subdivision
+  and is not itself a subdivision), periodicity of the onset envelope at one, two and three
+  periods, kick and snare alternation (a backbeat alternates on the beat level), the period
+  of harmonic change in beats (chords change every 3 or 4 beats far more often than every 2
+  or 8), the drums stem's kick, snare and cymbal bands and the bass stem's onsets when the
+  track has them, and a log-tempo prior.
+* **The bar** (:func:`choose_meter`).  On the beats chosen, every (pulses per bar, phase)
+  hypothesis for 2 to 7 pulses per bar is scored on the contrast between the beats it calls
+  downbeats and the others (harmonic change, bass-note change, kick, snare, cymbals, bass
+  onsets, overall accent), whether the level above or below would explain the same contrast
+  better (4/4 against 2/4), how well the bar repeats (beat-synchronous self-similarity at one
+  bar), a prior per meter, and whether the first sounding beat starts a bar.  A beat whose
+  subdivision is ternary with the middle triplet present (not a swung or shuffled pair) is a
+  compound beat: 2 such pulses per bar are 6/8, 4 are 12/8.
+
+The weights were fitted (``tools/fit_metrical.py``) on corpora rendered by
+``tools/make_eval_corpus.py`` with seeds that the evaluation corpus does not use; they ship
+in ``metrical_weights.json`` beside this module with the corpora they came from.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+
+from sat_mir.errors import ExtractorError
+
+__all__ = [
+    "BAND_EDGES_HZ",
+    "LEVEL_FEATURES",
+    "METER_FEATURES",
+    "METERS",
+    "Candidate",
+    "Metrical",
+    "RhythmInputs",
+    "analyse",
+    "band_flux",
+    "beat_candidates",
+    "choose",
+    "level_features",
+    "load_model",
+    "meter_features",
+    "periodicity",
+    "tempo_from_beats",
+]
+
+RATIOS = (1 / 3, 1 / 2, 2 / 3, 1.0, 3 / 2, 2.0, 3.0)
+METERS = (2, 3, 4, 5, 6, 7)  # pulses per bar
+BAND_EDGES_HZ = {"low": (0.0, 150.0), "mid": (150.0, 2500.0), "high": (5000.0, 1e9)}
+PRIOR_CENTRE_BPM = 110.0
+LEVEL_FEATURES = (
+    "log_tempo_sq", "salience", "half", "third", "quarter", "sixth", "quarter_x_half",
+    "acf_1", "acf_2", "acf_3", "acf_half", "acf_third", "mid_alternation", "low_alternation",
+    "harmony_period_2", "harmony_period_3", "harmony_period_4", "harmony_period_6", "harmony_period_8",
+    "drums_low_half", "drums_mid_half", "drums_high_half", "drums_high_quarter", "drums_mid_third",
+    "drums_high_third", "drums_mid_alternation", "drums_low_alternation", "has_drums",
+    "bass_half", "bass_third", "has_bass",
+)
+CONTRAST_KEYS = ("harmony", "harmony_2", "bass_harmony", "accent", "low", "mid", "high", "bass_onset")
+METER_FEATURES = (
+    *(f"contrast_{k}" for k in CONTRAST_KEYS),
+    "up_harmony", "down_harmony", "up_bass_harmony", "down_bass_harmony", "up_low", "down_low",
+    "up_bass_onset", "down_bass_onset", "repetition", "first_beat",
+    *(f"meter_{m}" for m in METERS),
+)
+
+
+@dataclass(frozen=True)
+class RhythmInputs:
+    """What the metrical analysis reads, every series with time on the last axis.
+
+    ``env``: onset strength of the mix at ``fps`` frames per second (frame ``k`` at
+    ``(k - latency) / fps`` s).  ``bands``: spectral flux of the mix in the bands of
+    :data:`BAND_EDGES_HZ`.  ``drum_bands`` / ``bass_env``: the same from the drums stem and the
+    onset strength of the bass stem, when the track has them.  ``chroma`` / ``bass_chroma``:
+    ``[12, frames]`` pitch-class energy of the harmonic content and of its lowest notes, at
+    ``chroma_hop_s``.
+    """
+
+    env: np.ndarray
+    bands: dict[str, np.ndarray]
+    fps: float
+    latency: float
+    chroma: np.ndarray
+    bass_chroma: np.ndarray
+    chroma_hop_s: float
+    drum_bands: dict[str, np.ndarray] | None = None
+    bass_env: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    bpm: float  # from the grid's median beat period
+    frames: np.ndarray  # beat positions in envelope frames (float: shifted grids fall between frames)
+    ratio: float
+    shift: float
+
+
+@dataclass
+class Metrical:
+    beats: np.ndarray  # s
+    downbeats: np.ndarray  # s
+    pulses_per_bar: int
+    beats_per_bar: int  # the time signature's numerator: 3 x pulses for a compound meter
+    compound: bool
+    tempo_confidence: float
+    meter_confidence: float
+    candidates: list[tuple[float, float]] = field(default_factory=list)  # (bpm, probability)
+
+
+# ------------------------------------------------------------------------------------------
+# front end helpers
+
+
+def tempo_from_beats(beats: np.ndarray) -> float:
+    """BPM from beat times (s): 60 / mean of the inter-beat intervals within 10 % of the median.
+
+    Dropping irregular intervals keeps a missed or doubled beat from biasing the mean.
+
+    Raises
+    ------
+    ExtractorError
+        Fewer than two beats.
+    """
+    ibi = np.diff(np.asarray(beats, dtype=np.float64))
+    if ibi.size == 0:
+        raise ExtractorError("need at least two beats to measure a tempo")
+    med = float(np.median(ibi))
+    regular = ibi[np.abs(ibi - med) <= 0.1 * med]
+    return 60.0 / float(regular.mean())
+
+
+def band_flux(magnitude: np.ndarray, freqs: np.ndarray) -> dict[str, np.ndarray]:
+    """Half-wave rectified log-magnitude flux per band of :data:`BAND_EDGES_HZ`.
+
+    ``magnitude``: ``[bins, frames]`` STFT magnitude, ``freqs``: ``[bins]`` Hz.  Returns
+    float32 ``[frames]`` per band (frame 0 is 0).
+    """
+    out = {}
+    for name, (lo, hi) in BAND_EDGES_HZ.items():
+        m = magnitude[(freqs >= lo) & (freqs < hi)]
+        flux = np.maximum(np.diff(np.log1p(100.0 * m), axis=1), 0.0).sum(axis=0) if m.size else np.zeros(
+            max(magnitude.shape[1] - 1, 0))
+        out[name] = np.concatenate([[0.0], flux]).astype(np.float32)
+    return out
+
+
+def periodicity(env: np.ndarray, max_lag: int) -> np.ndarray:
+    """Unbiased autocorrelation of the mean-removed envelope, lag 0 = 1 (``[max_lag]``)."""
+    e = np.asarray(env, dtype=np.float64)
+    e = e - e.mean()
+    n = e.size
+    max_lag = max(1, min(max_lag, n))
+    spec = np.fft.rfft(e, 2 * n)
+    a = np.fft.irfft(spec * np.conj(spec))[:max_lag] / (n - np.arange(max_lag))
+    return a / a[0] if a[0] > 0 else np.zeros(max_lag)
+
+
+def _local(env: np.ndarray, frames: np.ndarray, width: int = 1) -> np.ndarray:
+    idx = np.clip(np.round(frames).astype(int), 0, env.size - 1)
+    idx = np.clip(idx[:, None] + np.arange(-width, width + 1)[None, :], 0, env.size - 1)
+    return env[idx].max(axis=1)
+
+
+def _at_fractions(env: np.ndarray, frames: np.ndarray, fractions: tuple[float, ...]) -> float:
+    d = np.diff(frames)
+    return float(np.concatenate([_local(env, frames[:-1] + f * d) for f in fractions]).mean())
+
+
+def _profile(env: np.ndarray, frames: np.ndarray) -> dict[str, float]:
+    """Onset strength at fractions of each beat interval, relative to that on the beats."""
+    on = float(_local(env, frames).mean()) + 1e-9
+    return {"half": _at_fractions(env, frames, (0.5,)) / on,
+            "third": _at_fractions(env, frames, (1 / 3, 2 / 3)) / on,
+            "third_1": _at_fractions(env, frames, (1 / 3,)) / on,
+            "third_2": _at_fractions(env, frames, (2 / 3,)) / on,
+            "quarter": _at_fractions(env, frames, (0.25, 0.75)) / on,
+            "sixth": _at_fractions(env, frames, (1 / 6, 5 / 6)) / on}
+
+
+def _bounded(ratio: float) -> float:
+    """A non-negative ratio mapped into [0, 1): a grid on empty positions gives huge ratios, and
+    a linear model must not extrapolate from them."""
+    return ratio / (1.0 + ratio)
+
+
+def _alternation(x: np.ndarray) -> float:
+    """How differently even and odd beats sound: 0 when alike, at most 1."""
+    if x.size < 4:
+        return 0.0
+    a, b = float(x[0::2].mean()), float(x[1::2].mean())
+    return abs(a - b) / (a + b + 1e-9)
+
+
+def _zscore(v: np.ndarray) -> np.ndarray:
+    return (v - v.mean()) / (v.std() + 1e-9)
+
+
+def beat_chroma(chroma: np.ndarray, hop_s: float, beats_s: np.ndarray) -> np.ndarray:
+    """``[12, beats]`` unit-norm mean chroma from each beat to the next (the last beat gets one
+    median beat period)."""
+    n = chroma.shape[1]
+    idx = np.clip(np.round(np.asarray(beats_s) / hop_s).astype(int), 0, max(n - 1, 0))
+    step = int(max(1, np.median(np.diff(idx)))) if idx.size > 1 else 1
+    idx = np.append(idx, min(n, idx[-1] + step))
+    c = np.stack([chroma[:, a:max(b, a + 1)].mean(axis=1) for a, b in zip(idx[:-1], idx[1:])], axis=1)
+    return c / (np.linalg.norm(c, axis=0, keepdims=True) + 1e-9)
+
+
+def _novelty(c: np.ndarray, k: int = 1) -> np.ndarray:
+    """Cosine distance between the mean of the ``k`` beats before each beat and the ``k`` after."""
+    n = c.shape[1]
+    out = np.zeros(n)
+    cs = np.concatenate([np.zeros((c.shape[0], 1)), np.cumsum(c, axis=1)], axis=1)
+    for i in range(1, n):
+        a = cs[:, i] - cs[:, max(0, i - k)]
+        b = cs[:, min(n, i + k)] - cs[:, i]
+        out[i] = 1.0 - float(a @ b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-9)
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# the beat
+
+
+def beat_candidates(inp: RhythmInputs, *, tightness: float = 100.0) -> list[Candidate]:
+    """The candidate beat grids of :func:`choose_beats` (see the module docstring)."""
+    import librosa
+
+    sr_equiv = int(round(inp.fps * 512))  # librosa reads the frame rate as sr / hop
+    env = inp.env
+    bpm0 = float(librosa.feature.tempo(onset_envelope=env, sr=sr_equiv, hop_length=512)[0])
+    out: list[Candidate] = []
+    for ratio in RATIOS:
+        target = bpm0 * ratio
+        if not 30.0 <= target <= 320.0:
+            continue
+        _, frames = librosa.beat.beat_track(onset_envelope=env, sr=sr_equiv, hop_length=512, bpm=target,
+                                            tightness=tightness, trim=True)
+        if len(frames) < 4:
+            continue
+        frames = np.asarray(frames, dtype=np.float64)
+        period = float(np.median(np.diff(frames)))
+        for shift in (0.0, 0.5):
+            f = frames + shift * period
+            f = f[f < env.size - 1]
+            if f.size >= 4:
+                out.append(Candidate(bpm=60.0 * inp.fps / period, frames=f, ratio=ratio, shift=shift))
+    return out
+
+
+def _harmony_periods(c: np.ndarray) -> list[float]:
+    nov = _novelty(c)
+    out = []
+    for lag in (2, 3, 4, 6, 8):
+        if nov.size < 2 * lag:
+            out.append(0.0)
+            continue
+        best = max(float(nov[p::lag].mean()) for p in range(lag))
+        out.append((best - float(nov.mean())) / (float(nov.std()) + 1e-9))
+    return out
+
+
+def level_features(inp: RhythmInputs, cand: Candidate, acf: np.ndarray) -> np.ndarray:
+    """The evidence for ``cand`` being the beat, in the order of :data:`LEVEL_FEATURES`."""
+    env, fr = inp.env, cand.frames
+    tau = 60.0 / cand.bpm * inp.fps
+
+    def acf_at(lag: float) -> float:
+        k = int(round(lag))
+        return float(acf[k]) if 0 < k < acf.size else 0.0
+
+    p = {k: _bounded(v) for k, v in _profile(env, fr).items()}
+    beats_s = (fr - inp.latency) / inp.fps
+    x = [math.log2(cand.bpm / PRIOR_CENTRE_BPM) ** 2,
+         float(np.clip(math.log(float(_local(env, fr).mean()) / (float(env.mean()) + 1e-9) + 1e-9), -3.0, 3.0)),
+         p["half"], p["third"], p["quarter"], p["sixth"], p["quarter"] * p["half"],
+         acf_at(tau), acf_at(2 * tau), acf_at(3 * tau), acf_at(tau / 2), acf_at(tau / 3),
+         _alternation(_local(inp.bands["mid"], fr)), _alternation(_local(inp.bands["low"], fr))]
+    x += _harmony_periods(beat_chroma(inp.chroma, inp.chroma_hop_s, np.maximum(beats_s, 0.0)))
+    if inp.drum_bands is not None:
+        lo, mid, hi = ({k: _bounded(v) for k, v in _profile(inp.drum_bands[b], fr).items()}
+                       for b in ("low", "mid", "high"))
+        x += [lo["half"], mid["half"], hi["half"], hi["quarter"], mid["third"], hi["third"],
+              _alternation(_local(inp.drum_bands["mid"], fr)), _alternation(_local(inp.drum_bands["low"], fr)), 1.0]
+    else:
+        x += [0.0] * 8 + [0.0]
+    if inp.bass_env is not None:
+        b = {k: _bounded(v) for k, v in _profile(inp.bass_env, fr).items()}
+        x += [b["half"], b["third"], 1.0]
+    else:
+        x += [0.0, 0.0, 0.0]
+    return np.asarray(x, dtype=np.float64)
+
+
+def choose(X: np.ndarray, model: dict) -> np.ndarray:
+    """Softmax probabilities of the hypotheses (rows of ``X``) under a fitted linear model."""
+    z = ((X - np.asarray(model["mean"])) / np.asarray(model["scale"])) @ np.asarray(model["weights"])
+    z = z - z.max()
+    p = np.exp(z)
+    return p / p.sum()
+
+
+# ------------------------------------------------------------------------------------------
+# the bar
+
+
+@dataclass(frozen=True)
+class BeatSync:
+    series: dict[str, np.ndarray]  # per beat: CONTRAST_KEYS
+    vectors: np.ndarray  # [features, beats] for self-similarity
+
+
+def beat_sync(inp: RhythmInputs, beats_s: np.ndarray) -> BeatSync:
+    fr = beats_s * inp.fps + inp.latency
+    c = beat_chroma(inp.chroma, inp.chroma_hop_s, beats_s)
+    bc = beat_chroma(inp.bass_chroma, inp.chroma_hop_s, beats_s)
+    bands = inp.drum_bands if inp.drum_bands is not None else inp.bands
+    series = {
+        "harmony": _novelty(c), "harmony_2": _novelty(c, 2), "bass_harmony": _novelty(bc),
+        "accent": _local(inp.env, fr), "low": _local(bands["low"], fr), "mid": _local(bands["mid"], fr),
+        "high": _local(bands["high"], fr),
+        "bass_onset": _local(inp.bass_env if inp.bass_env is not None else inp.bands["low"], fr),
+    }
+    vectors = np.concatenate([c, bc, np.stack([_zscore(series[k]) for k in ("low", "mid", "high")])], axis=0)
+    return BeatSync(series=series, vectors=vectors)
+
+
+def meter_features(bs: BeatSync, m: int, phase: int, first: int) -> np.ndarray:
+    """The evidence for bars of ``m`` beats starting at beat ``phase``, in the order of
+    :data:`METER_FEATURES`; ``first`` is the index of the first beat with sound."""
+    n = bs.vectors.shape[1]
+    on = np.zeros(n, bool)
+    on[phase::m] = True
+    z = {k: _zscore(v) for k, v in bs.series.items()}
+    x = [float(z[k][on].mean() - z[k][~on].mean()) for k in CONTRAST_KEYS]
+    for k in ("harmony", "bass_harmony", "low", "bass_onset"):
+        v = z[k]
+        up = abs(float(v[phase::2 * m].mean() - v[phase + m::2 * m].mean())) if n > 4 * m else 0.0
+        down = float(v[phase::m].mean() - v[phase + m // 2::m].mean()) if m % 2 == 0 else 0.0
+        x += [up, down]
+    vn = bs.vectors / (np.linalg.norm(bs.vectors, axis=0, keepdims=True) + 1e-9)
+
+    def sim(lag: int) -> float:
+        return float(np.mean(np.sum(vn[:, lag:] * vn[:, :-lag], axis=0))) if 0 < lag < n else 0.0
+
+    x.append(sim(m) - 0.5 * (sim(m - 1) + sim(m + 1)))
+    x.append(float(phase == first % m))
+    x += [float(m == k) for k in METERS]
+    return np.asarray(x, dtype=np.float64)
+
+
+def meter_hypotheses(n_beats: int) -> list[tuple[int, int]]:
+    return [(m, p) for m in METERS if n_beats >= 2 * m for p in range(m)]
+
+
+def is_compound(inp: RhythmInputs, frames: np.ndarray, *, threshold: float = 0.3) -> bool:
+    """Each beat splits in three audible parts, the middle one included: a compound beat
+    (6/8, 12/8).  Swung and shuffled beats sound only the first and last third."""
+    bands = [inp.env] + ([inp.drum_bands["high"], inp.drum_bands["mid"]] if inp.drum_bands is not None else [])
+    votes = []
+    for env in bands:
+        p = _profile(env, frames)
+        votes.append(p["third_1"] >= threshold and p["third_2"] >= threshold and p["third"] > 1.3 * p["half"])
+    return bool(votes[0] if len(votes) == 1 else sum(votes) >= 2)
+
+
+# ------------------------------------------------------------------------------------------
+# the whole analysis
+
+
+@lru_cache(maxsize=1)
+def load_model() -> dict:
+    """The fitted weights (``metrical_weights.json``)."""
+    text = resources.files("sat_mir.features").joinpath("metrical_weights.json").read_text()
+    return json.loads(text)
+
+
+def first_sounding(env: np.ndarray, frames: np.ndarray) -> int:
+    """Index of the first beat whose onset strength reaches a tenth of the median on beats."""
+    s = _local(env, frames)
+    loud = np.flatnonzero(s >= 0.1 * float(np.median(s)))
+    return int(loud[0]) if loud.size else 0
+
+
+def analyse(inp: RhythmInputs, *, model: dict | None = None, tightness: float = 100.0) -> Metrical:
+    """Beats, bars and confidences of one track (see the module docstring).
+
+    Raises
+    ------
+    ExtractorError
+        No beat grid of at least 4 beats could be tracked.
+    """
+    model = model or load_model()
+    cands = beat_candidates(inp, tightness=tightness)
+    if not cands:
+        raise ExtractorError("no beat grid of at least 4 beats: nothing rhythmic to track")
+    acf = periodicity(inp.env, int(8 * inp.fps))
+    X = np.stack([level_features(inp, c, acf) for c in cands])
+    p = choose(X, model["level"])
+    best = cands[int(np.argmax(p))]
+    # confidence in the tempo: every candidate that agrees with it within 4 % counts
+    tempo_conf = float(sum(q for c, q in zip(cands, p) if abs(c.bpm / best.bpm - 1.0) <= 0.04))
+    beats = np.maximum(best.frames - inp.latency, 0.0) / inp.fps
+    hyps = meter_hypotheses(beats.size)
+    if not hyps:
+        raise ExtractorError(f"only {beats.size} beats: too few to find bars")
+    bs = beat_sync(inp, beats)
+    first = first_sounding(inp.env, best.frames)
+    Xm = np.stack([meter_features(bs, m, ph, first) for m, ph in hyps])
+    pm = choose(Xm, model["meter"])
+    k = int(np.argmax(pm))
+    m, phase = hyps[k]
+    meter_conf = float(sum(q for (mm, _), q in zip(hyps, pm) if mm == m))
+    compound = m in (2, 4) and is_compound(inp, best.frames)
+    return Metrical(beats=beats, downbeats=beats[phase::m], pulses_per_bar=m,
+                    beats_per_bar=3 * m if compound else m, compound=compound,
+                    tempo_confidence=tempo_conf, meter_confidence=meter_conf,
+                    candidates=[(round(c.bpm, 2), round(float(q), 4)) for c, q in zip(cands, p)])
