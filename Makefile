@@ -31,16 +31,25 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $@
 
 # FFmpeg's shared libraries are what torchcodec (torchaudio.load/save, used by
-# stable-audio-tools) and our m4a/aac decoding need.  Installed with apt-get
-# when we may; otherwise say what is missing.
+# stable-audio-tools) and our m4a/aac decoding need; fluidsynth and the General MIDI
+# soundfont render the realistic test songs whose tempo, meter, key and chords are known
+# (tests/test_musical_facts.py, tools/make_eval_corpus.py).  Installed with apt-get when we
+# may; otherwise say what is missing.
+SOUNDFONT := /usr/share/sounds/sf2/FluidR3_GM.sf2
+
 system-deps:
-	@command -v ffmpeg >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing ffmpeg (apt-get)"; \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg) >/dev/null; \
-	  else \
-	    echo "WARNING: ffmpeg not found; install it (e.g. sudo apt-get install ffmpeg) to decode m4a/aac and to let stable-audio-tools read audio"; \
-	  fi; }
+	@missing=""; \
+	  command -v ffmpeg >/dev/null 2>&1 || missing="$$missing ffmpeg"; \
+	  command -v fluidsynth >/dev/null 2>&1 || missing="$$missing fluidsynth"; \
+	  test -f $(SOUNDFONT) || missing="$$missing fluid-soundfont-gm"; \
+	  if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	      echo "installing$$missing (apt-get)"; \
+	      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing) >/dev/null; \
+	    else \
+	      echo "WARNING: not installed:$$missing; install them (e.g. sudo apt-get install$$missing): ffmpeg decodes m4a/aac and lets stable-audio-tools read audio, fluidsynth + fluid-soundfont-gm render the realistic test songs (their tests are skipped without them)"; \
+	    fi; \
+	  fi
 
 # The demo's stand-in Stable Audio model: real architecture, random weights (no downloads),
 # trained on windows as long as the demo's crops (524288 samples, conf/dataset/demo.yaml).

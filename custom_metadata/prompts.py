@@ -8,7 +8,7 @@ is one copy of the logic.
 An item's prompt material (prepared by the builder) is a dict::
 
     {"fields":    {"genre": ["Electronic", "Techno"], "artist": "X", ...},  # metadata-style
-     "controls":  {"bpm": 120.0, "key": "A minor", "meter": 4, "chords": [...]},
+     "controls":  {"bpm": 120.0, "key": "A minor", "meter": "4/4", "chords": ["Am", "F", "C", "G"]},
      "words":     {"loudness": "loud", "brightness": "dark", ...},          # corpus-binned
      "descriptions": ["A dark techno track with ...", ...]}
 
@@ -147,7 +147,8 @@ def _control_sentences(controls: dict, recipe: dict, rng: random.Random) -> list
         out.append(f"This song is in the key of {key}.")
     meter = controls.get("meter")
     if meter and rng.random() < keep.get("meter", 0.0):
-        out.append(f"The beat counts to {meter}.")
+        # a time signature ("6/8") reads as one; a bare number of beats per bar as a count
+        out.append(f"The time signature is {meter}." if "/" in str(meter) else f"The beat counts to {meter}.")
     chords = controls.get("chords")
     if chords and rng.random() < keep.get("chords", 0.0):
         out.append(f"The chord sequence is {', '.join(str(c) for c in chords)}.")

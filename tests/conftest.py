@@ -22,6 +22,7 @@ def load_tool(name: str):
 
     spec = importlib.util.spec_from_file_location(f"tools_{name}", REPO / "tools" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # so that its functions pickle into worker processes
     spec.loader.exec_module(module)
     return module
 

@@ -1,7 +1,7 @@
 """Render an evaluation corpus of General-MIDI songs whose beats, downbeats, meter, tempo, key and
 chords are known exactly: the audio sat-mir's musical facts are measured on (never the demo).
 
-    .venv/bin/python tools/make_eval_corpus.py OUT_DIR [--songs 200] [--seconds 32] [--seed 0] [--jobs 2]
+    .venv/bin/python tools/make_eval_corpus.py OUT_DIR [--songs 200] [--seconds 32] [--seed 0] [--jobs 2] [--styles rock,waltz]
 
 Needs Debian's ``fluidsynth`` and ``fluid-soundfont-gm`` (``apt-get install fluidsynth
 fluid-soundfont-gm``).  Every song is drawn from a seed: a style (rock, pop, four-on-the-floor,
@@ -173,11 +173,13 @@ class Song:
         return self.bpm * self.pulse_q
 
 
-def draw_song(index: int, seed: int, seconds: float) -> Song:
+def draw_song(index: int, seed: int, seconds: float, style: str | None = None) -> Song:
     rng = np.random.default_rng([seed, index])
     names = list(STYLES)
     weights = np.array([STYLES[n].weight for n in names])
     name = names[rng.choice(len(names), p=weights / weights.sum())]
+    if style is not None:  # asked for: the draw above still happens, so the other choices stay put
+        name = style
     style = STYLES[name]
     num, den = style.meters[rng.integers(len(style.meters))]
     compound = num % 3 == 0 and num > 3
@@ -741,10 +743,10 @@ def truth_of(song: Song, midi: Path, chords: list[Chord], first_s: float, last_s
     }
 
 
-def make_song(index: int, seed: int, seconds: float, out: Path) -> str:
+def make_song(index: int, seed: int, seconds: float, out: Path, style: str | None = None) -> str:
     import soundfile as sf
 
-    song = draw_song(index, seed, seconds)
+    song = draw_song(index, seed, seconds, style)
     notes, chords = compose(song)
     rng = np.random.default_rng([seed, index, 11])
     midis = write_midis(song, notes, out / "midi" / song.id, rng)
@@ -772,6 +774,27 @@ def make_song(index: int, seed: int, seconds: float, out: Path) -> str:
     return song.id
 
 
+def available() -> bool:
+    """fluidsynth and the General MIDI soundfont are installed."""
+    return SOUNDFONT.exists() and shutil.which("fluidsynth") is not None
+
+
+def make_corpus(out: Path, *, songs: int, seconds: float, seed: int, jobs: int = 2,
+                styles: list[str] | None = None) -> list[str]:
+    """Render ``songs`` songs into ``out``; with ``styles``, song ``i`` has style ``styles[i % len]``."""
+    if not available():
+        raise SystemExit("needs fluidsynth and the GM soundfont: apt-get install fluidsynth fluid-soundfont-gm")
+    unknown = sorted(set(styles or []) - set(STYLES))
+    if unknown:
+        raise SystemExit(f"unknown styles {unknown}; known: {', '.join(STYLES)}")
+    out.mkdir(parents=True, exist_ok=True)
+    chosen = [styles[i % len(styles)] if styles else None for i in range(songs)]
+    if jobs <= 1:  # in this process (fluidsynth runs as its own process anyway)
+        return [make_song(i, seed, seconds, out, chosen[i]) for i in range(songs)]
+    with ProcessPoolExecutor(jobs) as pool:
+        return list(pool.map(make_song, range(songs), [seed] * songs, [seconds] * songs, [out] * songs, chosen))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path)
@@ -779,13 +802,11 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=32.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--styles", default="", help=f"comma-separated, cycled over the songs (default: drawn); "
+                                                 f"known: {', '.join(STYLES)}")
     args = ap.parse_args()
-    if not SOUNDFONT.exists() or shutil.which("fluidsynth") is None:
-        raise SystemExit("needs fluidsynth and the GM soundfont: apt-get install fluidsynth fluid-soundfont-gm")
-    args.out.mkdir(parents=True, exist_ok=True)
-    with ProcessPoolExecutor(args.jobs) as pool:
-        done = list(pool.map(make_song, range(args.songs), [args.seed] * args.songs, [args.seconds] * args.songs,
-                             [args.out] * args.songs))
+    done = make_corpus(args.out, songs=args.songs, seconds=args.seconds, seed=args.seed, jobs=args.jobs,
+                       styles=[s for s in args.styles.split(",") if s] or None)
     print(f"{len(done)} songs in {args.out}")
 
 

@@ -38,6 +38,8 @@ def run(cfg: DictConfig) -> int:
             min_fraction=float(cfg.chunks.get("min_fraction", 0.5)),
             prompts=OmegaConf.to_container(cfg.prompts, resolve=True),
             conditioning=OmegaConf.to_container(cfg.conditioning, resolve=True),
+            min_confidence=OmegaConf.to_container(cfg.min_confidence, resolve=True) if cfg.get("min_confidence")
+            else {},
             shard_size=int(cfg.shards.size),
             num_workers=int(cfg.num_workers),
             seed=int(cfg.seed),

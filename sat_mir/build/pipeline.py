@@ -17,6 +17,7 @@ import numpy as np
 from sat_mir.build.bins import WordBins, fit_bins, fixed_bins
 from sat_mir.build.chunks import write_item_audio
 from sat_mir.build.conditioning import NumberSpec, fit_numbers, merge_model_config, numbers_for
+from sat_mir.build.confidence import trusted_facts
 from sat_mir.build.corpus import ITEM_KINDS, BuildItem, corpus_items, load_corpus
 from sat_mir.build.manifest import write_metadata_folder
 from sat_mir.build.material import item_material
@@ -24,6 +25,7 @@ from sat_mir.build.sat_files import dataset_config, write_dataset_configs, write
 from sat_mir.build.shards import json_bytes, plan_shards, write_shards
 from sat_mir.build.validate import validate_audio_items, validate_prompts
 from sat_mir.errors import ConfigError, WeightsError
+from sat_mir.features.registry import confidence_keys
 from sat_mir.fsutil import atomic_path, atomic_write_json
 
 __all__ = ["BuildSettings", "BuildSummary", "run_build"]
@@ -47,6 +49,8 @@ class BuildSettings:
     min_fraction: float = 0.5
     prompts: dict[str, Any] = field(default_factory=dict)
     conditioning: dict[str, Any] = field(default_factory=dict)
+    # confidence key -> minimum: values below it are left out of prompts and numbers ({} = none)
+    min_confidence: dict[str, float] = field(default_factory=dict)
     shard_size: int = 256
     num_workers: int = 2
     seed: int = 0
@@ -167,16 +171,27 @@ def run_build(settings: BuildSettings) -> BuildSummary:
             b = fit_bins(key, spec["name"], spec["words"], [it.features.get(key) for it in items])
         if b:
             bins.append(b)
+    # facts below their confidence are not stated (features.parquet keeps them all)
+    confidence_of = confidence_keys()
+    facts: dict[str, dict] = {}
+    unsure: dict[str, int] = {}
+    for it in items:
+        facts[it.id], dropped = trusted_facts(it.features, settings.min_confidence, confidence_of)
+        for key in dropped:
+            unsure[key] = unsure.get(key, 0) + 1
+    if unsure:
+        log.info("left out of prompts and numbers below their confidence (min_confidence): %s",
+                 ", ".join(f"{k} on {n} item(s)" for k, n in sorted(unsure.items())))
     c = settings.conditioning
     number_keys = list(c.get("numbers") or [])
     specs: list[NumberSpec] = fit_numbers(
-        number_keys, {k: [it.features.get(k) for it in items] for k in number_keys},
+        number_keys, {k: [facts[it.id].get(k) for it in items] for k in number_keys},
         lower_q=c.get("lower_q", 0.01), upper_q=c.get("upper_q", 0.99), margin=c.get("margin", 0.05),
     ) if number_keys and items else []
     numbers: dict[str, dict[str, float]] = {}
     kept: list[BuildItem] = []
     for it in items:
-        nums = numbers_for(it.features, specs, policy=c.get("missing", "fill"))
+        nums = numbers_for(facts[it.id], specs, policy=c.get("missing", "fill"))
         if nums is None:
             summary.left_out[it.id] = "a numeric conditioning value is missing (conditioning.missing=reject)"
             continue
@@ -186,7 +201,7 @@ def run_build(settings: BuildSettings) -> BuildSummary:
     user_meta = _user_metadata(items, p.get("metadata") or {}, settings.output)
     materials = {
         it.id: item_material(
-            it.features, bins=bins, controls=p.get("controls") or {}, tags=p.get("tags") or {},
+            facts[it.id], bins=bins, controls=p.get("controls") or {}, tags=p.get("tags") or {},
             descriptions=p.get("descriptions") or [], metadata=user_meta.get(it.track.id),
             top_k=int(p.get("top_k", 5)), threshold=float(p.get("threshold", 0.1)),
         )

@@ -50,14 +50,16 @@ __all__ = ["CROPS_VERSION", "INHERITED_KEYS", "CropSettings", "crop_folder", "cr
 
 log = logging.getLogger("sat_mir.crops")
 
-CROPS_VERSION = "1"
+CROPS_VERSION = "2"  # 2: the time signature and the confidences of tempo, meter and key are inherited
 MANIFEST = "crops.json"
 
 # Track-level values that describe any part of the track, copied into each crop's
-# ``inherited`` section: the meter and key, and the model annotations of genre, mood,
-# instruments, and the descriptions that do not speak about the song's course.
+# ``inherited`` section: the meter and key with their confidences, and the model annotations of
+# genre, mood, instruments, and the descriptions that do not speak about the song's course.  (A
+# crop's local bpm is measured on the track's grid, so the track's tempo confidence holds for it.)
 INHERITED_KEYS = (
-    "beats_per_bar", "key", "key_tonic", "key_mode",
+    "beats_per_bar", "time_signature", "meter_confidence", "tempo_confidence", "beat_tracker",
+    "key", "key_tonic", "key_mode", "key_strength",
     "essentia_genre", "essentia_mood", "essentia_instrument",
     "flamingo_full", "flamingo_technical", "flamingo_genre_mood", "flamingo_instrumentation",
 )

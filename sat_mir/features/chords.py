@@ -25,7 +25,8 @@ import numpy as np
 
 from sat_mir.audio.context import TrackContext
 from sat_mir.errors import ConfigError, ExtractorError
-from sat_mir.features.registry import Extractor, ExtractorResult, OutputSpec, register
+from sat_mir.features.registry import ExtractorResult, OutputSpec, register
+from sat_mir.features.rhythm import UsesBeatGrid, grid_settings, metrical_of, resolve_tracker
 from sat_mir.features.tonal import PITCH_CLASSES, harmonic_frames
 
 __all__ = ["CHORDS_FILE", "CHORD_LAB_FILE", "QUALITIES", "ChordSegment", "Chords", "recognise", "short_name"]
@@ -88,7 +89,7 @@ def _templates(qualities: tuple[str, ...]) -> tuple[np.ndarray, list[tuple[int, 
 
 def recognise(chroma: np.ndarray, bass: np.ndarray, active: np.ndarray, hop_s: float, beats: np.ndarray,
               downbeats: np.ndarray, *, qualities: tuple[str, ...] = tuple(QUALITIES), bass_weight: float = 0.0,
-              change_cost: float = 0.2, downbeat_discount: float = 0.5, seventh_penalty: float = 0.02,
+              change_cost: float = 0.15, downbeat_discount: float = 0.5, seventh_penalty: float = 0.03,
               key: tuple[int, str] | None = None, key_bonus: float = 0.1,
               end_s: float | None = None) -> list[ChordSegment]:
     """Chord segments from beat to beat.
@@ -192,27 +193,30 @@ def per_bar(segs: list[ChordSegment], downbeats: np.ndarray, end_s: float) -> li
 
 
 def most_common_progression(bars: list[dict], length: int = 4) -> list[str]:
-    """The most frequent run of ``length`` consecutive bar chords (a bar's first chord), the
-    earliest on ties; shorter songs give what they have."""
+    """The most frequent run of ``length`` chords in the sequence of bar chords (each bar's first
+    chord, repeats collapsed: a chord held for two bars counts once), the earliest on ties;
+    shorter songs give what they have."""
     firsts = [b["chords"][0] for b in bars if b["chords"] and b["chords"][0] != "N"]
-    if len(firsts) <= length:
-        return firsts
-    runs = Counter(tuple(firsts[i:i + length]) for i in range(0, len(firsts) - length + 1))
+    seq = [c for i, c in enumerate(firsts) if i == 0 or c != firsts[i - 1]]
+    if len(seq) <= length:
+        return seq
+    runs = Counter(tuple(seq[i:i + length]) for i in range(0, len(seq) - length + 1))
     top = max(runs.values())
-    for i in range(0, len(firsts) - length + 1):
-        if runs[tuple(firsts[i:i + length])] == top:
-            return list(firsts[i:i + length])
-    return firsts[:length]
+    for i in range(0, len(seq) - length + 1):
+        if runs[tuple(seq[i:i + length])] == top:
+            return list(seq[i:i + length])
+    return seq[:length]
 
 
 @register
-class Chords(Extractor):
+class Chords(UsesBeatGrid):
     name = "chords"
     version = "1"
     signals = ("mix", "stems")
     outputs = (
         OutputSpec("chord_progression", "chord names",
-                   "the most frequent run of 4 bar chords (each bar's first chord), e.g. ['Am', 'F', 'C', 'G']; "
+                   "the most frequent run of 4 chords in the bar chords (each bar's first chord, repeats "
+                   "collapsed), e.g. ['Am', 'F', 'C', 'G']; "
                    f"the whole sequence is in {CHORDS_FILE} (per bar) and {CHORD_LAB_FILE} (per segment)",
                    kind="list"),
         OutputSpec("chord_changes_per_bar", "changes", "chord changes per bar, averaged over the bars with chords",
@@ -226,14 +230,18 @@ class Chords(Extractor):
     class Config:
         qualities: tuple[str, ...] = tuple(QUALITIES)
         bass_weight: float = 0.0
-        change_cost: float = 0.2
+        change_cost: float = 0.15
         downbeat_discount: float = 0.5
-        seventh_penalty: float = 0.02
+        seventh_penalty: float = 0.03
         progression_bars: int = 4
         tightness: float = 100.0  # the beat grid's settings (shared with `rhythm`)
         use_stems: bool = True
+        tracker: str = "auto"
+        models_dir: str | None = None
+        device: str = "auto"
 
         def __post_init__(self):
+            resolve_tracker(self.tracker, self.models_dir)
             object.__setattr__(self, "qualities", tuple(self.qualities))
             unknown = [q for q in self.qualities if q not in QUALITIES]
             if unknown or not self.qualities:
@@ -242,10 +250,8 @@ class Chords(Extractor):
                 raise ConfigError(f"extractors.chords.progression_bars must be >= 1, got {self.progression_bars}")
 
     def compute(self, ctx: TrackContext) -> ExtractorResult:
-        from sat_mir.features.rhythm import metrical_of
-
         c = self.config
-        grid = metrical_of(ctx, tightness=c.tightness, use_stems=c.use_stems)
+        grid = metrical_of(ctx, **grid_settings(c))
         harmonic = harmonic_frames(ctx) if c.use_stems else harmonic_frames(_mix_only(ctx))
         fr = harmonic.frames
         if not fr.active.any():
@@ -253,7 +259,7 @@ class Chords(Extractor):
         low = harmonic.stems["bass"].chroma if "bass" in harmonic.stems and harmonic.stems["bass"].active.any() \
             else fr.low_chroma
         end = ctx.mix.duration_s
-        segs = recognise(fr.chroma, low, fr.active, fr.hop_s, grid.beats, grid.downbeats, qualities=c.qualities,
+        segs = recognise(fr.note_chroma, low, fr.active, fr.hop_s, grid.beats, grid.downbeats, qualities=c.qualities,
                          bass_weight=c.bass_weight, change_cost=c.change_cost,
                          downbeat_discount=c.downbeat_discount, seventh_penalty=c.seventh_penalty,
                          end_s=min(end, float(grid.beats[-1] + np.median(np.diff(grid.beats)))))
@@ -283,4 +289,4 @@ class Chords(Extractor):
 def _mix_only(ctx: TrackContext):
     from sat_mir.features.rhythm import _MixOnly
 
-    return _MixOnly(ctx)
+    return _MixOnly(ctx)  # the stems hidden

@@ -29,6 +29,7 @@ __all__ = [
     "OutputSpec",
     "REGISTRY",
     "build_extractors",
+    "confidence_keys",
     "register",
 ]
 
@@ -48,6 +49,9 @@ class OutputSpec:
     range: tuple[float, float] | None = None
     # float | int | str | tags (an object label → probability, highest first) | bool | list (of strings)
     kind: str = "float"
+    # the key holding this value's confidence (e.g. bpm → tempo_confidence): the build leaves
+    # the value out of prompts and numbers when that confidence is below its threshold
+    confidence: str | None = None
 
     @property
     def per_stem(self) -> bool:
@@ -205,6 +209,13 @@ def register(cls: type[Extractor]) -> type[Extractor]:
         raise ValueError(f"extractor name {cls.name!r} registered twice")
     REGISTRY[cls.name] = cls
     return cls
+
+
+def confidence_keys() -> dict[str, str]:
+    """``{value key: its confidence key}`` over every registered extractor's specs."""
+    import sat_mir.features  # noqa: F401  - importing registers the built-in extractors
+
+    return {s.key: s.confidence for cls in REGISTRY.values() for s in cls.outputs if s.confidence and not s.per_stem}
 
 
 def build_extractors(options: Mapping[str, Mapping[str, Any]]) -> list[Extractor]:

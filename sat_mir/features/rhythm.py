@@ -8,17 +8,26 @@ and shared through the analysis context.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
 from sat_mir.audio.context import SignalContext, TrackContext
-from sat_mir.errors import ExtractorError
-from sat_mir.features.metrical import Metrical, RhythmInputs, analyse, band_flux, tempo_from_beats
+from sat_mir.errors import ConfigError, ExtractorError, WeightsError
+from sat_mir.features.metrical import (
+    Metrical,
+    RhythmInputs,
+    analyse,
+    band_flux,
+    from_beats_and_downbeats,
+    tempo_from_beats,
+)
 from sat_mir.features.registry import Extractor, ExtractorResult, OutputSpec, register
 from sat_mir.features.tonal import harmonic_frames
 
-__all__ = ["BEATS_FILE", "DOWNBEATS_FILE", "ONSETS_FILE", "Rhythm", "StemRhythm", "metrical_of", "onset_statistics",
-           "rhythm_inputs"]
+__all__ = ["BEATS_FILE", "DOWNBEATS_FILE", "ONSETS_FILE", "TRACKERS", "Rhythm", "StemRhythm", "UsesBeatGrid",
+           "grid_settings",
+           "metrical_of", "onset_statistics", "resolve_tracker", "rhythm_inputs"]
 
 BEATS_FILE = "beats.txt"
 DOWNBEATS_FILE = "downbeats.txt"
@@ -105,12 +114,61 @@ def _fit(x: np.ndarray, n: int) -> np.ndarray:
     return x[:n] if x.size >= n else np.pad(x, (0, n - x.size))
 
 
-def metrical_of(ctx: TrackContext, *, tightness: float = 100.0, use_stems: bool = True) -> Metrical:
+TRACKERS = ("auto", "dsp", "beat_this")
+
+
+@lru_cache(maxsize=16)
+def resolve_tracker(tracker: str, models_dir: str | None = None) -> str:
+    """``"dsp"`` or ``"beat_this"`` for a ``tracker`` setting: ``auto`` takes Beat This! when its
+    checkpoint and package are here, the DSP metrical analysis otherwise.
+
+    Raises
+    ------
+    ConfigError
+        An unknown setting.
+    WeightsError
+        ``beat_this`` asked for, and its checkpoint or package is missing.
+    """
+    from sat_mir.models.beat_this import find_checkpoint
+
+    if tracker not in TRACKERS:
+        raise ConfigError(f"extractors.rhythm.tracker must be one of {list(TRACKERS)}, got {tracker!r}")
+    if tracker == "dsp":
+        return "dsp"
+    try:
+        find_checkpoint(models_dir)
+    except WeightsError:
+        if tracker == "beat_this":
+            raise
+        return "dsp"
+    return "beat_this"
+
+
+def metrical_of(ctx: TrackContext, *, tightness: float = 100.0, use_stems: bool = True, tracker: str = "dsp",
+                models_dir: str | None = None, device: str = "auto") -> Metrical:
     """The track's beats, bars and their confidences, memoised: every extractor that needs the
-    beat grid (rhythm, stem_rhythm, drums_midi, chords) gets the same one."""
+    beat grid (rhythm, stem_rhythm, chords, drums_midi) gets the same one.  ``tracker`` is
+    resolved by :func:`resolve_tracker`."""
+    engine = resolve_tracker(tracker, None if models_dir is None else str(models_dir))
     stems = tuple(s for s in ("drums", "bass", "other") if use_stems and s in ctx.stem_names)
-    return ctx.mix.memo(("metrical", stems, tightness),
-                        lambda: analyse(rhythm_inputs(ctx, use_stems=use_stems), tightness=tightness))
+
+    def compute() -> Metrical:
+        inp = rhythm_inputs(ctx, use_stems=use_stems)
+        if engine == "dsp":
+            return analyse(inp, tightness=tightness)
+        from sat_mir.models.beat_this import SAMPLE_RATE, load_tracker
+
+        beats, downbeats, beat_p, _ = load_tracker(models_dir, device)(ctx.mix.mono_at(SAMPLE_RATE))
+        return from_beats_and_downbeats(inp, beats, downbeats, beat_p)
+
+    return ctx.mix.memo(("metrical", stems, tightness, engine), compute)
+
+
+def grid_settings(config) -> dict:
+    """The beat-grid keyword arguments of :func:`metrical_of` from an extractor's config (the
+    fields rhythm, stem_rhythm, chords and drums_midi share, interpolated from rhythm's)."""
+    return {k: getattr(config, k) for k in ("tightness", "use_stems", "tracker", "models_dir", "device")
+            if hasattr(config, k)}
 
 
 def onset_statistics(onsets: np.ndarray, strengths: np.ndarray, beats: np.ndarray) -> dict[str, float]:
@@ -142,8 +200,21 @@ def onset_statistics(onsets: np.ndarray, strengths: np.ndarray, beats: np.ndarra
     return out
 
 
+class UsesBeatGrid(Extractor):
+    """An extractor that reads the beat grid: its config has the grid's settings, and its skip
+    key holds the tracker ``auto`` resolved to, so weights that appear later make the next run
+    redo the grid with Beat This!."""
+
+    @property
+    def config_hash(self) -> str:
+        import hashlib
+
+        engine = resolve_tracker(self.config.tracker, self.config.models_dir)
+        return hashlib.sha1(f"{super().config_hash}/{engine}".encode()).hexdigest()[:12]
+
+
 @register
-class Rhythm(Extractor):
+class Rhythm(UsesBeatGrid):
     name = "rhythm"
     # 2: onset envelope no longer shifted 2 frames late; 3: metrical analysis (beat level, meter and
     # downbeats chosen by a fitted model over the mix and the stems), confidences, time signature
@@ -151,7 +222,7 @@ class Rhythm(Extractor):
     signals = ("mix", "stems")
     outputs = (
         OutputSpec("bpm", "BPM", "tempo of the beat grid (the felt pulse: the dotted quarter in 6/8 and 12/8)",
-                   (30.0, 300.0)),
+                   (30.0, 300.0), confidence="tempo_confidence"),
         OutputSpec("tempo_confidence", "probability",
                    "how sure the beat level is: the model's probability for the tempo chosen (within 4 %) "
                    "against its half, double, third, triple, 2/3 and 3/2", (0.0, 1.0)),
@@ -161,12 +232,14 @@ class Rhythm(Extractor):
         OutputSpec("beat_regularity", "score", "1 − coefficient of variation of the inter-beat intervals "
                    "(1 = perfectly even; the seed stored a std in seconds under this name)", (0.0, 1.0)),
         OutputSpec("beats_per_bar", "beats", "meter: the time signature's numerator (6 for 6/8, 12 for 12/8, "
-                   "where a bar holds 2 or 4 of the grid's beats)", (2, 12), kind="int"),
+                   "where a bar holds 2 or 4 of the grid's beats)", (2, 12), kind="int", confidence="meter_confidence"),
         OutputSpec("time_signature", "meter", "e.g. '4/4', '3/4', '5/4', '6/8', '12/8' (compound meters over 8, "
-                   "the others over 4: audio cannot tell 3/4 from 3/8)", kind="str"),
+                   "the others over 4: audio cannot tell 3/4 from 3/8)", kind="str", confidence="meter_confidence"),
         OutputSpec("meter_confidence", "probability",
                    "how sure the meter is: the model's probability for the pulses per bar chosen (2 to 7), "
                    "summed over where the bar starts", (0.0, 1.0)),
+        OutputSpec("beat_tracker", "engine", "what found the beats and bars: 'dsp' (sat-mir's metrical analysis) "
+                   "or 'beat_this' (the Beat This! model, when its weights are in the models folder)", kind="str"),
         OutputSpec("downbeat_count", "bars", f"downbeats found ({DOWNBEATS_FILE})", (0, 100000), kind="int"),
         OutputSpec("onset_count", "onsets", f"onsets detected in the mix ({ONSETS_FILE})", (0, 1_000_000),
                    kind="int"),
@@ -187,9 +260,16 @@ class Rhythm(Extractor):
     class Config:
         tightness: float = 100.0  # how strictly the tracked beats follow one tempo (librosa's DP)
         use_stems: bool = True  # let the drums, bass and other stems inform the beat level and the bars
+        tracker: str = "auto"  # auto | dsp | beat_this (auto: Beat This! when its weights are here)
+        models_dir: str | None = None
+        device: str = "auto"  # Beat This!'s device
         min_beats: int = 8  # fewer beats: no tempo at all (an error, not a number)
         defined_min_beats: int = 15  # the seed's bpm_is_defined conditions
         defined_max_cv: float = 0.1
+
+        def __post_init__(self):
+            resolve_tracker(self.tracker, self.models_dir)  # unknown setting or missing weights: say so now
+
 
     @classmethod
     def warmup(cls) -> None:
@@ -208,7 +288,7 @@ class Rhythm(Extractor):
         env, onsets, strengths = onsets_of(ctx.mix)
         if not np.any(env > 0):
             raise ExtractorError("no onsets: the mix has no rhythmic content to track")
-        grid = metrical_of(ctx, tightness=c.tightness, use_stems=c.use_stems)
+        grid = metrical_of(ctx, **grid_settings(c))
         beats = grid.beats
         if beats.size < c.min_beats:
             raise ExtractorError(f"only {beats.size} beats found (need at least {c.min_beats})")
@@ -225,6 +305,7 @@ class Rhythm(Extractor):
             "beats_per_bar": int(grid.beats_per_bar),
             "time_signature": f"{grid.beats_per_bar}/{8 if grid.compound else 4}",
             "meter_confidence": round(grid.meter_confidence, 4),
+            "beat_tracker": grid.engine,
             "downbeat_count": int(downbeats.size),
             "onset_count": int(onsets.size),
             "onset_density": round(onsets.size / duration, 6),
@@ -245,7 +326,7 @@ class Rhythm(Extractor):
 
 
 @register
-class StemRhythm(Extractor):
+class StemRhythm(UsesBeatGrid):
     name = "stem_rhythm"
     version = "3"  # 2: onset envelope no longer shifted 2 frames late; 3: the metrical analysis's beats
     signals = ("mix", "stems")
@@ -266,6 +347,12 @@ class StemRhythm(Extractor):
         hop_s: float = 2.0
         tightness: float = 100.0  # the mix's beat grid settings (shared with `rhythm`)
         use_stems: bool = True
+        tracker: str = "auto"
+        models_dir: str | None = None
+        device: str = "auto"
+
+        def __post_init__(self):
+            resolve_tracker(self.tracker, self.models_dir)
 
     warmup = Rhythm.warmup
 
@@ -279,7 +366,7 @@ class StemRhythm(Extractor):
                     result.absent[spec.key.format(stem=s)] = f"the track has no {s} stem"
         if not wanted:
             return result
-        beats = metrical_of(ctx, tightness=c.tightness, use_stems=c.use_stems).beats
+        beats = metrical_of(ctx, **grid_settings(c)).beats
         for s in wanted:
             sig = ctx.stem(s)
             env, onsets, strengths = onsets_of(sig)

@@ -107,9 +107,11 @@ def _spec_list() -> tuple[OutputSpec, ...]:
                 f"tonal interval vector of the mean HPCP: {part} part of DFT coefficient {k + 1}, weighted "
                 "(Bernardes et al.: 3, 8, 11.5, 15, 14.5, 7.5), all 12 values L2-normalised", (-1.0, 1.0)))
     specs += [
-        OutputSpec("key", "key name", "estimated key, e.g. 'F# minor' (sharps, like the demo truth)", kind="str"),
-        OutputSpec("key_tonic", "pitch class", "tonic of the key, 0 = C ... 11 = B", (0, 11), kind="int"),
-        OutputSpec("key_mode", "mode", "'major' or 'minor'", kind="str"),
+        OutputSpec("key", "key name", "estimated key, e.g. 'F# minor' (sharps, like the demo truth)", kind="str",
+                   confidence="key_strength"),
+        OutputSpec("key_tonic", "pitch class", "tonic of the key, 0 = C ... 11 = B", (0, 11), kind="int",
+                   confidence="key_strength"),
+        OutputSpec("key_mode", "mode", "'major' or 'minor'", kind="str", confidence="key_strength"),
         OutputSpec("key_strength", "correlation",
                    "Pearson correlation of the mean HPCP with the chosen key's profile", (0.0, 1.0)),
         OutputSpec("harmonic_movement_{stem}", "normalised L2 distance",
@@ -301,6 +303,9 @@ class TonalFrames:
 
     ``chroma`` ``[12, frames]``: peak magnitudes per pitch class (0 = C), unnormalised.
     ``hpcp`` ``[12, frames]``: per-frame HPCP (unit max, non-linear), 0 in frames without peaks.
+    ``note_chroma`` ``[12, frames]``: like ``chroma``, with the peaks that sit on the 3rd, 5th, 6th
+    or 7th harmonic of a lower peak of the same frame mostly removed (a note's third harmonic
+    is its fifth, its fifth harmonic its major third: they blur minor into major chords).
     ``low_chroma`` ``[12, frames]``: the lowest note per frame (its lowest clear peak below
     ``low_max_hz``, the bass line), weighted by its magnitude.
     ``active`` ``[frames]``: frames above the silence gates.  ``level_db`` ``[frames]``: band level
@@ -310,6 +315,7 @@ class TonalFrames:
     chroma: np.ndarray
     hpcp: np.ndarray
     low_chroma: np.ndarray
+    note_chroma: np.ndarray
     active: np.ndarray
     level_db: np.ndarray
     hop_s: float
@@ -403,6 +409,8 @@ def tonal_frames(
             tuning = -0.5 if tuning >= 0.5 else tuning
     pitch = pitch - tuning
     chroma = _pitch_class_profile(pitch, amp, t_idx, n_frames, table=((0.0, 1.0),))
+    notes = _pitch_class_profile(pitch, amp * _overtone_weights(t_idx, freq, amp), t_idx, n_frames,
+                                 table=((0.0, 1.0),))
     low_chroma = _lowest_note_profile(pitch, freq, amp, t_idx, n_frames, max_hz=low_max_hz)
     low = freq < split_hz
     table = harmonic_table(harmonics)
@@ -410,10 +418,27 @@ def tonal_frames(
     hi = _pitch_class_profile(pitch[~low], amp[~low] ** 2, t_idx[~low], n_frames, table=table, squared=True)
     hpcp = _jordi(_unit_max(_unit_max(lo) + _unit_max(hi)))
     level_db = level_db.astype(np.float32)
-    for a in (chroma, hpcp, low_chroma, active, level_db):
+    for a in (chroma, hpcp, low_chroma, notes, active, level_db):
         a.flags.writeable = False  # memoised and shared
-    return TonalFrames(chroma=chroma, hpcp=hpcp, low_chroma=low_chroma, active=active, level_db=level_db,
-                       hop_s=hop / sr, tuning=tuning)
+    return TonalFrames(chroma=chroma, hpcp=hpcp, low_chroma=low_chroma, note_chroma=notes, active=active,
+                       level_db=level_db, hop_s=hop / sr, tuning=tuning)
+
+
+def _overtone_weights(frame: np.ndarray, freq: np.ndarray, amp: np.ndarray, *, ratios=(3, 5, 6, 7),
+                      tolerance: float = 0.015, lookback: int = 16, keep: float = 0.2) -> np.ndarray:
+    """Per peak: ``keep`` when it lies (within ``tolerance`` of the ratio) on harmonic 3, 5, 6 or 7
+    of one of the ``lookback`` peaks below it in the same frame that is at least a quarter as
+    strong, else 1.  Peaks come sorted by frame, then frequency (as ``np.nonzero`` gives them)."""
+    w = np.ones(freq.size)
+    for k in range(1, lookback + 1):
+        if k >= freq.size:
+            break
+        same = frame[k:] == frame[:-k]
+        r = freq[k:] / freq[:-k]
+        n = np.round(r)
+        hit = same & np.isin(n, ratios) & (np.abs(r - n) <= tolerance * n) & (amp[:-k] >= 0.25 * amp[k:])
+        w[k:][hit] = keep
+    return w
 
 
 def _lowest_note_profile(pitch, freq, amp, frame, n_frames, *, max_hz: float, floor: float = 0.1) -> np.ndarray:

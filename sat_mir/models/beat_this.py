@@ -84,7 +84,7 @@ class BeatTracker:
         import torch
         from beat_this.inference import split_predict_aggregate
 
-        x = torch.as_tensor(np.ascontiguousarray(mono, dtype=np.float32), device=self.device)
+        x = torch.tensor(np.asarray(mono, dtype=np.float32), device=self.device)  # a copy: the input is read-only
         with torch.inference_mode():
             spect = self.spect(x)
             pred = split_predict_aggregate(spect, chunk_size=1500, border_size=6, overlap_mode="keep_first",

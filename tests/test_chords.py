@@ -1,0 +1,114 @@
+"""Chord recognition on chroma whose chords are known, per-bar chords, the progression, and the extractor."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sat_mir.audio import TrackContext
+from sat_mir.audio.decode import Audio
+from sat_mir.errors import ConfigError
+from sat_mir.features.chords import QUALITIES, Chords, most_common_progression, per_bar, recognise, short_name
+
+HOP = 0.1
+
+
+def chroma_of(chords: list[tuple[int, str]], beats_per_chord: int, beat_s: float = 0.5, noise: float = 0.05,
+              seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Frames of a chord sequence (chord tones at 1, the rest at noise) and its beat times."""
+    rng = np.random.default_rng(seed)
+    frames_per_beat = int(round(beat_s / HOP))
+    cols = []
+    for root, quality in chords:
+        v = np.full(12, noise)
+        v[[(root + i) % 12 for i in QUALITIES[quality]]] = 1.0
+        for _ in range(beats_per_chord * frames_per_beat):
+            cols.append(v * (1 + 0.1 * rng.standard_normal(12)).clip(0.5))
+    chroma = np.stack(cols, axis=1)
+    beats = np.arange(len(chords) * beats_per_chord) * beat_s
+    return chroma, beats
+
+
+@pytest.mark.parametrize("quality", list(QUALITIES))
+def test_every_quality_on_every_root_is_named(quality):
+    chords = [(r, quality) for r in range(12)]
+    chroma, beats = chroma_of(chords, 4)
+    segs = recognise(chroma, np.zeros_like(chroma), np.ones(chroma.shape[1], bool), HOP, beats, beats[::4],
+                     seventh_penalty=0.0)
+    names = ('C', 'C#', 'D', 'D#', 'E', 'F', 'F#', 'G', 'G#', 'A', 'A#', 'B')
+    for r, seg in enumerate(segs):
+        if quality == "sus2":  # C:sus2 has G:sus4's notes: without a bass either name is right
+            assert seg.label in (f"{names[r]}:sus2", f"{names[(r + 7) % 12]}:sus4")
+        else:
+            assert seg.label == f"{names[r]}:{quality}"
+    assert len(segs) == 12
+
+
+def test_segments_tile_the_beats_and_silence_is_no_chord():
+    chroma, beats = chroma_of([(9, "min"), (5, "maj"), (0, "maj"), (7, "maj")], 4)
+    active = np.ones(chroma.shape[1], bool)
+    active[:20] = False  # the first two chords' frames are silent
+    segs = recognise(chroma, np.zeros_like(chroma), active, HOP, beats, beats[::4], end_s=8.0)
+    assert segs[0].label == "N" and segs[0].start == 0.0
+    assert [s.label for s in segs[1:]] == ["F:maj", "C:maj", "G:maj"]
+    assert all(a.end == b.start for a, b in zip(segs[:-1], segs[1:]))
+    assert segs[-1].end == 8.0
+
+
+def test_a_passing_note_does_not_flicker_the_chord():
+    chroma, beats = chroma_of([(0, "maj")] * 4, 1)
+    chroma[:, 10:15] *= 0.3
+    chroma[2, 10:15] = 1.0  # one beat with a strong D on top of a quiet C major
+    segs = recognise(chroma, np.zeros_like(chroma), np.ones(chroma.shape[1], bool), HOP, beats, beats[::4])
+    assert [s.label for s in segs] == ["C:maj"]
+
+
+def test_the_bass_names_an_inversion():
+    chroma, beats = chroma_of([(0, "maj")], 4)
+    bass = np.zeros_like(chroma)
+    bass[4] = 1.0  # E in the bass
+    segs = recognise(chroma, bass, np.ones(chroma.shape[1], bool), HOP, beats, beats[:1])
+    assert [s.label for s in segs] == ["C:maj/3"]
+
+
+def test_per_bar_chords_and_the_most_common_progression():
+    seq = [(9, "min"), (5, "maj"), (0, "maj"), (7, "maj")] * 3 + [(9, "min")]
+    chroma, beats = chroma_of(seq, 4)
+    segs = recognise(chroma, np.zeros_like(chroma), np.ones(chroma.shape[1], bool), HOP, beats, beats[::4])
+    bars = per_bar(segs, beats[::4], segs[-1].end)
+    assert [b["chords"] for b in bars[:4]] == [["Am"], ["F"], ["C"], ["G"]]
+    assert most_common_progression(bars) == ["Am", "F", "C", "G"]
+    assert short_name(10, "min7") == "A#m7"
+
+
+def test_the_extractor_on_a_rendered_progression():
+    sr = 22050
+    beat = 0.5
+    t = np.arange(int(sr * beat * 4)) / sr
+    prog = [(57, "min"), (53, "maj"), (48, "maj"), (55, "maj")] * 3  # Am F C G, root MIDI notes
+
+    def bar(root, quality):
+        x = np.zeros_like(t)
+        for k, i in enumerate(QUALITIES[quality]):
+            f = 440.0 * 2 ** ((root + i - 69) / 12)
+            x += np.sin(2 * np.pi * f * t) * np.exp(-t * 0.5) / (1 + k)
+        env = np.zeros_like(t)
+        for b in range(4):  # a click on every beat, so there is a grid to find
+            s = int(b * beat * sr)
+            env[s:s + 200] = np.hanning(400)[200:]
+        return 0.3 * x + 0.5 * env * np.random.default_rng(root).standard_normal(t.size)
+
+    mix = np.concatenate([bar(*c) for c in prog]).astype(np.float32)[None]
+    ctx = TrackContext({"mix": Path("<mix>")}, loader=lambda _: Audio(mix, sr))
+    result = Chords(Chords.Config(tracker="dsp")).compute(ctx)
+    assert result.values["chord_progression"] in (["Am", "F", "C", "G"], ["F", "C", "G", "Am"],
+                                                  ["C", "G", "Am", "F"], ["G", "Am", "F", "C"])
+    assert result.values["chord_vocabulary_size"] >= 4
+    assert 0.4 <= result.values["chord_changes_per_bar"] <= 1.5  # one change per 4 beats: per bar of 2 or 4
+    assert Chords().check(result) == {}
+    assert "Am" in result.artifacts["chords.json"] and "A:min" in result.artifacts["chords.lab"]
+
+
+def test_unknown_quality_is_a_config_error():
+    with pytest.raises(ConfigError, match="unknown"):
+        Chords.Config(qualities=("maj", "power"))

@@ -1,0 +1,69 @@
+"""The metrical analysis' pieces on signals with exact answers."""
+
+import numpy as np
+import pytest
+
+from sat_mir.errors import ExtractorError
+from sat_mir.features.metrical import (
+    LEVEL_FEATURES,
+    METER_FEATURES,
+    RhythmInputs,
+    is_compound,
+    load_model,
+    periodicity,
+    tempo_from_beats,
+)
+
+FPS = 22050 / 512
+
+
+def test_tempo_from_beats_ignores_a_missed_beat():
+    beats = np.arange(0, 20, 0.5)
+    beats = np.delete(beats, 10)  # one beat missed: one interval of 1 s
+    assert tempo_from_beats(beats) == pytest.approx(120.0)
+    with pytest.raises(ExtractorError):
+        tempo_from_beats(np.array([1.0]))
+
+
+def test_periodicity_peaks_at_the_period():
+    env = np.zeros(4000)
+    env[::43] = 1.0
+    a = periodicity(env, 200)
+    assert a[0] == pytest.approx(1.0)
+    assert a[43] > 0.9 and a[86] > 0.9 and a[21] < 0.1 and a[64] < 0.1
+
+
+def _grid_inputs(pattern: list[float], period: int = 40, n: int = 60) -> tuple[RhythmInputs, np.ndarray]:
+    """An onset envelope with a hit on every beat and at the given fractions of each beat."""
+    env = np.zeros(period * (n + 2), np.float32)
+    frames = np.arange(1, n + 1) * period + 1.0
+    for f in frames:
+        env[int(f)] = 1.0
+        for frac in pattern:
+            env[int(round(f + frac * period))] = 0.8
+    inp = RhythmInputs(env=env, bands={k: env for k in ("low", "mid", "high")}, fps=FPS, latency=1.0,
+                       chroma=np.ones((12, 10)), bass_chroma=np.ones((12, 10)), chroma_hop_s=0.1)
+    return inp, frames
+
+
+def test_triplets_are_compound_and_swing_and_sixteenths_are_not():
+    # a pulse of 64.6 BPM: fast enough, and slow enough for 4 pulses to be 12/8
+    triplets, frames = _grid_inputs([1 / 3, 2 / 3])
+    assert is_compound(triplets, frames, 2) and is_compound(triplets, frames, 4)
+    assert not is_compound(triplets, frames, 3)  # 3 triplet pulses per bar: left as 3/4
+    swing, frames = _grid_inputs([2 / 3])  # swung eighths sound only the last third
+    assert not is_compound(swing, frames, 4)
+    sixteenths, frames = _grid_inputs([0.25, 0.5, 0.75])
+    assert not is_compound(sixteenths, frames, 4)
+    fast, frames = _grid_inputs([1 / 3, 2 / 3], period=20)  # 129 BPM: a shuffle in 4/4, not 12/8
+    assert not is_compound(fast, frames, 4) and is_compound(fast, frames, 2)
+
+
+def test_the_shipped_weights_match_the_features():
+    model = load_model()
+    assert model["level"]["features"] == list(LEVEL_FEATURES)
+    assert model["meter"]["features"] == list(METER_FEATURES)
+    for part in ("level", "meter"):
+        n = len(model[part]["features"])
+        assert len(model[part]["weights"]) == len(model[part]["mean"]) == len(model[part]["scale"]) == n
+    assert set(model["fitted_on"]["corpora"]).isdisjoint({"eval"})  # never the evaluation corpus
