@@ -182,20 +182,19 @@ def _local(env: np.ndarray, frames: np.ndarray, width: int = 1) -> np.ndarray:
     return env[idx].max(axis=1)
 
 
-def _at_fractions(env: np.ndarray, frames: np.ndarray, fractions: tuple[float, ...]) -> float:
-    d = np.diff(frames)
-    return float(np.concatenate([_local(env, frames[:-1] + f * d) for f in fractions]).mean())
+FRACTIONS = {"half": (0.5,), "third": (1 / 3, 2 / 3), "third_1": (1 / 3,), "third_2": (2 / 3,),
+             "quarter": (0.25, 0.75), "sixth": (1 / 6, 5 / 6)}
+_ALL_FRACTIONS = np.array([0.0, 0.5, 1 / 3, 2 / 3, 0.25, 0.75, 1 / 6, 5 / 6])
 
 
 def _profile(env: np.ndarray, frames: np.ndarray) -> dict[str, float]:
     """Onset strength at fractions of each beat interval, relative to that on the beats."""
+    d = np.diff(frames)
+    pos = frames[:-1, None] + d[:, None] * _ALL_FRACTIONS[None, :]  # [intervals, fractions]
+    strength = _local(env, pos.ravel()).reshape(pos.shape).mean(axis=0)
+    at = dict(zip(_ALL_FRACTIONS.round(6), strength))
     on = float(_local(env, frames).mean()) + 1e-9
-    return {"half": _at_fractions(env, frames, (0.5,)) / on,
-            "third": _at_fractions(env, frames, (1 / 3, 2 / 3)) / on,
-            "third_1": _at_fractions(env, frames, (1 / 3,)) / on,
-            "third_2": _at_fractions(env, frames, (2 / 3,)) / on,
-            "quarter": _at_fractions(env, frames, (0.25, 0.75)) / on,
-            "sixth": _at_fractions(env, frames, (1 / 6, 5 / 6)) / on}
+    return {k: float(np.mean([at[round(f, 6)] for f in fr])) / on for k, fr in FRACTIONS.items()}
 
 
 def _bounded(ratio: float) -> float:
@@ -222,20 +221,22 @@ def beat_chroma(chroma: np.ndarray, hop_s: float, beats_s: np.ndarray) -> np.nda
     n = chroma.shape[1]
     idx = np.clip(np.round(np.asarray(beats_s) / hop_s).astype(int), 0, max(n - 1, 0))
     step = int(max(1, np.median(np.diff(idx)))) if idx.size > 1 else 1
-    idx = np.append(idx, min(n, idx[-1] + step))
-    c = np.stack([chroma[:, a:max(b, a + 1)].mean(axis=1) for a, b in zip(idx[:-1], idx[1:])], axis=1)
+    ends = np.maximum(np.append(idx[1:], min(n, idx[-1] + step)), idx + 1)
+    ends = np.minimum(ends, n)
+    cs = np.concatenate([np.zeros((chroma.shape[0], 1)), np.cumsum(chroma, axis=1)], axis=1)
+    c = (cs[:, ends] - cs[:, idx]) / np.maximum(ends - idx, 1)
     return c / (np.linalg.norm(c, axis=0, keepdims=True) + 1e-9)
 
 
 def _novelty(c: np.ndarray, k: int = 1) -> np.ndarray:
     """Cosine distance between the mean of the ``k`` beats before each beat and the ``k`` after."""
     n = c.shape[1]
-    out = np.zeros(n)
     cs = np.concatenate([np.zeros((c.shape[0], 1)), np.cumsum(c, axis=1)], axis=1)
-    for i in range(1, n):
-        a = cs[:, i] - cs[:, max(0, i - k)]
-        b = cs[:, min(n, i + k)] - cs[:, i]
-        out[i] = 1.0 - float(a @ b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-9)
+    i = np.arange(1, n)
+    a = cs[:, i] - cs[:, np.maximum(0, i - k)]
+    b = cs[:, np.minimum(n, i + k)] - cs[:, i]
+    out = np.zeros(n)
+    out[1:] = 1.0 - np.sum(a * b, axis=0) / (np.linalg.norm(a, axis=0) * np.linalg.norm(b, axis=0) + 1e-9)
     return out
 
 
@@ -327,8 +328,8 @@ def choose(X: np.ndarray, model: dict) -> np.ndarray:
 
 @dataclass(frozen=True)
 class BeatSync:
-    series: dict[str, np.ndarray]  # per beat: CONTRAST_KEYS
-    vectors: np.ndarray  # [features, beats] for self-similarity
+    series: dict[str, np.ndarray]  # per beat: CONTRAST_KEYS, standardised
+    vectors: np.ndarray  # [features, beats], unit columns, for self-similarity
 
 
 def beat_sync(inp: RhythmInputs, beats_s: np.ndarray) -> BeatSync:
@@ -343,7 +344,8 @@ def beat_sync(inp: RhythmInputs, beats_s: np.ndarray) -> BeatSync:
         "bass_onset": _local(inp.bass_env if inp.bass_env is not None else inp.bands["low"], fr),
     }
     vectors = np.concatenate([c, bc, np.stack([_zscore(series[k]) for k in ("low", "mid", "high")])], axis=0)
-    return BeatSync(series=series, vectors=vectors)
+    vectors = vectors / (np.linalg.norm(vectors, axis=0, keepdims=True) + 1e-9)
+    return BeatSync(series={k: _zscore(v) for k, v in series.items()}, vectors=vectors)
 
 
 def meter_features(bs: BeatSync, m: int, phase: int, first: int) -> np.ndarray:
@@ -352,14 +354,14 @@ def meter_features(bs: BeatSync, m: int, phase: int, first: int) -> np.ndarray:
     n = bs.vectors.shape[1]
     on = np.zeros(n, bool)
     on[phase::m] = True
-    z = {k: _zscore(v) for k, v in bs.series.items()}
+    z = bs.series
     x = [float(z[k][on].mean() - z[k][~on].mean()) for k in CONTRAST_KEYS]
     for k in ("harmony", "bass_harmony", "low", "bass_onset"):
         v = z[k]
         up = abs(float(v[phase::2 * m].mean() - v[phase + m::2 * m].mean())) if n > 4 * m else 0.0
         down = float(v[phase::m].mean() - v[phase + m // 2::m].mean()) if m % 2 == 0 else 0.0
         x += [up, down]
-    vn = bs.vectors / (np.linalg.norm(bs.vectors, axis=0, keepdims=True) + 1e-9)
+    vn = bs.vectors
 
     def sim(lag: int) -> float:
         return float(np.mean(np.sum(vn[:, lag:] * vn[:, :-lag], axis=0))) if 0 < lag < n else 0.0
