@@ -50,7 +50,7 @@ def test_triplets_are_compound_and_swing_and_sixteenths_are_not():
     # a pulse of 64.6 BPM: fast enough, and slow enough for 4 pulses to be 12/8
     triplets, frames = _grid_inputs([1 / 3, 2 / 3])
     assert is_compound(triplets, frames, 2) and is_compound(triplets, frames, 4)
-    assert not is_compound(triplets, frames, 3)  # 3 triplet pulses per bar: left as 3/4
+    assert is_compound(triplets, frames, 3)  # 9/8
     swing, frames = _grid_inputs([2 / 3])  # swung eighths sound only the last third
     assert not is_compound(swing, frames, 4)
     sixteenths, frames = _grid_inputs([0.25, 0.5, 0.75])

@@ -231,16 +231,16 @@ def score_song(truth: dict, est: dict, mix_path: Path) -> dict:
     if "beats_per_bar" in est:
         row["beats_per_bar"] = est.get("beats_per_bar")
         row["meter_ok"] = est.get("beats_per_bar") == truth["beats_per_bar"]
-    if "key" in est:
+    if "key" in est and truth.get("key"):  # a piece whose key the score leaves open is not scored on it
         row["true_key"], row["key"] = truth["key"], est.get("key")
         row["key_ok"], row["key_weighted"] = key_scores(est.get("key"), truth["key"])
-    if "chords" in est:
+    if "chords" in est and truth.get("chords"):
         for m, (c, t) in chord_scores(est.get("chords"), truth["chords"]).items():
             row[f"chord_{m}_s"], row["chord_total_s"] = c, t
     if "downbeats" in est:
         row["crops_good"], row["crops"] = crop_score(est.get("downbeats"), truth, mix_path)
     for k in ("bpm", "beats_per_bar", "key"):
-        if k in est:
+        if k in est and (k != "key" or truth.get("key")):
             row[f"{k}_stated"] = est.get(k) is not None
     for k in ("tempo_confidence", "meter_confidence", "key_strength", "time_signature", "beat_tracker"):
         if k in (est.get("values") or {}):
