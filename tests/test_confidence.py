@@ -8,7 +8,7 @@ from sat_mir.build.material import item_material
 from sat_mir.errors import ConfigError
 from sat_mir.features.registry import confidence_keys
 
-MIN = {"tempo_confidence": 0.5, "meter_confidence": 0.5, "key_strength": 0.5}
+MIN = {"tempo_confidence": 0.5, "meter_confidence": 0.5, "key_confidence": 0.5}
 CONTROLS = {"bpm": "bpm", "key": "key", "meter": "time_signature"}
 
 
@@ -16,12 +16,12 @@ def test_the_specs_name_their_confidences():
     conf = confidence_keys()
     assert conf["bpm"] == "tempo_confidence"
     assert conf["time_signature"] == conf["beats_per_bar"] == "meter_confidence"
-    assert conf["key"] == "key_strength"
+    assert conf["key"] == conf["key_tonic"] == conf["key_mode"] == "key_confidence"
 
 
 def test_unsure_facts_are_dropped_and_sure_ones_kept():
     feats = {"bpm": 174.0, "tempo_confidence": 0.31, "time_signature": "4/4", "meter_confidence": 0.9,
-             "key": "A minor", "key_strength": 0.7, "lufs": -9.0}
+             "key": "A minor", "key_confidence": 0.7, "lufs": -9.0}
     facts, dropped = trusted_facts(feats, MIN, confidence_keys())
     assert "bpm" not in facts and set(dropped) == {"bpm"} and "0.31 < 0.50" in dropped["bpm"]
     assert facts["time_signature"] == "4/4" and facts["key"] == "A minor" and facts["lufs"] == -9.0

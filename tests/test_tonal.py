@@ -127,7 +127,7 @@ def test_sharp_keys_are_named_and_found(key_results):
     for key in SHARP_KEYS:
         r = key_results[key]
         assert r.values["key"] == f"{PITCH_CLASSES[r.values['key_tonic']]} {r.values['key_mode']}"
-        assert 0.5 < r.values["key_strength"] <= 1.0
+        assert 0.5 < r.values["key_strength"] <= 1.0 and 0.0 < r.values["key_confidence"] <= 1.0
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """Facts below their confidence: left out of prompts and numeric conditionings.
 
 A measured value whose spec names a confidence key (``bpm`` → ``tempo_confidence``, ``key`` →
-``key_strength``, ``time_signature`` → ``meter_confidence``; see docs/features.md) is not
+``key_confidence``, ``time_signature`` → ``meter_confidence``; see docs/features.md) is not
 stated when that confidence is below the configured minimum (``min_confidence`` in
 conf/build.yaml): a likely wrong BPM in a prompt teaches the model a wrong control, so such a
 value is treated like a failed measurement.  Values without a recorded confidence (sidecars of

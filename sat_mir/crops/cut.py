@@ -59,7 +59,7 @@ MANIFEST = "crops.json"
 # crop's local bpm is measured on the track's grid, so the track's tempo confidence holds for it.)
 INHERITED_KEYS = (
     "beats_per_bar", "time_signature", "meter_confidence", "tempo_confidence", "beat_tracker",
-    "key", "key_tonic", "key_mode", "key_strength",
+    "key", "key_tonic", "key_mode", "key_strength", "key_confidence",
     "essentia_genre", "essentia_mood", "essentia_instrument",
     "flamingo_full", "flamingo_technical", "flamingo_genre_mood", "flamingo_instrumentation",
 )

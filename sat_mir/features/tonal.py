@@ -54,6 +54,8 @@ __all__ = [
     "band_stft",
     "harmonic_frames",
     "estimate_key",
+    "key_confidence",
+    "key_scores",
     "harmonic_change",
     "hpcp_from_peaks",
     "tonal_frames",
@@ -108,12 +110,16 @@ def _spec_list() -> tuple[OutputSpec, ...]:
                 "(Bernardes et al.: 3, 8, 11.5, 15, 14.5, 7.5), all 12 values L2-normalised", (-1.0, 1.0)))
     specs += [
         OutputSpec("key", "key name", "estimated key, e.g. 'F# minor' (sharps, like the demo truth)", kind="str",
-                   confidence="key_strength"),
+                   confidence="key_confidence"),
         OutputSpec("key_tonic", "pitch class", "tonic of the key, 0 = C ... 11 = B", (0, 11), kind="int",
-                   confidence="key_strength"),
-        OutputSpec("key_mode", "mode", "'major' or 'minor'", kind="str", confidence="key_strength"),
+                   confidence="key_confidence"),
+        OutputSpec("key_mode", "mode", "'major' or 'minor'", kind="str", confidence="key_confidence"),
         OutputSpec("key_strength", "correlation",
-                   "Pearson correlation of the mean HPCP with the chosen key's profile", (0.0, 1.0)),
+                   "Pearson correlation of the mean chroma with the chosen key's profile", (0.0, 1.0)),
+        OutputSpec("key_confidence", "probability",
+                   "how sure the key is: its probability in a softmax over the 24 keys' scores (profile "
+                   "correlation + opening tonic triad); ranks right keys above wrong ones better than "
+                   "key_strength (AUC 0.87 against 0.78 on the development corpora)", (0.0, 1.0)),
         OutputSpec("harmonic_movement_{stem}", "normalised L2 distance",
                    "bass and other stems only: mean distance between consecutive L1-normalised chroma frames "
                    "(~93 ms hop) divided by sqrt(2) (the seed's definition, never capped; bounded by 1)",
@@ -208,8 +214,10 @@ class Tonal(Extractor):
         unit = frames / frames.max(axis=0)
         times = np.flatnonzero(use)
         opening = unit[:, times < times[0] + max(1, round(c.opening_s / fr.hop_s))].mean(axis=1)
-        tonic, mode, strength = estimate_key(unit.mean(axis=1), opening=opening, profile=c.profile,
-                                             opening_weight=c.opening_weight)
+        total, corr = key_scores(unit.mean(axis=1), opening=opening, profile=c.profile,
+                                 opening_weight=c.opening_weight)
+        m, tonic = np.unravel_index(int(np.argmax(total)), total.shape)
+        mode, strength = MODES[m], float(corr[m, tonic])
         out: dict = {}
         out.update({f"chroma_{i}": round(float(v), 6) for i, v in enumerate(chroma)})
         out.update({f"hpcp_{i}": round(float(v), 6) for i, v in enumerate(hpcp)})
@@ -219,6 +227,7 @@ class Tonal(Extractor):
             "key_tonic": int(tonic),
             "key_mode": mode,
             "key_strength": round(float(strength), 6),
+            "key_confidence": round(key_confidence(total), 4),
         })
         return out
 
@@ -577,16 +586,16 @@ def _correlations(pcp: np.ndarray, templates: np.ndarray) -> np.ndarray:
     return templates @ (x / n) if n > 0 else np.zeros(templates.shape[:-1])
 
 
-def estimate_key(pcp: np.ndarray, *, opening: np.ndarray | None = None, profile: str = "albrecht",
-                 opening_weight: float = 0.5) -> tuple[int, str, float]:
-    """(tonic pitch class, mode, correlation) of a 12-bin profile (index 0 = C).
+KEY_SOFTMAX_BETA = 12.0  # makes the mean confidence match the accuracy on the development corpora
 
-    Every key is scored by the Pearson correlation of ``pcp`` with its rotated profile, plus
-    ``opening_weight`` × the fit of its tonic triad to ``opening`` (the profile of the first
-    seconds: a piece usually opens on its tonic, which tells a key from its relative, its
-    dominant and its subdominant, whose scales it shares all but one note with); the returned
-    correlation is the profile correlation alone.
-    """
+
+def key_scores(pcp: np.ndarray, *, opening: np.ndarray | None = None, profile: str = "albrecht",
+               opening_weight: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """(total, correlation), each ``[2 modes, 12 tonics]``: every key's Pearson correlation of
+    ``pcp`` with its rotated profile, and that plus ``opening_weight`` × the fit of its tonic
+    triad to ``opening`` (the profile of the first seconds: a piece usually opens on its tonic,
+    which tells a key from its relative, its dominant and its subdominant, whose scales it shares
+    all but one note with)."""
     scores = _correlations(pcp, _profile_matrix(profile))
     total = scores.copy()
     if opening is not None and np.ptp(opening) > 0 and opening_weight > 0:
@@ -598,5 +607,21 @@ def estimate_key(pcp: np.ndarray, *, opening: np.ndarray | None = None, profile:
                 t -= t.mean()
                 triads[mode, tonic] = t / np.linalg.norm(t)
         total = total + opening_weight * _correlations(opening, triads)
+    return total, scores
+
+
+def key_confidence(total: np.ndarray, beta: float = KEY_SOFTMAX_BETA) -> float:
+    """The chosen key's probability in a softmax over the 24 keys' total scores."""
+    z = beta * (np.asarray(total, dtype=np.float64).ravel())
+    z -= z.max()
+    p = np.exp(z)
+    return float(p.max() / p.sum())
+
+
+def estimate_key(pcp: np.ndarray, *, opening: np.ndarray | None = None, profile: str = "albrecht",
+                 opening_weight: float = 0.5) -> tuple[int, str, float]:
+    """(tonic pitch class, mode, correlation) of a 12-bin profile (index 0 = C): the key with the
+    best total of :func:`key_scores`; the returned correlation is the profile correlation alone."""
+    total, scores = key_scores(pcp, opening=opening, profile=profile, opening_weight=opening_weight)
     m, t = np.unravel_index(int(np.argmax(total)), total.shape)
     return int(t), MODES[m], float(scores[m, t])
