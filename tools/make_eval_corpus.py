@@ -122,6 +122,9 @@ STYLES: dict[str, Style] = {
 }
 
 
+PUSH_STYLES = ("rock", "pop", "four_floor", "bossa", "ballad", "pads", "breakbeat", "half_time")
+
+
 @dataclass
 class Note:
     q: float  # start, in quarter notes from the song start (before swing and humanisation)
@@ -151,6 +154,7 @@ class Song:
     programs: dict = field(default_factory=dict)
     drift: float = 0.0  # tempo drift over the song (fraction), 0 = steady
     jitter_ms: float = 0.0
+    push: float = 0.0  # chords on a bar line come this many quarter notes early (anticipation)
 
     @property
     def compound(self) -> bool:
@@ -205,6 +209,8 @@ def draw_song(index: int, seed: int, seconds: float, style: str | None = None) -
         drift=float(rng.choice([0.0] * 5 + [rng.uniform(-0.06, 0.06)])),
         jitter_ms=float(rng.choice([0.0, 4.0, 8.0])),
     )
+    if not compound and name in PUSH_STYLES and rng.random() < 0.3:
+        song.push = 0.5  # an eighth early: pop's anticipated chord changes
     song.programs = {
         "bass": int(rng.choice(BASS_PROGRAMS)) if name not in ("strings", "piano") else (
             int(rng.choice([42, 45, 48])) if name == "strings" else 0),
@@ -603,7 +609,39 @@ def compose(song: Song) -> tuple[list[Note], list[Chord]]:
         for k in range(song.pickup_beats):
             notes.append(Note(start - (song.pickup_beats - k) * song.beat_q, song.beat_q * 0.9,
                               bass_note(scale_of(song)[(4 + k) % 7]), 85, "bass"))
+    if song.push:
+        notes, chords = anticipate(song, notes, chords, start)
     return notes, chords
+
+
+def anticipate(song: Song, notes: list[Note], chords: list[Chord], start: float) -> tuple[list[Note], list[Chord]]:
+    """Chord changes on bar lines (after the first bar) played ``song.push`` quarter notes early by the
+    harmony parts (bass, keys, pad); the truth's chord segments move with them."""
+    bars = {round(start + b * song.bar_q, 6) for b in range(1, song.bars)}
+    changes = [c.q for c in chords[1:] if round(c.q, 6) in bars]
+    early = {round(q, 6) for q in changes}
+    out: list[Note] = []
+    for n in notes:
+        if n.part in ("bass", "keys", "pad"):
+            if round(n.q, 6) in early:
+                n = Note(n.q - song.push, n.dur + song.push, n.pitch, n.vel, n.part)
+            elif any(q - song.push - 1e-6 <= n.q < q - 1e-6 for q in changes):
+                continue  # the old chord's note in the span the new chord now takes
+            else:
+                cut = [q for q in changes if n.q < q - song.push < n.q + n.dur]
+                if cut:
+                    n = Note(n.q, cut[0] - song.push - n.q, n.pitch, n.vel, n.part)
+        out.append(n)
+    moved = []
+    for c in chords:
+        if round(c.q, 6) in early:
+            moved.append(Chord(c.q - song.push, c.dur + song.push, c.root, c.quality, c.bass))
+            if moved[-2:-1]:
+                prev = moved[-2]
+                moved[-2] = Chord(prev.q, prev.dur - song.push, prev.root, prev.quality, prev.bass)
+        else:
+            moved.append(c)
+    return out, moved
 
 
 # --------------------------------------------------------------------------------------------
