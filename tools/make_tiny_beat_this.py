@@ -15,12 +15,11 @@ same weights.
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from sat_mir.fsutil import atomic_path
 from sat_mir.models import beat_this as bt
 
 __all__ = ["TINY_HPARAMS", "make_tiny_beat_this"]
@@ -40,17 +39,9 @@ def make_tiny_beat_this(models_dir: Path, *, seed: int = 0) -> Path:
         "hyper_parameters": {**TINY_HPARAMS, "lr": 0.0008, "note": f"random stand-in (seed {seed})"},
         "state_dict": {f"model.{k}": v for k, v in net.state_dict().items()},
     }
-    folder = Path(models_dir) / bt.SPEC.folder
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / bt.CHECKPOINT
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(package, f)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    target = Path(models_dir) / bt.SPEC.folder / bt.CHECKPOINT
+    with atomic_path(target) as tmp, open(tmp, "wb") as f:
+        torch.save(package, f)
     return target
 
 

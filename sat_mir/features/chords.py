@@ -26,7 +26,7 @@ import numpy as np
 from sat_mir.audio.context import TrackContext
 from sat_mir.errors import ConfigError, ExtractorError
 from sat_mir.features.registry import ExtractorResult, OutputSpec, register
-from sat_mir.features.rhythm import UsesBeatGrid, grid_settings, metrical_of, resolve_tracker
+from sat_mir.features.rhythm import GridConfig, UsesBeatGrid, grid_settings, metrical_of
 from sat_mir.features.tonal import PITCH_CLASSES, harmonic_frames
 
 __all__ = ["CHORDS_FILE", "CHORD_LAB_FILE", "QUALITIES", "ChordSegment", "Chords", "recognise", "short_name"]
@@ -227,21 +227,16 @@ class Chords(UsesBeatGrid):
     )
 
     @dataclass(frozen=True)
-    class Config:
+    class Config(GridConfig):
         qualities: tuple[str, ...] = tuple(QUALITIES)
         bass_weight: float = 0.0
         change_cost: float = 0.15
         downbeat_discount: float = 0.5
         seventh_penalty: float = 0.03
         progression_bars: int = 4
-        tightness: float = 100.0  # the beat grid's settings (shared with `rhythm`)
-        use_stems: bool = True
-        tracker: str = "auto"
-        models_dir: str | None = None
-        device: str = "auto"
 
         def __post_init__(self):
-            resolve_tracker(self.tracker, self.models_dir)
+            super().__post_init__()
             object.__setattr__(self, "qualities", tuple(self.qualities))
             unknown = [q for q in self.qualities if q not in QUALITIES]
             if unknown or not self.qualities:

@@ -7,6 +7,7 @@ and shared through the analysis context.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -25,7 +26,8 @@ from sat_mir.features.metrical import (
 from sat_mir.features.registry import Extractor, ExtractorResult, OutputSpec, register
 from sat_mir.features.tonal import harmonic_frames
 
-__all__ = ["BEATS_FILE", "DOWNBEATS_FILE", "ONSETS_FILE", "TRACKERS", "Rhythm", "StemRhythm", "UsesBeatGrid",
+__all__ = ["BEATS_FILE", "DOWNBEATS_FILE", "ONSETS_FILE", "TRACKERS", "GridConfig", "Rhythm", "StemRhythm",
+           "UsesBeatGrid",
            "grid_settings",
            "metrical_of", "onset_statistics", "resolve_tracker", "rhythm_inputs"]
 
@@ -164,11 +166,30 @@ def metrical_of(ctx: TrackContext, *, tightness: float = 100.0, use_stems: bool 
     return ctx.mix.memo(("metrical", stems, tightness, engine), compute)
 
 
-def grid_settings(config) -> dict:
-    """The beat-grid keyword arguments of :func:`metrical_of` from an extractor's config (the
-    fields rhythm, stem_rhythm, chords and drums_midi share, interpolated from rhythm's)."""
-    return {k: getattr(config, k) for k in ("tightness", "use_stems", "tracker", "models_dir", "device")
-            if hasattr(config, k)}
+@dataclass(frozen=True)
+class GridConfig:
+    """The beat grid's settings, in the config of every extractor that reads the grid (rhythm's;
+    stem_rhythm's and chords' are interpolated from it, so all of them share one grid).
+
+    tightness : how strictly the tracked beats follow one tempo (librosa's DP).
+    use_stems : let the drums, bass and other stems inform the beat level and the bars.
+    tracker : auto | dsp | beat_this (auto: Beat This! when its weights are here).
+    models_dir, device : where Beat This!'s weights are and what it runs on.
+    """
+
+    tightness: float = 100.0
+    use_stems: bool = True
+    tracker: str = "auto"
+    models_dir: str | None = None
+    device: str = "auto"
+
+    def __post_init__(self):
+        resolve_tracker(self.tracker, self.models_dir)  # unknown setting or missing weights: say so now
+
+
+def grid_settings(config: GridConfig) -> dict:
+    """The keyword arguments of :func:`metrical_of` from an extractor's config."""
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(GridConfig)}
 
 
 def onset_statistics(onsets: np.ndarray, strengths: np.ndarray, beats: np.ndarray) -> dict[str, float]:
@@ -201,9 +222,11 @@ def onset_statistics(onsets: np.ndarray, strengths: np.ndarray, beats: np.ndarra
 
 
 class UsesBeatGrid(Extractor):
-    """An extractor that reads the beat grid: its config has the grid's settings, and its skip
+    """An extractor that reads the beat grid: its config is a :class:`GridConfig`, and its skip
     key holds the tracker ``auto`` resolved to, so weights that appear later make the next run
     redo the grid with Beat This!."""
+
+    Config = GridConfig
 
     @property
     def config_hash(self) -> str:
@@ -257,18 +280,10 @@ class Rhythm(UsesBeatGrid):
     )
 
     @dataclass(frozen=True)
-    class Config:
-        tightness: float = 100.0  # how strictly the tracked beats follow one tempo (librosa's DP)
-        use_stems: bool = True  # let the drums, bass and other stems inform the beat level and the bars
-        tracker: str = "auto"  # auto | dsp | beat_this (auto: Beat This! when its weights are here)
-        models_dir: str | None = None
-        device: str = "auto"  # Beat This!'s device
+    class Config(GridConfig):
         min_beats: int = 8  # fewer beats: no tempo at all (an error, not a number)
         defined_min_beats: int = 15  # the seed's bpm_is_defined conditions
         defined_max_cv: float = 0.1
-
-        def __post_init__(self):
-            resolve_tracker(self.tracker, self.models_dir)  # unknown setting or missing weights: say so now
 
 
     @classmethod
@@ -341,18 +356,10 @@ class StemRhythm(UsesBeatGrid):
     )
 
     @dataclass(frozen=True)
-    class Config:
+    class Config(GridConfig):
         stems: tuple[str, ...] = RHYTHM_STEMS
         window_s: float = 4.0
         hop_s: float = 2.0
-        tightness: float = 100.0  # the mix's beat grid settings (shared with `rhythm`)
-        use_stems: bool = True
-        tracker: str = "auto"
-        models_dir: str | None = None
-        device: str = "auto"
-
-        def __post_init__(self):
-            resolve_tracker(self.tracker, self.models_dir)
 
     warmup = Rhythm.warmup
 
