@@ -66,4 +66,20 @@ def test_the_shipped_weights_match_the_features():
     for part in ("level", "meter"):
         n = len(model[part]["features"])
         assert len(model[part]["weights"]) == len(model[part]["mean"]) == len(model[part]["scale"]) == n
+        hidden = model[part].get("hidden")
+        if hidden:
+            assert np.asarray(hidden["W1"]).shape == (n, len(hidden["b1"])) and len(hidden["w2"]) == len(hidden["b1"])
     assert set(model["fitted_on"]["corpora"]).isdisjoint({"eval"})  # never the evaluation corpus
+
+
+def test_choose_is_a_softmax_over_the_hypotheses():
+    from sat_mir.features.metrical import choose
+
+    X = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 2.0]])
+    linear = {"mean": [0.0, 0.0], "scale": [1.0, 1.0], "weights": [1.0, 0.0]}
+    p = choose(X, linear)
+    assert p.sum() == pytest.approx(1.0) and np.argmax(p) == 2
+    assert p[1] / p[0] == pytest.approx(np.e)
+    hidden = dict(linear, hidden={"W1": [[0.0], [5.0]], "b1": [0.0], "w2": [10.0]})
+    q = choose(X, hidden)  # the hidden unit rewards the second feature: row 0 now beats row 1
+    assert q[0] > q[1]

@@ -89,7 +89,7 @@ def _templates(qualities: tuple[str, ...]) -> tuple[np.ndarray, list[tuple[int, 
 
 def recognise(chroma: np.ndarray, bass: np.ndarray, active: np.ndarray, hop_s: float, beats: np.ndarray,
               downbeats: np.ndarray, *, qualities: tuple[str, ...] = tuple(QUALITIES), bass_weight: float = 0.0,
-              change_cost: float = 0.15, downbeat_discount: float = 0.5, seventh_penalty: float = 0.03,
+              change_cost: float = 0.08, downbeat_discount: float = 0.5, seventh_penalty: float = 0.03,
               key: tuple[int, str] | None = None, key_bonus: float = 0.1,
               end_s: float | None = None) -> list[ChordSegment]:
     """Chord segments from beat to beat.
@@ -230,7 +230,7 @@ class Chords(UsesBeatGrid):
     class Config(GridConfig):
         qualities: tuple[str, ...] = tuple(QUALITIES)
         bass_weight: float = 0.0
-        change_cost: float = 0.15
+        change_cost: float = 0.08
         downbeat_discount: float = 0.5
         seventh_penalty: float = 0.03
         progression_bars: int = 4

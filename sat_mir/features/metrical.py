@@ -1,9 +1,9 @@
 """The metrical analysis of a track: which pulse is the beat, how many beats make a bar, where
 bars start, and how sure each answer is.  Arrays in, values out; no I/O.
 
-Both decisions are choices among a few hypotheses, scored by a linear model over musical
-evidence and normalised with a softmax, so the chosen hypothesis comes with a probability
-that is its confidence:
+Both decisions are choices among a few hypotheses, scored by a small model over musical
+evidence (a linear part plus one hidden layer of 16 tanh units) and normalised with a softmax
+over the hypotheses, so the chosen hypothesis comes with a probability that is its confidence:
 
 * **The beat** (:func:`choose_beats`).  librosa's tempo estimate (log-normal prior at 120 BPM)
   is right up to a factor of 2 or 3 far more often than it is right exactly (a ballad read at
@@ -19,8 +19,8 @@ that is its confidence:
   track has them, and a log-tempo prior.
 * **The bar** (:func:`choose_meter`).  On the beats chosen, every (pulses per bar, phase)
   hypothesis for 2 to 7 pulses per bar is scored on the contrast between the beats it calls
-  downbeats and the others (harmonic change, bass-note change, kick, snare, cymbals, bass
-  onsets, overall accent), whether the level above or below would explain the same contrast
+  downbeats and the others (harmonic change, also half a beat early where pop anticipates the
+  bar, bass-note change, kick, snare, cymbals, bass onsets, overall accent), whether the level above or below would explain the same contrast
   better (4/4 against 2/4), how well the bar repeats (beat-synchronous self-similarity at one
   bar), a prior per meter, and whether the first sounding beat starts a bar.  A beat whose
   subdivision is ternary with the middle triplet present (not a swung or shuffled pair) is a
@@ -75,11 +75,13 @@ LEVEL_FEATURES = (
     "drums_high_third", "drums_mid_alternation", "drums_low_alternation", "has_drums",
     "bass_half", "bass_third", "has_bass",
 )
-CONTRAST_KEYS = ("harmony", "harmony_2", "bass_harmony", "accent", "low", "mid", "high", "bass_onset")
+CONTRAST_KEYS = ("harmony", "harmony_2", "bass_harmony", "accent", "low", "mid", "high", "bass_onset",
+                 "harmony_early", "bass_harmony_early")
 METER_FEATURES = (
     *(f"contrast_{k}" for k in CONTRAST_KEYS),
     "up_harmony", "down_harmony", "up_bass_harmony", "down_bass_harmony", "up_low", "down_low",
     "up_bass_onset", "down_bass_onset", "repetition", "first_beat",
+    "change_hits", "change_recall", "bass_change_hits", "bass_change_recall",
     *(f"meter_{m}" for m in METERS),
 )
 
@@ -315,10 +317,16 @@ def level_features(inp: RhythmInputs, cand: Candidate, acf: np.ndarray) -> np.nd
 
 
 def choose(X: np.ndarray, model: dict) -> np.ndarray:
-    """Softmax probabilities of the hypotheses (rows of ``X``) under a fitted linear model."""
-    z = ((X - np.asarray(model["mean"])) / np.asarray(model["scale"])) @ np.asarray(model["weights"])
-    z = z - z.max()
-    p = np.exp(z)
+    """Softmax probabilities of the hypotheses (rows of ``X``) under a fitted model: a score per
+    hypothesis from the standardised features, ``z @ v + tanh(z @ W1 + b1) @ w2`` (a linear part
+    and, when the model has them, one small hidden layer), normalised over the hypotheses."""
+    z = (X - np.asarray(model["mean"])) / np.asarray(model["scale"])
+    score = z @ np.asarray(model["weights"])
+    if "hidden" in model:
+        h = model["hidden"]
+        score = score + np.tanh(z @ np.asarray(h["W1"]) + np.asarray(h["b1"])) @ np.asarray(h["w2"])
+    score = score - score.max()
+    p = np.exp(score)
     return p / p.sum()
 
 
@@ -330,6 +338,21 @@ def choose(X: np.ndarray, model: dict) -> np.ndarray:
 class BeatSync:
     series: dict[str, np.ndarray]  # per beat: CONTRAST_KEYS, standardised
     vectors: np.ndarray  # [features, beats], unit columns, for self-similarity
+    changes: dict[str, np.ndarray]  # per beat: True where the harmony / the bass note changes
+
+
+def _early_novelty(chroma: np.ndarray, hop_s: float, beats_s: np.ndarray) -> np.ndarray:
+    """Per beat: the harmonic change half a beat before it (one beat before against one beat
+    after that point), where an anticipated chord change (pop's "push") lands."""
+    out = np.zeros(beats_s.size)
+    if beats_s.size < 3:
+        return out
+    half = np.empty(2 * beats_s.size - 1)
+    half[0::2] = beats_s
+    half[1::2] = beats_s[:-1] + np.diff(beats_s) / 2
+    nov = _novelty(beat_chroma(chroma, hop_s, half), 2)
+    out[1:] = nov[1::2]
+    return out
 
 
 def beat_sync(inp: RhythmInputs, beats_s: np.ndarray) -> BeatSync:
@@ -342,10 +365,19 @@ def beat_sync(inp: RhythmInputs, beats_s: np.ndarray) -> BeatSync:
         "accent": _local(inp.env, fr), "low": _local(bands["low"], fr), "mid": _local(bands["mid"], fr),
         "high": _local(bands["high"], fr),
         "bass_onset": _local(inp.bass_env if inp.bass_env is not None else inp.bands["low"], fr),
+        "harmony_early": _early_novelty(inp.chroma, inp.chroma_hop_s, beats_s),
+        "bass_harmony_early": _early_novelty(inp.bass_chroma, inp.chroma_hop_s, beats_s),
     }
     vectors = np.concatenate([c, bc, np.stack([_zscore(series[k]) for k in ("low", "mid", "high")])], axis=0)
     vectors = vectors / (np.linalg.norm(vectors, axis=0, keepdims=True) + 1e-9)
-    return BeatSync(series={k: _zscore(v) for k, v in series.items()}, vectors=vectors)
+    changes = {k: _changes(np.maximum(series[k], series[f"{k}_early"])) for k in ("harmony", "bass_harmony")}
+    return BeatSync(series={k: _zscore(v) for k, v in series.items()}, vectors=vectors, changes=changes)
+
+
+def _changes(novelty: np.ndarray) -> np.ndarray:
+    """Beats where the novelty is a clear change: above 40 % of its 95th percentile."""
+    top = float(np.percentile(novelty, 95)) if novelty.size else 0.0
+    return novelty > 0.4 * top if top > 0 else np.zeros(novelty.size, bool)
 
 
 def meter_features(bs: BeatSync, m: int, phase: int, first: int) -> np.ndarray:
@@ -368,6 +400,13 @@ def meter_features(bs: BeatSync, m: int, phase: int, first: int) -> np.ndarray:
 
     x.append(sim(m) - 0.5 * (sim(m - 1) + sim(m + 1)))
     x.append(float(phase == first % m))
+    # how many bar starts bring a change, and how many changes fall on bar starts: a bar of 2 in
+    # a song changing chords every 4 beats hits half its bar starts; a bar of 4 in a song changing
+    # every 2 beats catches half the changes
+    for k in ("harmony", "bass_harmony"):
+        ch = bs.changes[k]
+        x.append(float(ch[on].mean()) if on.any() else 0.0)
+        x.append(float(ch[on].sum() / ch.sum()) if ch.any() else 0.0)
     x += [float(m == k) for k in METERS]
     return np.asarray(x, dtype=np.float64)
 
