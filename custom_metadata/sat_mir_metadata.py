@@ -8,9 +8,11 @@ folder works in a SAT environment where sat_mir is not installed.
 Per item it returns a freshly drawn ``prompt``, every configured numeric
 conditioning as a float, and ``seconds_start``/``seconds_total`` of the item in
 its source track.  Prompts are seeded by (manifest seed, item id, how many times
-this process has fetched the item), so a run is reproducible and each epoch
-draws a different prompt for the same item.  Unknown items are rejected
-(``__reject__``) rather than trained on without conditioning.
+this process has fetched the item, which loader worker and training rank this
+process is), so each epoch draws a different prompt for the same item even when
+SAT's loader workers and DDP ranks each keep their own fetch counts, and a run
+with the same seed and layout (workers, ranks) draws the same prompts.  Unknown
+items are rejected (``__reject__``) rather than trained on without conditioning.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import importlib.util
 import json
 import os
 import random
+import sys
 import threading
 
-__all__ = ["get_custom_metadata", "item_id", "MANIFEST"]
+__all__ = ["get_custom_metadata", "item_id", "process_layout", "MANIFEST"]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -56,6 +59,31 @@ def item_id(info: dict) -> str | None:
     return None
 
 
+# Environment variables naming this process's place in a distributed run (torchrun,
+# Lightning's DDP launcher, SLURM); any one that differs between two processes is enough.
+_RANK_VARIABLES = ("RANK", "NODE_RANK", "LOCAL_RANK", "SLURM_PROCID")
+
+
+def process_layout() -> str:
+    """Which loader worker of which training rank this process is.
+
+    Every DataLoader worker and every DDP rank keeps its own fetch counts (they are separate
+    processes), so without this each of them would repeat the others' draws.  The worker part
+    is torch's per-worker seed: the loader's base seed (drawn from the training process's
+    torch RNG, so fixed by the run's seed) plus the worker id; without persistent workers the
+    base seed is new every epoch, which keeps draws fresh although the counts restart.
+    Without torch (or in the main process) only the rank is named.
+    """
+    worker = ""
+    # a DataLoader worker has torch loaded already; anywhere else there is no worker to name
+    data = sys.modules.get("torch.utils.data")
+    info = data.get_worker_info() if data is not None else None
+    if info is not None:
+        worker = str(info.seed)
+    rank = ",".join(os.environ.get(v, "") for v in _RANK_VARIABLES)
+    return f"{worker}|{rank}"
+
+
 def get_custom_metadata(info: dict, audio) -> dict:
     iid = item_id(info)
     item = _ITEMS.get(iid) if iid else None
@@ -63,7 +91,7 @@ def get_custom_metadata(info: dict, audio) -> dict:
         return {"__reject__": True}
     with _LOCK:
         fetch = _COUNTS[iid] = _COUNTS.get(iid, -1) + 1
-    rng = random.Random(f"{MANIFEST['seed']}:{iid}:{fetch}")
+    rng = random.Random(f"{MANIFEST['seed']}:{iid}:{fetch}:{process_layout()}")
     out = {
         "prompt": _prompts.sample_prompt(item["material"], rng, MANIFEST.get("recipe")),
         "seconds_start": item["seconds_start"],

@@ -1,8 +1,15 @@
-"""The one error hierarchy of sat-mir.  Messages name the file and the value."""
+"""The one error hierarchy of sat-mir, and the exit codes its commands end with.
+Messages name the file and the value."""
 
 __all__ = [
+    "EXIT_OK",
+    "EXIT_ITEMS_FAILED",
+    "EXIT_CONFIG",
+    "EXIT_UNAVAILABLE",
+    "worst_exit",
     "SatMirError",
     "AudioReadError",
+    "AudioRangeError",
     "ExtractorError",
     "SidecarError",
     "ConfigError",
@@ -27,6 +34,11 @@ class AudioReadError(SatMirError):
         super().__init__(f"{path}: {reason}")
 
 
+class AudioRangeError(SatMirError):
+    """Audio is outside what it may be written as (over full scale under ``peak_policy=reject``,
+    non-finite samples)."""
+
+
 class ExtractorError(SatMirError):
     """An extractor could not produce a meaningful value for this signal."""
 
@@ -41,3 +53,17 @@ class ConfigError(SatMirError):
 
 class WeightsError(SatMirError):
     """Model weights are missing or do not match their checksum."""
+
+
+# Exit codes of ``sat_mir.extract`` and ``sat_mir.build``, so a script can tell bad files from a
+# setup that cannot run.  When several apply, the highest wins (a stage that could not run
+# hides which items would have failed).
+EXIT_OK = 0  # everything asked for was done
+EXIT_ITEMS_FAILED = 1  # some tracks/crops/items failed; each is named in the log and the run log
+EXIT_CONFIG = 2  # the configuration is invalid or names nothing to do; nothing was run
+EXIT_UNAVAILABLE = 3  # a requested stage or model could not run (weights or a package missing)
+
+
+def worst_exit(*codes: int) -> int:
+    """The exit code of a run made of parts that ended with ``codes``."""
+    return max((EXIT_OK, *codes))

@@ -12,7 +12,15 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from sat_mir.errors import ConfigError, SatMirError
+from sat_mir.errors import (
+    EXIT_CONFIG,
+    EXIT_ITEMS_FAILED,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    ConfigError,
+    SatMirError,
+    worst_exit,
+)
 
 __all__ = ["main", "run"]
 
@@ -24,17 +32,18 @@ TARGETS = ("tracks", "crops", "both")
 
 
 def run(cfg: DictConfig) -> int:
-    """Run extraction for a composed config; returns the process exit code.
+    """Run extraction for a composed config; returns the process exit code (0 done, 1 some
+    items failed, 2 invalid configuration, 3 a requested stage or model could not run).
 
     Stages: scan the library → separate tracks without stems → features of the tracks →
     cut crops → features of the crops.  Each stage skips what is already current.
     """
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from sat_mir.catalog import scan_library
+    from sat_mir.catalog import check_stems, scan_library
     from sat_mir.demo import ensure_demo_library
     from sat_mir.features import build_extractors
-    from sat_mir.fsutil import atomic_write_json
+    from sat_mir.fsutil import atomic_write_json, remove_stale_temp_files
     from sat_mir.run import run_extraction
     from sat_mir.runlog import start_run_log
     from sat_mir.settings import dataset_settings
@@ -50,21 +59,23 @@ def run(cfg: DictConfig) -> int:
             raise ConfigError(f"target must be one of {list(TARGETS)}, got {target!r}")
         if ds.generate == "demo":
             ensure_demo_library(ds.root)
-        tracks = scan_library(ds.root, exclude=[ds.output])
+        tracks = check_stems(scan_library(ds.root, exclude=[ds.output]), ds.root)
     except SatMirError as exc:
         log.error("%s", exc)
-        return 2
+        return EXIT_CONFIG
     if not tracks:
         log.error("no audio files found under %s", ds.root)
-        return 2
+        return EXIT_CONFIG
     ds.output.mkdir(parents=True, exist_ok=True)
     log_dir = start_run_log(ds.output, "extract", cfg)
+    stale = remove_stale_temp_files(ds.output)
+    if stale:
+        log.info("removed %d temp file(s) an interrupted run left in %s", len(stale), ds.output)
     progress = bool(cfg.get("progress", True))
     common = dict(jobs=cfg.get("jobs"), overwrite=bool(cfg.get("overwrite", False)), progress=progress,
                   batch_size=int(cfg.get("model_batch", 8)))
-    failed = False
     with logging_redirect_tqdm():
-        tracks, failed = _separate(tracks, ds.output, separation, progress)
+        tracks, code = _separate(tracks, ds.output, separation, progress)
         atomic_write_json(ds.output / "catalog.json", {
             "root": str(ds.root),
             "tracks": [t.to_dict(ds.root) for t in tracks],
@@ -76,21 +87,23 @@ def run(cfg: DictConfig) -> int:
                  ", ".join(e.name for e in on_tracks) or "none", ds.output)
         if on_tracks:
             summary = run_extraction(tracks, on_tracks, root=ds.root, output=ds.output, **common)
-            (log.warning if summary.failed else log.info)("summary: %s", summary.line())
-            failed |= summary.exit_code != 0
+            (log.warning if summary.exit_code else log.info)("summary: %s", summary.line())
+            code = worst_exit(code, summary.exit_code)
         if crops is not None:
             from sat_mir.crops import cut_tracks
 
             crop_tracks, cut_failed = cut_tracks(tracks, ds.output, crops, jobs=cfg.get("jobs"), progress=progress)
-            failed |= cut_failed
+            code = worst_exit(code, EXIT_ITEMS_FAILED if cut_failed else EXIT_OK)
             if crop_tracks and target != "tracks" and crops.features:
                 log.info("%d crops; extractors: %s", len(crop_tracks), ", ".join(e.name for e in extractors))
                 summary = run_extraction(crop_tracks, extractors, root=ds.output, output=ds.output,
                                          unit="crop", **common)
-                (log.warning if summary.failed else log.info)("crops summary: %s", summary.line())
-                failed |= summary.exit_code != 0
+                (log.warning if summary.exit_code else log.info)("crops summary: %s", summary.line())
+                code = worst_exit(code, summary.exit_code)
     log.info("log and config of this run: %s", log_dir)
-    return 1 if failed else 0
+    if code == EXIT_UNAVAILABLE:
+        log.error("exit %d: a requested stage or model could not run (see above)", code)
+    return code
 
 
 def _separation_settings(cfg: DictConfig):
@@ -123,11 +136,12 @@ def _separate(tracks, output: Path, settings, progress: bool):
     from sat_mir.separation.stage import attach_stems, separate_tracks
 
     if not settings.enabled:
-        return attach_stems(tracks, output, settings)[0], False
+        return attach_stems(tracks, output, settings)[0], EXIT_OK
     tracks, summary = separate_tracks(tracks, output, settings, progress=progress)
     if summary.separated or summary.failed or summary.unavailable:
         (log.warning if summary.failed or summary.unavailable else log.info)("%s", summary.line())
-    return tracks, bool(summary.failed or summary.unavailable)
+    return tracks, worst_exit(EXIT_ITEMS_FAILED if summary.failed else EXIT_OK,
+                              EXIT_UNAVAILABLE if summary.unavailable else EXIT_OK)
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="extract")

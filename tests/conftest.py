@@ -71,3 +71,20 @@ def sidecars(output: Path) -> dict[str, dict]:
         data = load_strict_json(p)
         out[data["track"]["name"]] = data
     return out
+
+
+def plucked_music(seconds: float, sr: int = 44100, seed: int = 0):
+    """Mono music by every measure: plucked triads on a 120 BPM pulse with a kick on every
+    other beat and a little hiss (pitched, with a pulse, not a steady sound)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    x = np.zeros_like(t)
+    for k, start in enumerate(np.arange(0, seconds - 0.5, 0.5)):
+        root = (220.0, 174.6, 261.6, 196.0)[(k // 4) % 4]
+        seg = (t >= start) & (t < start + 0.5)
+        tt = t[seg] - start
+        x[seg] += sum(np.sin(2 * np.pi * root * r * tt) for r in (1, 1.26, 1.5)) * np.exp(-tt * 6) * 0.15
+        x[seg] += np.sin(2 * np.pi * 55 * tt) * np.exp(-tt * 25) * 0.3 * (k % 2 == 0)
+    return x + rng.standard_normal(x.size) * 1e-3

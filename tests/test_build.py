@@ -48,12 +48,12 @@ def built(tmp_path_factory, demo_library):
     return output / "sat", summary
 
 
-def _loader(cfg_path: Path, *, batch_size: int = 2, **overrides):
+def _loader(cfg_path: Path, *, batch_size: int = 2, num_workers: int = 1, shuffle: bool = False, **overrides):
     from stable_audio_tools.data.dataset import create_dataloader_from_config
 
     return create_dataloader_from_config({**json.loads(cfg_path.read_text()), **overrides}, batch_size=batch_size,
                                          sample_size=SAMPLE_SIZE, sample_rate=44100, audio_channels=2,
-                                         num_workers=1, shuffle=False)
+                                         num_workers=num_workers, shuffle=shuffle)
 
 
 def test_build_outputs_exist(built):
@@ -115,6 +115,36 @@ def test_sat_audio_dir_loader_gives_fresh_prompts_and_floats(built):
     assert changed >= 15, prompts  # redrawn every fetch; a few may repeat by chance
     # chunk c002 of a track starts at 2 x 5.94 s into it
     assert manifest["demo-01-sunrise-e4a4d5ae-c002"]["seconds_start"] == 11
+
+
+def _prompts_over_epochs(sat: Path, *, workers: int, epochs: int, seed: int) -> dict[str, list[str]]:
+    import torch
+
+    torch.manual_seed(seed)  # what SAT's train.py does; the loader's worker seeds derive from it
+    loader = _loader(sat / "dataset_pre_encoded.json", batch_size=1, num_workers=workers, shuffle=True)
+    prompts: dict[str, list[str]] = {}
+    for _epoch in range(epochs):  # one loader, persistent workers (as SAT makes it), as in training
+        for _latents, infos in loader:
+            for info in infos:
+                prompts.setdefault(info["sat_mir_id"], []).append(info["prompt"])
+    return prompts
+
+
+@pytest.mark.slow
+def test_prompts_stay_fresh_across_persistent_loader_workers(built):
+    """Every worker keeps its own fetch counts; the draws must still differ from epoch to epoch."""
+    sat, _ = built
+    one = _prompts_over_epochs(sat, workers=1, epochs=8, seed=0)
+    four = _prompts_over_epochs(sat, workers=4, epochs=8, seed=0)
+    assert len(four) == 19 and all(len(p) == 8 for p in four.values())
+    # how many different prompts an item's material gives in 8 draws: what one worker finds
+    allowed = {iid: len(set(p)) for iid, p in one.items()}
+    assert np.mean(list(allowed.values())) >= 7, allowed  # the demo's material allows variety
+    distinct = [min(1.0, len(set(p)) / allowed[iid]) for iid, p in four.items()]
+    assert np.mean(distinct) >= 0.9, ({iid: len(set(p)) for iid, p in four.items()}, allowed)
+    # the same seed and layout draws the same prompts; another seed, others
+    assert _prompts_over_epochs(sat, workers=4, epochs=2, seed=0) == {k: v[:2] for k, v in four.items()}
+    assert _prompts_over_epochs(sat, workers=4, epochs=2, seed=1) != {k: v[:2] for k, v in four.items()}
 
 
 def test_sat_wds_loader(built):
@@ -250,6 +280,11 @@ def test_cli_extract_build_preview_with_user_metadata(tmp_path):
     again = subprocess.run([sys.executable, "-m", "sat_mir.build", "+dataset=demo", "progress=false"],
                            cwd=tmp_path, env=env, capture_output=True, text=True)
     assert again.returncode == 0 and "0 encoded, 19 already present" in again.stderr
+    # latents asked for without the VAE: the stage cannot run (3), not "some items failed" (1)
+    missing = subprocess.run([sys.executable, "-m", "sat_mir.build", "+dataset=demo", "progress=false",
+                              f"model.dir={tmp_path / 'no-model'}"], cwd=tmp_path, env=env, capture_output=True,
+                             text=True)
+    assert missing.returncode == 3 and "vae_model.ckpt" in missing.stderr, missing.stderr[-2000:]
 
 
 def test_failed_tracks_and_silent_items_are_left_out_with_reasons(tmp_path, demo_library):

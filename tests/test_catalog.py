@@ -78,3 +78,42 @@ def test_hidden_files_and_excluded_output_are_skipped(tmp_path):
 def test_missing_root_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="not an existing folder"):
         scan_library(tmp_path / "nope")
+
+
+def test_what_is_not_used_is_said_once_each(tmp_path, caplog):
+    import logging
+    import os
+
+    root = tmp_path / "lib"
+    touch_audio(root / "song.flac")
+    touch_audio(root / "song.mp3")
+    touch_audio(root / "Stems only" / "drums.flac")
+    touch_audio(root / "Stems only" / "bass.flac")
+    os.symlink(root / "gone.wav", root / "link.wav")
+    with caplog.at_level(logging.WARNING, logger="sat_mir.catalog"):
+        tracks = scan_library(root)
+    assert [t.name for t in tracks] == ["song"]  # not "drums", not "bass", not "link"
+    lines = [r.getMessage() for r in caplog.records]
+    assert sum("kept song.flac, not song.mp3" in ln for ln in lines) == 1
+    assert sum("Stems only: bass.flac, drums.flac without a full_mix" in ln for ln in lines) == 1
+    assert sum("link.wav: a broken symbolic link" in ln for ln in lines) == 1
+
+
+def test_stems_that_do_not_fit_their_mix(tmp_path, caplog):
+    import logging
+
+    from sat_mir.catalog import check_stems
+
+    root = tmp_path / "lib"
+    touch_audio(root / "Song" / "full_mix.wav", seconds=12.0, sr=44100)
+    touch_audio(root / "Song" / "drums.wav", seconds=9.0, sr=44100)  # another edit: not this mix's stem
+    touch_audio(root / "Song" / "bass.wav", seconds=12.0, sr=48000)  # another rate: resampled
+    touch_audio(root / "Song" / "other.wav", seconds=12.2, sr=44100)  # a render's tail: fine
+    with caplog.at_level(logging.WARNING, logger="sat_mir.catalog"):
+        (track,) = check_stems(scan_library(root), root)
+    assert sorted(track.stems) == ["bass", "other"]
+    assert any("stem drums (drums.wav) is 9.00 s, the mix 12.00 s: not this mix's stem, left out" in n
+               for n in track.notes)
+    assert any("stem bass is at 48000 Hz, the mix at 44100 Hz: resampled" in n for n in track.notes)
+    assert track.to_dict(root)["notes"] == list(track.notes)
+    assert len(caplog.records) == 1  # one line for the track

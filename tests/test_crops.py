@@ -11,6 +11,7 @@ import pytest
 from sat_mir.audio import load_audio
 from sat_mir.catalog import scan_library
 from sat_mir.crops import CropSettings, cut_track, plan_crops, snap_to_zero_crossing
+from sat_mir.crops.plan import no_crops_reason
 from sat_mir.errors import ConfigError
 from sat_mir.store.sidecar import read_sidecar, sidecar_path
 
@@ -94,6 +95,27 @@ def test_downbeat_modes_need_a_grid_and_bad_settings_are_refused():
     with pytest.raises(ConfigError, match="crops.fmt"):
         CropSettings(fmt="mp3")
     assert plan_crops("sequential", np.zeros(SR * 5, np.float32), sr=SR, length=SR, min_length=SR) == []
+
+
+def test_a_plan_with_no_crop_says_why():
+    length = int(11.9 * SR)
+    half = length // 2
+    # 25 s at 40 BPM 4/4 (6 s bars): four bars are 24 s, more than an 11.9 s crop
+    x, grid = _noise(25.0), _grid(6.0, 0.0, 25.0)
+    assert plan_crops("div4", x, sr=SR, length=length, min_length=half, downbeats_s=grid) == []
+    why = no_crops_reason("div4", x, sr=SR, length=length, min_length=half, downbeats_s=grid)
+    assert "4 bars of 6.00 s (24.0 s) do not fit in a crop of 11.9 s" in why
+    # 5 s of sound: shorter than length × min_fraction
+    short = _noise(5.0)
+    assert plan_crops("sequential", short, sr=SR, length=length, min_length=half) == []
+    assert "5.0 s of audio from its first sound is shorter than length × min_fraction = 6.0 s" in \
+        no_crops_reason("sequential", short, sr=SR, length=length, min_length=half)
+    # silence
+    assert "louder than -72 dBFS" in no_crops_reason("div4", np.zeros(SR * 20, np.float32), sr=SR, length=length,
+                                                      min_length=half, downbeats_s=grid)
+    # a grid that stops early: 2 downbeats after the first sound
+    assert "fewer than the 5 that 4 bars need" in no_crops_reason(
+        "div4", _noise(20.0), sr=SR, length=length, min_length=half, downbeats_s=np.array([0.0, 2.0]))
 
 
 # ------------------------------------------------------------------ demo songs with known downbeats
@@ -203,6 +225,11 @@ def test_a_downbeat_mode_without_rhythm_fails_with_a_clear_reason(tmp_path, demo
     assert outcome.error and "rhythm extractor has not run" in outcome.error
     seq = cut_track(tracks[0], tmp_path, CropSettings(mode="sequential", length=SR * 8))
     assert seq.error is None and len(seq.crops) == 3  # 29.5 s, 0.5 s lead-in: 3 × 8 s, 5 s dropped
+    assert seq.no_crops is None
+    none = cut_track(tracks[0], tmp_path, CropSettings(mode="sequential", length=SR * 70))
+    assert none.error is None and none.crops == [] and "29.0 s of audio from its first sound is shorter than length × min_fraction = 52.5 s" in none.no_crops
+    again = cut_track(tracks[0], tmp_path, CropSettings(mode="sequential", length=SR * 70))
+    assert not again.cut and again.no_crops == none.no_crops  # said again by every run, from crops.json
 
 
 def test_target_crops_measures_only_the_crops(tmp_path, demo_library):

@@ -46,6 +46,15 @@ def test_m4a_through_ffmpeg(tmp_path, sine):
     assert audio.sr == SR and audio.channels == 2
     assert audio.duration_s == pytest.approx(2.0, abs=0.1)
     assert np.sqrt(np.mean(audio.samples**2)) == pytest.approx(np.sqrt(np.mean(sine**2)), rel=0.1)
+    # cut off after a third, with the index at the end (the default) or at the front (faststart)
+    fast = tmp_path / "fast.m4a"
+    subprocess.run([ffmpeg, "-v", "error", "-i", str(wav), "-c:a", "aac", "-movflags", "+faststart", str(fast)],
+                   check=True)
+    for good in (m4a, fast):
+        bad = tmp_path / f"cut_{good.name}"
+        bad.write_bytes(good.read_bytes()[: good.stat().st_size // 3])
+        with pytest.raises(AudioReadError, match="FFmpeg could not decode it"):
+            load_audio(bad)
 
 
 def test_resampling_keeps_a_tone_at_its_frequency(tmp_path, sine):
@@ -90,3 +99,31 @@ def test_truncated_wav_is_caught_by_the_frame_count(tmp_path, sine):
 def test_missing_file(tmp_path):
     with pytest.raises(AudioReadError, match="cannot open"):
         load_audio(tmp_path / "nope.wav")
+
+
+@pytest.mark.parametrize("fmt,subtype,sr,ext", [("OGG", "VORBIS", SR, ".ogg"), ("OGG", "OPUS", 48000, ".opus")])
+def test_truncated_ogg_and_opus(tmp_path, fmt, subtype, sr, ext):
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((sr * 12, 2)) * 0.1).astype(np.float32)  # noise: no codec makes it tiny
+    good = tmp_path / f"g{ext}"
+    sf.write(good, x, sr, format=fmt, subtype=subtype)
+    assert load_audio(good).duration_s == pytest.approx(12.0, abs=0.05)
+    for cut in (3, 2):  # a third, and half: inside a page or on a page boundary
+        bad = tmp_path / f"b{cut}{ext}"
+        data = good.read_bytes()[: good.stat().st_size // cut]
+        bad.write_bytes(data)
+        with pytest.raises(AudioReadError, match="truncated"):
+            load_audio(bad)
+    # cut exactly after a complete page: still no end-of-stream page
+    data = good.read_bytes()
+    last = data.rfind(b"OggS", 0, len(data) // 2)
+    (tmp_path / f"page{ext}").write_bytes(data[:last])
+    with pytest.raises(AudioReadError, match="without its end-of-stream page"):
+        load_audio(tmp_path / f"page{ext}")
+
+
+def test_an_mp3_that_holds_only_an_id3_tag(tmp_path):
+    tag = tmp_path / "tag.mp3"
+    tag.write_bytes(b"ID3\x04\x00\x00\x00\x00\x02\x00" + b"\x00" * 256)  # a 256-byte tag and nothing after it
+    with pytest.raises(AudioReadError, match="holds only an ID3 tag"):
+        load_audio(tag)

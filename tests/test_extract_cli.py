@@ -66,7 +66,7 @@ def test_demo_dataset_end_to_end_and_rerun_skips_everything(tmp_path):
         assert isinstance(crop["features"]["lufs"], float) and isinstance(crop["features"]["bpm"], float)
         assert all(rec["error"] is None for rec in crop["provenance"].values())
         assert (path.parent.parent / f"{path.parent.name}.flac").is_file()
-    assert re.search(rf"crops \(div4\): 4 tracks cut, 0 already cut, 0 failed; {len(crop_sidecars)} crops",
+    assert re.search(rf"crops \(div4\): 4 tracks cut, 0 already cut, 0 failed, 0 gave no crop \(see above\); {len(crop_sidecars)} crops",
                      first.stderr)
 
     second = run_extract("+dataset=demo", "crops=div4", cwd=tmp_path, env=env)
@@ -115,7 +115,9 @@ def test_bad_files_are_isolated_and_reported_once_each(tmp_path, bad_library):
     for name in ("empty", "truncated", "notes", "silent"):
         assert found[name]["features"] == {}, name
         prov = found[name]["provenance"]
-        assert all(prov[e]["error"] for e in ("info", "loudness", "rhythm")), name
+        assert prov["info"]["error"], name
+        # undecodable: an error each; digital silence: absent values, each with its reason
+        assert all(prov[e]["error"] or prov[e].get("absent") for e in ("loudness", "rhythm")), name
         # extractors with nothing to measure here (no stems) record no error and write no value
         assert all(r["error"] or not r["keys"] for r in prov.values()), name
     assert "4 track(s)" in proc.stderr
@@ -124,6 +126,8 @@ def test_bad_files_are_isolated_and_reported_once_each(tmp_path, bad_library):
 def test_config_errors_are_clear(tmp_path, demo_library):
     proc = run_extract("+dataset=mine", cwd=tmp_path)
     assert proc.returncode != 0 and "dataset.root" in proc.stderr
+    proc = run_extract("+dataset=mine", f"dataset.root={tmp_path / 'nowhere'}", cwd=tmp_path)
+    assert proc.returncode == 2 and "is not an existing folder" in proc.stderr  # invalid configuration
     proc = run_extract(cwd=tmp_path)
     assert proc.returncode != 0 and "+dataset=" in proc.stderr
     proc = run_extract("+dataset=mine", f"dataset.root={demo_library}", f"dataset.output={demo_library / 'out'}",
@@ -204,9 +208,14 @@ def test_sigkill_midway_then_rerun_equals_an_uninterrupted_run(tmp_path, demo_li
     assert proc.returncode == -signal.SIGKILL
     assert 1 <= _complete(killed) < 4, "the kill must land mid-run"
 
+    # what a kill during a sidecar write leaves: a temp file of a writer that is gone
+    litter = killed / "tracks" / ".features.json.~x~1~abc.tmp"
+    litter.write_bytes(b"{")
+    os.utime(litter, (0, 0))  # another host's, long ago
     resumed = run_extract("+dataset=mine", f"dataset.root={demo_library}", f"dataset.output={killed}",
                           "jobs=1", "progress=false", FIXED_SET, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
+    assert not list(killed.rglob("*.tmp")), "a rerun removes what killed runs left"
     assert "skipped" in resumed.stderr and " 0 skipped" not in resumed.stderr
     ref, got = sidecars(reference), sidecars(killed)
     assert {n: comparable(d) for n, d in got.items()} == {n: comparable(d) for n, d in ref.items()}

@@ -17,6 +17,7 @@ import torch  # noqa: E402
 
 from sat_mir.build.latents import EncodeItem, encode_items, load_autoencoder  # noqa: E402
 from sat_mir.errors import ConfigError, WeightsError  # noqa: E402
+from sat_mir.fsutil import sha256_file  # noqa: E402
 
 from conftest import load_tool  # noqa: E402
 
@@ -115,6 +116,38 @@ def test_rerun_skips_and_redoes_a_deleted_latent(ae, audio_dir, tmp_path):
     assert np.load(out / "mid.npy").shape == (8, 2048)
     with pytest.raises(ConfigError, match="sample_size"):
         encode_items(_items(audio_dir), ae, out, sample_size=2 * SAMPLE_SIZE, num_workers=0, progress=False)
+
+
+def test_latents_are_the_same_in_every_run_and_batch(ae, audio_dir, tmp_path):
+    """Seeded posterior samples: a build, and one killed after its first item and resumed (its
+    batches hold other items), write the same bytes; the samples are SAT's vae_sample."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    _encode(_items(audio_dir), ae, a)
+    _encode(_items(audio_dir)[1:2], ae, b)
+    assert _encode(_items(audio_dir)[::-1], ae, b).encoded == 2
+    for item_id in ("long", "short", "mid"):
+        assert (a / f"{item_id}.npy").read_bytes() == (b / f"{item_id}.npy").read_bytes()
+    details = json.loads((a / "details.json").read_text())
+    assert details["ckpt_sha256"] == sha256_file(ae.ckpt) and "seeded by the item id" in details["sampling"]
+    # a sample, not the mean: SAT trains on posterior samples
+    x = torch.from_numpy(np.zeros((1, 2, SAMPLE_SIZE), np.float32))
+    x[..., :] = torch.sin(torch.arange(SAMPLE_SIZE) * 0.05)
+    mean, scale = ae.model.encode(x, skip_bottleneck=True).chunk(2, dim=1)
+    z1, z2 = ae.encode(x, seeds=[1]), ae.encode(x, seeds=[2])
+    assert torch.equal(ae.encode(x, seeds=[1]), z1) and not torch.equal(z1, z2)
+    noise = (z1 - mean) / (torch.nn.functional.softplus(scale) + 1e-4)  # SAT's vae_sample, undone
+    assert abs(float(noise.mean())) < 0.05 and float(noise.std()) == pytest.approx(1.0, abs=0.05)
+
+
+def test_another_checkpoint_encodes_every_item_again(tiny_vae, ae, audio_dir, tmp_path):
+    out = tmp_path / "latents"
+    _encode(_items(audio_dir), ae, out)
+    before = (out / "long.npy").read_bytes()
+    other = load_tool("make_tiny_vae").make_tiny_vae(tmp_path / "other", seed=1)
+    redo = _encode(_items(audio_dir), load_autoencoder(*other, device="cpu"), out)
+    assert (redo.encoded, redo.skipped) == (3, 0)
+    assert (out / "long.npy").read_bytes() != before
+    assert json.loads((out / "details.json").read_text())["ckpt_sha256"] == sha256_file(other[1])
 
 
 def test_bad_file_fails_only_its_item(ae, audio_dir, tmp_path):

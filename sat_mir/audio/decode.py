@@ -61,8 +61,9 @@ def load_audio(path: str | Path, *, sr: int | None = None) -> Audio:
         raise AudioReadError(path, f"cannot open ({exc.strerror or exc})") from exc
     if size == 0:
         raise AudioReadError(path, "file is empty (0 bytes)")
-    _sniff(path)
+    _sniff(path, size)
     _check_riff_complete(path, size)
+    _check_ogg_complete(path, size)
     if path.suffix.lower() in FFMPEG_ONLY_SUFFIXES:
         samples, native_sr = _decode_ffmpeg(path)
     else:
@@ -136,9 +137,16 @@ def _decode_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
 _MAGIC = (b"RIFF", b"RF64", b"FORM", b"fLaC", b"OggS", b"ID3", b"caff")
 
 
-def _sniff(path: Path) -> None:
+def _sniff(path: Path, size: int) -> None:
     with open(path, "rb") as f:
         head = f.read(12)
+    if head.startswith(b"ID3") and len(head) >= 10:
+        # an ID3v2 tag's size is a 28-bit "syncsafe" integer; a file that ends inside it
+        # holds a tag and no audio (libsndfile calls that "not a regular file")
+        tag = 10 + sum((b & 0x7F) << (7 * (3 - i)) for i, b in enumerate(head[6:10]))
+        if tag >= size:
+            raise AudioReadError(path, f"holds only an ID3 tag ({size} bytes), no audio frames")
+        return
     if head.startswith(_MAGIC) or head[4:8] == b"ftyp":
         return
     if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:  # MPEG audio frame sync
@@ -166,6 +174,30 @@ def _check_riff_complete(path: Path, size: int) -> None:
                     raise AudioReadError(path, f"truncated (data chunk declares {length} bytes, file holds {have})")
                 return
             f.seek(length + (length & 1), 1)
+
+
+def _check_ogg_complete(path: Path, size: int) -> None:
+    """An Ogg stream (Vorbis, Opus, FLAC in Ogg) ends with a page flagged end-of-stream;
+    libsndfile decodes a cut-off file to a shorter track without a word, so look for it."""
+    with open(path, "rb") as f:
+        if f.read(4) != b"OggS":
+            return
+        tail_start = max(0, size - 65536 - 282)  # the largest page: 27 + 255 + 255 * 255 bytes
+        f.seek(tail_start)
+        tail = f.read()
+    at = tail.rfind(b"OggS")
+    while at >= 0:
+        page = tail[at:]
+        if len(page) >= 27 and page[4] == 0:  # stream structure version 0: a real page header
+            n_seg = page[26]
+            body = sum(page[27:27 + n_seg]) if len(page) >= 27 + n_seg else None
+            complete = body is not None and 27 + n_seg + body <= len(page)
+            if complete and page[5] & 0x04:
+                return
+            raise AudioReadError(path, "truncated (the Ogg stream stops "
+                                 + ("inside a page" if not complete else "without its end-of-stream page") + ")")
+        at = tail.rfind(b"OggS", 0, at)
+    raise AudioReadError(path, "truncated (no complete Ogg page at its end)")
 
 
 def _clean(exc: Exception) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from sat_mir.errors import SatMirError
+from sat_mir.errors import EXIT_CONFIG, EXIT_UNAVAILABLE, SatMirError, WeightsError
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent.parent / "conf")
 log = logging.getLogger("sat_mir.build")
@@ -21,7 +21,9 @@ log = logging.getLogger("sat_mir.build")
 def run(cfg: DictConfig) -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    from sat_mir.audio.headroom import check_peak_policy
     from sat_mir.build.pipeline import BuildSettings, run_build
+    from sat_mir.fsutil import remove_stale_temp_files
     from sat_mir.runlog import start_run_log
     from sat_mir.settings import dataset_settings
 
@@ -40,6 +42,8 @@ def run(cfg: DictConfig) -> int:
             conditioning=OmegaConf.to_container(cfg.conditioning, resolve=True),
             min_confidence=OmegaConf.to_container(cfg.min_confidence, resolve=True) if cfg.get("min_confidence")
             else {},
+            peak_policy=check_peak_policy(str(cfg.get("peak_policy", "normalize"))),
+            allow_non_music=bool(cfg.get("allow_non_music", False)),
             shard_size=int(cfg.shards.size),
             num_workers=int(cfg.num_workers),
             seed=int(cfg.seed),
@@ -50,11 +54,17 @@ def run(cfg: DictConfig) -> int:
             progress=bool(cfg.get("progress", True)),
         )
         log_dir = start_run_log(ds.output, "build", cfg)
+        stale = remove_stale_temp_files(ds.output)
+        if stale:
+            log.info("removed %d temp file(s) an interrupted run left in %s", len(stale), ds.output)
         with logging_redirect_tqdm():
             summary = run_build(settings)
+    except WeightsError as exc:
+        log.error("%s", exc)
+        return EXIT_UNAVAILABLE
     except SatMirError as exc:
         log.error("%s", exc)
-        return 2
+        return EXIT_CONFIG
     log.info("built %d items from %d tracks in %.1f s into %s", summary.items, summary.tracks, summary.seconds,
              ds.output / "sat")
     for name, path in summary.outputs.items():

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from sat_mir.errors import ConfigError, WeightsError
+from sat_mir.fsutil import sha256_file
 
 __all__ = ["Autoencoder", "load_autoencoder"]
 
@@ -65,22 +66,46 @@ class Autoencoder:
     ckpt: Path
     ckpt_prefix: str  # the prefix the checkpoint's autoencoder tensors had ("" for an unwrapped VAE)
 
-    def encode(self, audio: torch.Tensor) -> torch.Tensor:
+    ckpt_sha256: str = ""
+
+    @property
+    def sampling(self) -> str:
+        """How a latent is drawn from the encoder's output (recorded in ``details.json``)."""
+        if _is_vae(self.model.bottleneck):
+            return "vae posterior sample, noise seeded by the item id (sha256)"
+        name = type(self.model.bottleneck).__name__ if self.model.bottleneck is not None else "none"
+        return f"bottleneck {name}"
+
+    def encode(self, audio: torch.Tensor, seeds: list[int] | None = None) -> torch.Tensor:
         """Encode ``audio`` float ``[B, audio_channels, S]`` (S a multiple of the ratio) to
         float32 CPU latents ``[B, latent_dim, S // downsampling_ratio]``.
 
-        The result is a **sample** of the VAE posterior (mean + softplus(scale) · noise), not
-        its mean: SAT's ``AudioAutoencoder.encode`` runs the ``vae`` bottleneck, which samples,
-        and both SAT's pre_encode.py and its on-the-fly training path (``pretransform.encode``)
-        use that; training on pre-encoded latents therefore sees the same distribution as
-        training on audio.  Consequently latents are not bit-reproducible between runs.
-        The pretransform ``scale`` of a diffusion config is *not* applied: SAT divides
-        pre-encoded latents by it at training time.
+        The result is a **sample** of the VAE posterior (mean + (softplus(scale) + 1e-4) ·
+        noise, SAT's ``vae_sample``), not its mean: SAT's ``AudioAutoencoder.encode`` runs the
+        ``vae`` bottleneck, which samples, and both SAT's pre_encode.py and its on-the-fly
+        training path (``pretransform.encode``) use that; training on pre-encoded latents
+        therefore sees the same distribution as training on audio.  With ``seeds`` (one per
+        batch row) the noise of row i comes from a CPU generator seeded with ``seeds[i]``, so an
+        item's latent is the same in every run, whatever batch it is encoded in; without, the
+        noise is SAT's own ``randn_like``.  The pretransform ``scale`` of a diffusion config is
+        *not* applied: SAT divides pre-encoded latents by it at training time.
         """
         x = audio.to(self.device, self.dtype, non_blocking=True)
         with torch.inference_mode():
-            z = self.model.encode(x)
-        return z.float().cpu()
+            if seeds is None or not _is_vae(self.model.bottleneck):
+                return self.model.encode(x).float().cpu()
+            if len(seeds) != x.shape[0]:
+                raise ValueError(f"{len(seeds)} seeds for a batch of {x.shape[0]}")
+            pre = self.model.encode(x, skip_bottleneck=True).float()
+            mean, scale = pre.chunk(2, dim=1)
+            noise = torch.stack([torch.randn(mean.shape[1:], generator=torch.Generator().manual_seed(int(s)))
+                                 for s in seeds]).to(mean.device)
+            z = noise * (torch.nn.functional.softplus(scale) + 1e-4) + mean
+        return z.cpu()
+
+
+def _is_vae(bottleneck: Any) -> bool:
+    return type(bottleneck).__name__ == "VAEBottleneck"
 
 
 def load_autoencoder(
@@ -145,6 +170,7 @@ def load_autoencoder(
         model_config=model_config,
         ckpt=ckpt,
         ckpt_prefix=prefix,
+        ckpt_sha256=sha256_file(ckpt),
     )
 
 

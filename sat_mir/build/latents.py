@@ -5,7 +5,11 @@ Output folder (``out_dir``)::
     <id>.npy       float32/float16 [latent_dim, sample_size // downsampling_ratio], same N for every item
     <id>.json      item metadata + seconds_start, seconds_total, padding_mask (N ints 0/1), sample_rate
     filelist.txt   "<id>.npy" per line, sorted: SAT reads it instead of scanning the folder
-    details.json   the model and the shapes, checked on resume
+    details.json   the model, its checkpoint's sha256, the sampling rule and the shapes, checked on resume
+
+An item's latent is a VAE posterior sample whose noise is seeded by its id (:func:`item_seed`),
+so a build interrupted and resumed, or run twice, writes the same bytes; another checkpoint
+or sampling rule encodes every item again, other shapes are refused.
 
 Every file is written atomically and each ``.json`` after its ``.npy``, so an item is
 complete exactly when both exist; a rerun skips complete items.  Decoding and resampling
@@ -15,7 +19,9 @@ run in DataLoader worker processes, ahead of the encoder, one decode per source 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import logging
 import math
 import time
 from collections.abc import Iterable, Iterator
@@ -31,10 +37,14 @@ from tqdm.auto import tqdm
 from sat_mir.audio.channels import fit_channels
 from sat_mir.audio.decode import load_audio
 from sat_mir.build.autoencoder import Autoencoder, load_autoencoder
-from sat_mir.errors import AudioReadError, ConfigError
+from sat_mir.audio.headroom import fit_full_scale
+from sat_mir.errors import AudioRangeError, AudioReadError, ConfigError
 from sat_mir.fsutil import atomic_path, atomic_write_json, atomic_write_text
 
-__all__ = ["LATENT_DTYPES", "Autoencoder", "EncodeItem", "EncodeSummary", "encode_items", "load_autoencoder"]
+__all__ = ["LATENT_DTYPES", "Autoencoder", "EncodeItem", "EncodeSummary", "encode_items", "item_seed",
+           "load_autoencoder"]
+
+log = logging.getLogger(__name__)
 
 LATENT_DTYPES = ("float32", "float16")
 
@@ -44,6 +54,8 @@ _RESERVED_KEYS = frozenset({"padding_mask", "sample_rate", "latent_filename", "a
 # the meaning SAT's own audio_dir loader gives it).
 _OVERRIDABLE_INT_KEYS = ("seconds_start", "seconds_total")
 # details.json fields that must agree for a resumed run to add to an existing folder.
+# details.json fields that, when changed, make every latent in the folder stale.
+_SOURCE_KEYS = ("ckpt_sha256", "sampling")
 _SHAPE_KEYS = ("sample_size", "downsampling_ratio", "latent_dim", "latent_dtype", "sample_rate", "audio_channels")
 
 
@@ -109,6 +121,7 @@ class EncodeSummary:
     failed: dict[str, str]
     seconds: float
     audio_seconds: float
+    left_out: dict[str, str] = field(default_factory=dict)  # over full scale under peak_policy=reject
 
 
 class _ItemError(Exception):
@@ -146,8 +159,9 @@ class _WindowStream(torch.utils.data.IterableDataset):
     and resamples it once, and cuts all of that file's items from it."""
 
     def __init__(self, groups: list[tuple[Path, list[EncodeItem]]], *, sample_rate: int, channels: int,
-                 sample_size: int, batch_size: int):
+                 sample_size: int, batch_size: int, peak_policy: str = "normalize"):
         self.groups = groups
+        self.peak_policy = peak_policy
         self.sample_rate = sample_rate
         self.channels = channels
         self.sample_size = sample_size
@@ -156,18 +170,24 @@ class _WindowStream(torch.utils.data.IterableDataset):
     def __iter__(self) -> Iterator[dict]:
         info = torch.utils.data.get_worker_info()
         groups = self.groups if info is None else self.groups[info.id :: info.num_workers]
-        ids, windows, n_items, n_reals, failed = [], [], [], [], []
+        ids, windows, n_items, n_reals, gains, failed, left_out = [], [], [], [], [], [], []
 
         def pack() -> dict:
             audio = torch.from_numpy(np.stack(windows)) if windows else torch.zeros(0)
-            return {"ids": list(ids), "audio": audio, "n_item": list(n_items), "n_real": list(n_reals), "failed": list(failed)}
+            return {"ids": list(ids), "audio": audio, "n_item": list(n_items), "n_real": list(n_reals),
+                    "gain_db": list(gains), "failed": list(failed), "left_out": list(left_out)}
 
         for path, items in groups:
             try:
                 decoded = load_audio(path, sr=self.sample_rate)
                 # SAT clamps training audio to [-1, 1]; the VAE has never seen more.
-                x = np.clip(_fit(decoded.samples, self.channels), -1.0, 1.0)
-                reason = None
+                fitted, headroom = fit_full_scale({"x": _fit(decoded.samples, self.channels)}, self.peak_policy)
+                x, reason = fitted["x"], None
+                if headroom.changed:
+                    log.warning("%s: %s (peak_policy=%s)", path, headroom.describe(), self.peak_policy)
+            except AudioRangeError as exc:
+                left_out.extend((item.id, f"{path}: {exc}") for item in items)
+                continue
             except AudioReadError as exc:
                 reason = str(exc)  # "<path>: <reason>"
             except _ItemError as exc:
@@ -184,13 +204,14 @@ class _WindowStream(torch.utils.data.IterableDataset):
                     failed.append((item.id, f"{path}: {exc}"))
                     continue
                 ids.append(item.id)
+                gains.append(headroom.gain_db)
                 windows.append(window)
                 n_items.append(n_item)
                 n_reals.append(n_real)
                 if len(ids) == self.batch_size:
                     yield pack()
-                    ids, windows, n_items, n_reals, failed = [], [], [], [], []
-        if ids or failed:
+                    ids, windows, n_items, n_reals, gains, failed, left_out = [], [], [], [], [], [], []
+        if ids or failed or left_out:
             yield pack()
 
 
@@ -206,6 +227,7 @@ def encode_items(
     batch_size: int = 8,
     num_workers: int = 2,
     latent_dtype: str = "float32",
+    peak_policy: str = "normalize",
     progress: bool = True,
 ) -> EncodeSummary:
     """Encode every item to ``out_dir/<id>.npy`` + ``<id>.json``; see the module docstring for the layout.
@@ -260,10 +282,18 @@ def encode_items(
         "latent_dtype": latent_dtype,
         # VAEBottleneck: latents are posterior samples (see Autoencoder.encode)
         "bottleneck": type(ae.model.bottleneck).__name__ if ae.model.bottleneck is not None else None,
+        "sampling": ae.sampling,
+        "ckpt_sha256": ae.ckpt_sha256,
         "sample_rate": ae.sample_rate,
         "audio_channels": ae.audio_channels,
     }
-    _check_details(out_dir / "details.json", details)
+    if _check_details(out_dir / "details.json", details):
+        # Removed before details.json changes, so a run killed meanwhile still sees them as stale.
+        stale = [p for p in out_dir.iterdir() if p.suffix in (".npy", ".json") and p.name != "details.json"]
+        log.info("%s: %d latents were made with another checkpoint or sampling rule; encoding them again",
+                 out_dir, sum(p.suffix == ".npy" for p in stale))
+        for p in stale:
+            p.unlink(missing_ok=True)
     # Written first, so a killed run leaves what a resume checks against.
     atomic_write_json(out_dir / "details.json", details)
 
@@ -283,13 +313,13 @@ def encode_items(
     for item in todo:
         groups.setdefault(item.audio, []).append(item)
     stream = _WindowStream(list(groups.items()), sample_rate=ae.sample_rate, channels=ae.audio_channels,
-                           sample_size=sample_size, batch_size=batch_size)
+                           sample_size=sample_size, batch_size=batch_size, peak_policy=peak_policy)
     loader = torch.utils.data.DataLoader(
         stream, batch_size=None, num_workers=num_workers,
         pin_memory=ae.device.type == "cuda", prefetch_factor=2 if num_workers else None,
     )
 
-    encoded, audio_seconds, failed = 0, 0.0, {}
+    encoded, audio_seconds, failed, left_out = 0, 0.0, {}, {}
     np_dtype = np.dtype(latent_dtype)
     bar = tqdm(total=len(items), initial=skipped, unit="item", desc="encode latents",
                disable=not progress or not items, dynamic_ncols=True)
@@ -300,10 +330,18 @@ def encode_items(
             for batch in loader if todo else ():
                 for item_id, reason in batch["failed"]:
                     failed[item_id] = reason
-                bar.update(len(batch["failed"]))
+                for item_id, reason in batch["left_out"]:
+                    left_out[item_id] = reason
+                bar.update(len(batch["failed"]) + len(batch["left_out"]))
                 if not batch["ids"]:
                     continue
-                z = ae.encode(batch["audio"])
+                audio, n = batch["audio"], len(batch["ids"])
+                if n < batch_size:
+                    # Always full batches: CPU kernels round a batch of one differently from a
+                    # larger one, and a resumed run's batches hold other items than the first run's.
+                    audio = torch.cat([audio, audio.new_zeros((batch_size - n, *audio.shape[1:]))])
+                seeds = [item_seed(i) for i in batch["ids"]] + [0] * (batch_size - n)
+                z = ae.encode(audio, seeds=seeds)[:n]
                 if tuple(z.shape[1:]) != shape:
                     raise ConfigError(
                         f"the encoder of {ae.model_config} made latents {tuple(z.shape[1:])} from {sample_size} samples, "
@@ -315,7 +353,8 @@ def encode_items(
                         failed[item_id] = f"the encoder produced non-finite latents (as {latent_dtype})"
                         continue
                     n_item, n_real = batch["n_item"][i], batch["n_real"][i]
-                    sidecar = _sidecar(by_id[item_id], n_item, n_real, ae.sample_rate, ratio, n_frames)
+                    sidecar = _sidecar(by_id[item_id], n_item, n_real, ae.sample_rate, ratio, n_frames,
+                                       batch["gain_db"][i])
                     pending.append(writer.submit(_write_pair, out_dir, item_id, np.ascontiguousarray(lat[i]), sidecar))
                     encoded += 1
                     audio_seconds += n_real / ae.sample_rate
@@ -329,12 +368,15 @@ def encode_items(
                      if (out_dir / f"{it.id}.npy").is_file() and (out_dir / f"{it.id}.json").is_file())
     atomic_write_text(out_dir / "filelist.txt", "".join(f"{name}\n" for name in present))
     return EncodeSummary(encoded=encoded, skipped=skipped, failed=failed,
-                         seconds=time.perf_counter() - t0, audio_seconds=audio_seconds)
+                         seconds=time.perf_counter() - t0, audio_seconds=audio_seconds, left_out=left_out)
 
 
-def _sidecar(item: EncodeItem, n_item: int, n_real: int, sr: int, ratio: int, n_frames: int) -> dict:
+def _sidecar(item: EncodeItem, n_item: int, n_real: int, sr: int, ratio: int, n_frames: int,
+             gain_db: float = 0.0) -> dict:
     real_frames = -(-n_real // ratio)
     md: dict[str, Any] = dict(item.metadata)
+    # every item has it (SAT collates metadata across a batch): gains already in the item's audio + ours
+    md["gain_db"] = round(float(md.get("gain_db", 0.0)) + gain_db, 4)
     md.setdefault("seconds_start", int(math.floor(item.start_s)))
     md.setdefault("seconds_total", int(-(-n_item // sr)))
     md["padding_mask"] = [1] * real_frames + [0] * (n_frames - real_frames)
@@ -377,9 +419,17 @@ def _complete(out_dir: Path, item_id: str, shape: tuple[int, int], dtype: str, s
     return tuple(arr.shape) == shape and arr.dtype == np.dtype(dtype)
 
 
-def _check_details(path: Path, details: dict) -> None:
+def item_seed(item_id: str) -> int:
+    """The noise seed of an item's latent: the first 8 bytes of sha256(id), so a resumed or
+    repeated build draws every item's latent exactly as the first build did."""
+    return int.from_bytes(hashlib.sha256(item_id.encode("utf-8")).digest()[:8], "little") & (2**63 - 1)
+
+
+def _check_details(path: Path, details: dict) -> bool:
+    """Refuse a folder of other shapes; True when its latents came from another checkpoint or
+    sampling rule (every item is then encoded again)."""
     if not path.exists():
-        return
+        return False
     try:
         old = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -390,3 +440,4 @@ def _check_details(path: Path, details: dict) -> None:
                 f"{path.parent} holds latents made with {key}={old[key]!r}, this run has {details[key]!r}; "
                 "use another output folder or empty this one"
             )
+    return any(old.get(key) != details[key] for key in _SOURCE_KEYS)

@@ -25,6 +25,7 @@ def write_metadata_folder(
     numbers: dict[str, dict[str, float]],
     recipe: dict[str, Any],
     seed: int,
+    gains: dict[str, float] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``folder/{sat_mir_metadata.py, prompts.py, manifest.json}``; return the module path."""
@@ -43,6 +44,7 @@ def write_metadata_folder(
                 "seconds_start": it.seconds_start,
                 "seconds_total": it.seconds_total,
                 "numbers": numbers[it.id],
+                "gain_db": (gains or {}).get(it.id, 0.0),  # put into the item's audio (peak_policy)
                 "material": materials[it.id],
             }
             for it in items

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from sat_mir.audio.content import PITCHED, RHYTHMIC, SOUND_DB
 from sat_mir.build.bins import WordBins, fit_bins, fixed_bins
 from sat_mir.build.chunks import write_item_audio
 from sat_mir.build.conditioning import NumberSpec, fit_numbers, merge_model_config, numbers_for
@@ -24,11 +25,13 @@ from sat_mir.build.material import item_material
 from sat_mir.build.sat_files import dataset_config, write_dataset_configs, write_training_notes
 from sat_mir.build.shards import json_bytes, plan_shards, write_shards
 from sat_mir.build.validate import validate_audio_items, validate_prompts
-from sat_mir.errors import ConfigError, WeightsError
+from sat_mir.errors import EXIT_ITEMS_FAILED, EXIT_OK, ConfigError, WeightsError
 from sat_mir.features.registry import confidence_keys
 from sat_mir.fsutil import atomic_path, atomic_write_json
 
 __all__ = ["BuildSettings", "BuildSummary", "run_build"]
+
+MIN_TRACK_S = 1.0  # shorter, or with less sound than this, a track is no training material
 
 log = logging.getLogger("sat_mir.build")
 LATENT_FORMATS = ("pre_encoded", "wds_latents")
@@ -51,6 +54,8 @@ class BuildSettings:
     conditioning: dict[str, Any] = field(default_factory=dict)
     # confidence key -> minimum: values below it are left out of prompts and numbers ({} = none)
     min_confidence: dict[str, float] = field(default_factory=dict)
+    peak_policy: str = "normalize"
+    allow_non_music: bool = False  # train on tracks that are noise, a DC offset, near-silence or under 1 s  # sources over full scale: normalize | reject | clip (audio/headroom.py)
     shard_size: int = 256
     num_workers: int = 2
     seed: int = 0
@@ -75,7 +80,7 @@ class BuildSummary:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.failed else 0
+        return EXIT_ITEMS_FAILED if self.failed else EXIT_OK
 
 
 def _model_files(settings: BuildSettings) -> tuple[dict | None, Path | None, Path | None]:
@@ -97,6 +102,21 @@ def _model_files(settings: BuildSettings) -> tuple[dict | None, Path | None, Pat
     if config_path is None or not config_path.exists():
         return None, None, None
     return json.loads(config_path.read_text()), config_path, ckpt
+
+
+def not_music(features: dict[str, Any]) -> str | None:
+    """Why a track with these features is no training material (noise, a DC offset,
+    near-silence, under a second), or None.  Tracks measured before the content keys existed
+    are not judged."""
+    dur, sound = features.get("duration_s"), features.get("sound_s")
+    ton, pulse = features.get("tonality"), features.get("pulse_clarity")
+    if isinstance(dur, (int, float)) and dur < MIN_TRACK_S:
+        return f"{dur:.2f} s long, under {MIN_TRACK_S:g} s"
+    if isinstance(sound, (int, float)) and sound < MIN_TRACK_S:
+        return f"only {sound:.2f} s above {SOUND_DB:g} dBFS (silence or a DC offset)"
+    if isinstance(ton, (int, float)) and isinstance(pulse, (int, float)) and ton < PITCHED and pulse < RHYTHMIC:
+        return f"neither pitched content nor a pulse (tonality {ton:.2f}, pulse clarity {pulse:.2f}): noise"
+    return None
 
 
 def run_build(settings: BuildSettings) -> BuildSummary:
@@ -128,6 +148,9 @@ def run_build(settings: BuildSettings) -> BuildSummary:
                       if t.errors else "no features (not extracted yet)")
             summary.left_out[t.name] = reason
             log.warning("left out track %s: %s", t.name, reason)
+        elif not settings.allow_non_music and (why := not_music(t.features)):
+            summary.left_out[t.name] = why
+            log.warning("left out track %s: %s (allow_non_music=true keeps it)", t.name, why)
         else:
             usable.append(t)
     items, unusable = corpus_items(settings.output, usable, kind=settings.items, chunk_s=item_s,
@@ -147,16 +170,20 @@ def run_build(settings: BuildSettings) -> BuildSummary:
     # 2. audio items (also the validation of what SAT will decode)
     needs_audio = any(f in ("audio_dir", "wds") for f in settings.formats)
     audio_dir = sat / "audio"
+    gains: dict[str, float] = {}  # item id -> gain put into its audio file (peak_policy=normalize)
     if needs_audio:
         chunks = write_item_audio(items, audio_dir, sample_rate=sample_rate, channels=channels,
-                                  progress=settings.progress)
+                                  peak_policy=settings.peak_policy, progress=settings.progress)
         summary.failed.update(chunks.failed)
+        summary.left_out.update(chunks.left_out)
+        gains = chunks.gains
         invalid = validate_audio_items([it.id for it in items if it.id not in chunks.failed], audio_dir,
                                        channels=channels)
         for iid, reason in invalid.items():
             summary.left_out[iid] = reason
             log.warning("left out item %s: %s", iid, reason)
-        items = [it for it in items if it.id not in chunks.failed and it.id not in invalid]
+        items = [it for it in items if it.id not in chunks.failed and it.id not in chunks.left_out
+                 and it.id not in invalid]
 
     # 3. prompts material, corpus bins, numbers
     p = settings.prompts
@@ -232,10 +259,15 @@ def run_build(settings: BuildSettings) -> BuildSummary:
         enc = encode_items(
             [EncodeItem(id=it.id, **_latent_source(it, audio_dir if needs_audio else None),
                         metadata={"sat_mir_id": it.id, "seconds_start": it.seconds_start,
-                                  "seconds_total": it.seconds_total, **numbers[it.id]}) for it in items],
+                                  "seconds_total": it.seconds_total, "gain_db": gains.get(it.id, 0.0),
+                                  **numbers[it.id]}) for it in items],
             ae, latent_dir, sample_size=sample_size, batch_size=settings.batch_size,
-            num_workers=settings.encode_workers, latent_dtype=settings.latent_dtype, progress=settings.progress,
+            num_workers=settings.encode_workers, latent_dtype=settings.latent_dtype,
+            peak_policy=settings.peak_policy, progress=settings.progress,
         )
+        for iid, reason in enc.left_out.items():
+            summary.left_out[iid] = reason
+            log.warning("left out item %s: %s", iid, reason)
         for iid, reason in enc.failed.items():
             summary.failed[iid] = f"latent encoding failed: {reason}"
             log.error("FAILED item %s: latent encoding: %s", iid, reason)
@@ -246,7 +278,7 @@ def run_build(settings: BuildSettings) -> BuildSummary:
     # 5. custom_metadata folder, shards, dataset configs
     module = write_metadata_folder(
         sat / "custom_metadata", items, materials=materials, numbers=numbers, recipe=recipe, seed=settings.seed,
-        extra={"bins": [b.to_dict() for b in bins], "numbers": [s.to_dict() for s in specs]},
+        gains=gains, extra={"bins": [b.to_dict() for b in bins], "numbers": [s.to_dict() for s in specs]},
     )
     configs: dict[str, dict] = {}
     min_shards = max(1, settings.num_workers)

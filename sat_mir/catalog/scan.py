@@ -15,6 +15,7 @@ wins (lossless first), so the choice never depends on directory order.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 from collections.abc import Iterator
@@ -25,6 +26,8 @@ from sat_mir.audio.context import STEM_NAMES
 from sat_mir.errors import ConfigError
 
 __all__ = ["AUDIO_SUFFIXES", "Track", "scan_library", "track_id"]
+
+log = logging.getLogger("sat_mir.catalog")
 
 # Preference order when the same name exists in several formats.
 AUDIO_SUFFIXES = (".flac", ".wav", ".aiff", ".aif", ".ogg", ".opus", ".mp3", ".m4a")
@@ -43,6 +46,7 @@ class Track:
     mix: Path
     stems: dict[str, Path] = field(default_factory=dict)
     layout: str = "file"
+    notes: tuple[str, ...] = ()  # what was adapted or left out where the files entered (catalog.check)
 
     @property
     def sources(self) -> dict[str, Path]:
@@ -59,6 +63,7 @@ class Track:
             "layout": self.layout,
             "mix": _rel(self.mix, root),
             "stems": {k: _rel(v, root) for k, v in self.sources.items() if k != "mix"},
+            **({"notes": list(self.notes)} if self.notes else {}),
         }
 
 
@@ -75,7 +80,9 @@ def track_id(rel: str) -> str:
 def scan_library(root: str | Path, *, exclude: list[Path] | None = None) -> list[Track]:
     """All tracks under ``root``, sorted by ``rel``.  Reads directory listings only.
 
-    Hidden files and folders (``.name``) and the folders in ``exclude`` are skipped.
+    Hidden files and folders (``.name``) and the folders in ``exclude`` are skipped.  What is
+    not used is said, one log line each: a name in several formats (which file is kept), a
+    folder of stems without a mix, a broken symbolic link.
 
     Raises
     ------
@@ -97,13 +104,26 @@ def _walk(root: Path, skip: set[Path]) -> Iterator[tuple[Path, list[str]]]:
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         here = Path(dirpath)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and (here / d).resolve() not in skip)
-        audio = sorted(f for f in filenames if not f.startswith(".") and Path(f).suffix.lower() in AUDIO_SUFFIXES)
+        audio = []
+        for f in sorted(filenames):
+            if f.startswith(".") or Path(f).suffix.lower() not in AUDIO_SUFFIXES:
+                continue
+            if not (here / f).exists():  # a symbolic link to nothing
+                log.warning("skipped %s: a broken symbolic link (to %s)", _rel(here / f, root),
+                            os.readlink(here / f))
+                continue
+            audio.append(f)
         if audio:
             yield here, audio
 
 
-def _pick(candidates: list[str]) -> str:
-    return min(candidates, key=lambda f: AUDIO_SUFFIXES.index(Path(f).suffix.lower()))
+def _pick(candidates: list[str], folder: Path | None = None, root: Path | None = None) -> str:
+    chosen = min(candidates, key=lambda f: AUDIO_SUFFIXES.index(Path(f).suffix.lower()))
+    if folder is not None and len(candidates) > 1:
+        others = ", ".join(f for f in sorted(candidates) if f != chosen)
+        log.warning("%s: kept %s, not %s (one name in several formats; lossless first)",
+                    _rel(folder, root) if root else folder, chosen, others)
+    return chosen
 
 
 def _tracks_in_folder(root: Path, folder: Path, files: list[str]) -> list[Track]:
@@ -115,16 +135,24 @@ def _tracks_in_folder(root: Path, folder: Path, files: list[str]) -> list[Track]
     if SEED_MIX in lower:
         rel = folder.relative_to(root).as_posix()
         rel = folder.name if rel == "." else rel
-        stems = {s: folder / _pick(by_base[lower[s]]) for s in STEM_NAMES if s in lower}
-        mix = folder / _pick(by_base[lower[SEED_MIX]])
+        stems = {s: folder / _pick(by_base[lower[s]], folder, root) for s in STEM_NAMES if s in lower}
+        mix = folder / _pick(by_base[lower[SEED_MIX]], folder, root)
         return [Track(id=track_id(rel), name=folder.name, rel=rel, mix=mix, stems=stems, layout="seed")]
+    bare_stems = sorted(b for b in by_base if b.lower() in STEM_NAMES)
+    if bare_stems:
+        # drums.flac with no full_mix beside it is a stem of a missing mix, not a track "drums"
+        log.warning("%s: %s without a %s.<ext> beside them: not a track (add the mix, or rename the files)",
+                    _rel(folder, root) or ".", ", ".join(by_base[b][0] for b in bare_stems), SEED_MIX)
+        for b in bare_stems:
+            del by_base[b]
 
     stems_of: dict[str, dict[str, Path]] = {}
     stem_bases: set[str] = set()
     for base in by_base:
         m = _STEM_SUFFIX.match(base)
         if m and m.group("base") in by_base:
-            stems_of.setdefault(m.group("base"), {})[m.group("stem").lower()] = folder / _pick(by_base[base])
+            stems_of.setdefault(m.group("base"), {})[m.group("stem").lower()] = folder / _pick(by_base[base], folder,
+                                                                                              root)
             stem_bases.add(base)
     out = []
     for base, candidates in sorted(by_base.items()):
@@ -136,7 +164,7 @@ def _tracks_in_folder(root: Path, folder: Path, files: list[str]) -> list[Track]
                 id=track_id(rel),
                 name=base,
                 rel=rel,
-                mix=folder / _pick(candidates),
+                mix=folder / _pick(candidates, folder, root),
                 stems=stems_of.get(base, {}),
             )
         )

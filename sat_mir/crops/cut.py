@@ -39,8 +39,10 @@ import numpy as np
 from sat_mir.audio.context import TrackContext
 from sat_mir.audio.write import write_audio
 from sat_mir.catalog import Track
-from sat_mir.crops.plan import MODES, CropSpan, plan_crops
-from sat_mir.errors import ConfigError, SatMirError, SidecarError
+from sat_mir.crops.plan import MODES, CropSpan, no_crops_reason, plan_crops
+from sat_mir.audio.headroom import check_peak_policy, fit_full_scale
+from sat_mir.audio.resample import resample
+from sat_mir.errors import AudioRangeError, ConfigError, SatMirError, SidecarError
 from sat_mir.features.metrical import tempo_from_beats
 from sat_mir.fsutil import atomic_write_json
 from sat_mir.store.sidecar import read_sidecar, sidecar_path, track_dir, update_sections
@@ -82,6 +84,8 @@ class CropSettings:
     bar_multiple : ``div4``'s bar multiple.
     silence_db : the first window louder than this (dBFS peak) starts the music.
     features : run the extractors on the crops (a run option: not part of the cut's identity).
+    peak_policy : a track over full scale is "normalize"d (one gain for mix and stems, logged
+        and recorded as the crop's ``gain_db``), "reject"ed (no crops) or "clip"ped.
     """
 
     mode: str = "div4"
@@ -95,8 +99,10 @@ class CropSettings:
     bar_multiple: int = 4
     silence_db: float = -72.0
     features: bool = True
+    peak_policy: str = "normalize"
 
     def __post_init__(self):
+        check_peak_policy(self.peak_policy, "crops.peak_policy")
         if self.mode not in MODES:
             raise ConfigError(f"crops.mode must be one of {list(MODES)}, got {self.mode!r}")
         if self.fmt not in ("flac", "wav"):
@@ -131,6 +137,7 @@ class CutOutcome:
     crops: list[Track] = field(default_factory=list)
     cut: bool = False  # False: the crops on disk were current
     error: str | None = None
+    no_crops: str | None = None  # why the track gave no crop, when it gave none
 
 
 def cut_track(track: Track, output: Path, settings: CropSettings, *, overwrite: bool = False) -> CutOutcome:
@@ -141,16 +148,21 @@ def cut_track(track: Track, output: Path, settings: CropSettings, *, overwrite: 
     """
     outcome = CutOutcome(track.id)
     try:
-        inputs, features, grid, beats = _track_state(track, output, settings)
+        try:
+            inputs, features, grid, beats = _track_state(track, output, settings)
+        except _NoDownbeats as exc:
+            outcome.no_crops = str(exc)
+            return outcome
         folder = crop_folder(output, track.id)
         key = {"version": CROPS_VERSION, "config_hash": settings.config_hash, "inputs": inputs,
                "grid": _digest(grid), "beats": _digest(beats)}
         manifest = _read_manifest(folder)
         if not overwrite and manifest and all(manifest.get(k) == v for k, v in key.items()):
             outcome.crops = _tracks_from_manifest(manifest, folder)
+            outcome.no_crops = manifest.get("no_crops")
             if all(p.is_file() for c in outcome.crops for p in c.sources.values()):
                 return outcome
-        outcome.crops = _cut(track, output, settings, key, features, grid, beats)
+        outcome.crops, outcome.no_crops = _cut(track, output, settings, key, features, grid, beats)
         outcome.cut = True
     except SatMirError as exc:
         outcome.error = str(exc)
@@ -176,11 +188,19 @@ def _track_state(track: Track, output: Path, settings: CropSettings):
     grid = _read_times(work / "downbeats.txt")
     beats = _read_times(work / "beats.txt")
     if settings.needs_downbeats and grid is None:
+        absent = (sidecar["provenance"].get("rhythm") or {}).get("absent") or {}
+        if absent.get("bpm"):  # not a failure: the track has no beat to cut on
+            raise _NoDownbeats(f"crops.mode={settings.mode} cuts on downbeats, and the track has none: "
+                               f"{absent['bpm']} (crops.mode=sequential needs none)")
         err = (sidecar["provenance"].get("rhythm") or {}).get("error")
         raise ConfigError(f"crops.mode={settings.mode} needs the track's downbeats, and "
                           + (f"the rhythm extractor failed: {err}" if err else "the rhythm extractor has not run")
                           + " (crops.mode=sequential needs none)")
     return inputs, sidecar["features"], grid, beats
+
+
+class _NoDownbeats(SatMirError):
+    """The rhythm extractor found no beat to cut on (its values are absent, with a reason)."""
 
 
 def _read_times(path: Path) -> np.ndarray | None:
@@ -212,18 +232,28 @@ def _tracks_from_manifest(manifest: dict, folder: Path) -> list[Track]:
 
 
 def _cut(track: Track, output: Path, settings: CropSettings, key: dict, features: dict,
-         grid: np.ndarray | None, beats: np.ndarray | None) -> list[Track]:
+         grid: np.ndarray | None, beats: np.ndarray | None) -> tuple[list[Track], str | None]:
+    """Write the crops; return them, and why there are none when there are none."""
     ctx = TrackContext(track.sources)
     mix = ctx.mix
     sr = mix.sr
     stems = [s for s in settings.stems if s in track.stems]
-    signals = {"mix": mix.samples, **{s: _fit(ctx.stem(s).samples, mix.samples.shape) for s in stems}}
+    signals = {"mix": mix.samples, **{s: _fit(_at_rate(ctx.stem(s), sr), mix.samples.shape) for s in stems}}
+    try:
+        signals, headroom = fit_full_scale(signals, settings.peak_policy)
+    except AudioRangeError as exc:
+        return _no_crops(output, track, key, sr, str(exc))
+    if headroom.changed:
+        log.warning("%s: %s (crops.peak_policy=%s)", track.rel, headroom.describe(), settings.peak_policy)
+    min_length = int(np.ceil(settings.min_fraction * settings.length))
     spans = plan_crops(
-        settings.mode, mix.mono, sr=sr, length=settings.length,
-        min_length=int(np.ceil(settings.min_fraction * settings.length)), downbeats_s=grid,
+        settings.mode, mix.mono, sr=sr, length=settings.length, min_length=min_length, downbeats_s=grid,
         snap=int(round(settings.snap_ms * 1e-3 * sr)), short=settings.short,
         bar_multiple=settings.bar_multiple, silence_db=settings.silence_db,
     )
+    no_crops = None if spans else no_crops_reason(
+        settings.mode, mix.mono, sr=sr, length=settings.length, min_length=min_length, downbeats_s=grid,
+        bar_multiple=settings.bar_multiple, silence_db=settings.silence_db)
     folder = crop_folder(output, track.id)
     folder.mkdir(parents=True, exist_ok=True)
     fade = int(round(settings.fade_ms * 1e-3 * sr))
@@ -238,14 +268,32 @@ def _cut(track: Track, output: Path, settings: CropSettings, key: dict, features
             fname = f"{cid}.{settings.fmt}" if name == "mix" else f"{cid}_{name}.{settings.fmt}"
             write_audio(folder / fname, _materialise(x, span, fade), sr=sr)
             files[name] = fname
-        info = _crop_info(track.id, span, settings, sr, duration_s, beats)
+        info = {**_crop_info(track.id, span, settings, sr, duration_s, beats), "gain_db": headroom.gain_db}
         update_sections(sidecar_path(output, cid), crop=info, inherited=inherited)
         entries.append({"id": cid, "mix": files.pop("mix"), "stems": files, **info})
         crops.append(Track(id=cid, name=cid, rel=f"crops/{track.id}/{cid}", mix=folder / entries[-1]["mix"],
                            stems={s: folder / f for s, f in files.items()}, layout="crop"))
     _remove_stale(folder, track.id, keep={c.id for c in crops})
-    atomic_write_json(folder / MANIFEST, {**key, "track": track.id, "sample_rate": sr, "crops": entries})
-    return crops
+    manifest = {**key, "track": track.id, "sample_rate": sr, "crops": entries}
+    if no_crops:
+        manifest["no_crops"] = no_crops
+    atomic_write_json(folder / MANIFEST, manifest)
+    return crops, no_crops
+
+
+def _no_crops(output: Path, track: Track, key: dict, sr: int, reason: str) -> tuple[list[Track], str]:
+    folder = crop_folder(output, track.id)
+    folder.mkdir(parents=True, exist_ok=True)
+    _remove_stale(folder, track.id, keep=set())
+    atomic_write_json(folder / MANIFEST, {**key, "track": track.id, "sample_rate": sr, "crops": [],
+                                          "no_crops": reason})
+    return [], reason
+
+
+def _at_rate(sig, sr: int) -> np.ndarray:
+    """A stem's samples at the mix's rate: a stem file at another rate is resampled, never
+    cut sample for sample against the mix."""
+    return sig.samples if sig.sr == sr else resample(sig.samples, sr_in=sig.sr, sr_out=sr)
 
 
 def _fit(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -34,7 +34,7 @@ import numpy as np
 
 from sat_mir.errors import ConfigError
 
-__all__ = ["MODES", "CropSpan", "first_sound", "plan_crops", "snap_to_zero_crossing"]
+__all__ = ["MODES", "CropSpan", "first_sound", "no_crops_reason", "plan_crops", "snap_to_zero_crossing"]
 
 MODES = ("sequential", "beat_aligned", "overlap", "div4")
 SHORT_POLICIES = ("drop", "pad")
@@ -149,6 +149,31 @@ def plan_crops(
     step = bar_multiple if mode == "div4" else 1
     return _on_downbeats(mono, sr, n, grid, start0, length, min_length, snap, short, step,
                          overlap=mode == "overlap")
+
+
+def no_crops_reason(mode: str, mono: np.ndarray, *, sr: int, length: int, min_length: int,
+                    downbeats_s: np.ndarray | None = None, bar_multiple: int = 4, silence_db: float = -72.0) -> str:
+    """Why :func:`plan_crops` with these arguments planned no crop, in words for the log."""
+    n = len(mono)
+    start0 = first_sound(mono, sr=sr, threshold_db=silence_db)
+    if start0 >= n:
+        return f"nothing in it is louder than {silence_db:g} dBFS"
+    need = f"length × min_fraction = {min_length / sr:.1f} s"
+    heard = (n - start0) / sr
+    if heard < min_length / sr or mode == "sequential":
+        return f"{heard:.1f} s of audio from its first sound is shorter than {need}"
+    grid = np.asarray(downbeats_s if downbeats_s is not None else [], dtype=np.float64)
+    grid = grid[(grid >= start0 / sr - 0.05) & (grid <= n / sr)]
+    step = bar_multiple if mode == "div4" else 1
+    bars = f"{step} bar{'s' if step > 1 else ''}"
+    if grid.size < step + 1:
+        return f"it has {grid.size} downbeat(s) after its first sound, fewer than the {step + 1} that {bars} need"
+    bar_s = float(np.median(np.diff(grid)))
+    if step * bar_s > length / sr:
+        return f"{bars} of {bar_s:.2f} s ({step * bar_s:.1f} s) do not fit in a crop of {length / sr:.1f} s"
+    span = grid[-1] - grid[0]
+    return (f"its downbeats from the first sound on span {span:.1f} s; no run of whole {bars} there holds {need} "
+            f"and fits in {length / sr:.1f} s")
 
 
 def _finish(index: int, start: int, end: int, length: int, min_length: int, short: str, **kw) -> CropSpan | None:

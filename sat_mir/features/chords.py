@@ -25,7 +25,7 @@ import numpy as np
 
 from sat_mir.audio.context import TrackContext
 from sat_mir.errors import ConfigError, ExtractorError
-from sat_mir.features.registry import ExtractorResult, OutputSpec, register
+from sat_mir.features.registry import ExtractorResult, Needs, OutputSpec, register
 from sat_mir.features.rhythm import GridConfig, UsesBeatGrid, grid_settings, metrical_of
 from sat_mir.features.tonal import PITCH_CLASSES, harmonic_frames
 
@@ -211,6 +211,7 @@ def most_common_progression(bars: list[dict], length: int = 4) -> list[str]:
 @register
 class Chords(UsesBeatGrid):
     name = "chords"
+    needs = Needs(min_sound_s=4.0, pitched=True, rhythmic=True)  # chords per beat
     version = "1"
     signals = ("mix", "stems")
     outputs = (

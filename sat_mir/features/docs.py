@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sat_mir.audio.content import PITCHED, RHYTHMIC, SOUND_DB
 from sat_mir.features.registry import REGISTRY
 
 __all__ = ["features_markdown"]
@@ -26,9 +27,27 @@ def features_markdown() -> str:
         lines += [f"## `{name}` (version {cls.version}; signals: {', '.join(cls.signals)}; {cls.device})", ""]
         if summary:
             lines += [summary, ""]
+        needs = _needs_text(cls.needs)
+        if needs:
+            lines += [f"Needs {needs}; below that every key is absent, with the reason.", ""]
         lines += ["| key | unit | range | meaning |", "|---|---|---|---|"]
         for spec in cls.outputs:
             rng = "–" if spec.range is None else f"{spec.range[0]} … {spec.range[1]}"
             lines.append(f"| `{spec.key}` | {spec.unit} | {rng} | {spec.description} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _needs_text(needs) -> str:
+    parts = []
+    if needs.min_seconds:
+        parts.append(f"a mix of at least {needs.min_seconds:g} s")
+    if needs.min_sound_s:
+        parts.append(f"{needs.min_sound_s:g} s of sound above {SOUND_DB:g} dBFS")
+    if needs.pitched:
+        parts.append(f"pitched content (tonality >= {PITCHED:g})")
+    if needs.rhythmic:
+        parts.append(f"a pulse (pulse clarity >= {RHYTHMIC:g})")
+    if needs.music:
+        parts.append("pitched content or a pulse (not noise)")
+    return ", ".join(parts)

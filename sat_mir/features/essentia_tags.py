@@ -22,7 +22,7 @@ import numpy as np
 
 from sat_mir.audio.context import SignalContext, TrackContext
 from sat_mir.errors import ConfigError, WeightsError
-from sat_mir.features.registry import ExtractorResult, ModelExtractor, OutputSpec, register
+from sat_mir.features.registry import ExtractorResult, ModelExtractor, Needs, OutputSpec, register
 from sat_mir.models.essentia_tf import (
     ESSENTIA,
     HEADS,
@@ -52,6 +52,7 @@ def top_tags(probs: np.ndarray, classes: list[str], *, top_k: int, threshold: fl
 class EssentiaTags(ModelExtractor):
     name = "essentia"
     version = "2"
+    needs = Needs(min_seconds=1.0, min_sound_s=1.0, music=True)  # a genre or mood of noise is not a fact
     signals = ("mix",)
     outputs = (
         OutputSpec("essentia_genre", "probability",

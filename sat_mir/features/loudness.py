@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sat_mir.audio.context import SignalContext, TrackContext
 from sat_mir.errors import ExtractorError
 from sat_mir.features.bs1770 import loudness_stats
-from sat_mir.features.registry import Extractor, ExtractorResult, OutputSpec, register
+from sat_mir.features.registry import Extractor, ExtractorResult, Needs, OutputSpec, register
 
 __all__ = ["Loudness"]
 
@@ -21,6 +21,7 @@ __all__ = ["Loudness"]
 @register
 class Loudness(Extractor):
     name = "loudness"
+    needs = Needs(min_seconds=0.4, min_sound_s=0.4)  # one BS.1770 gating block
     version = "1"
     signals = ("mix", "stems")
     outputs = (

@@ -26,6 +26,7 @@ __all__ = [
     "Extractor",
     "ExtractorResult",
     "ModelExtractor",
+    "Needs",
     "OutputSpec",
     "REGISTRY",
     "build_extractors",
@@ -70,6 +71,43 @@ class OutputSpec:
         return None
 
 
+@dataclass(frozen=True)
+class Needs:
+    """What an extractor's values need from the mix to mean anything (:mod:`sat_mir.audio.content`).
+
+    Below a need the runner records every key of the extractor as absent, with the reason,
+    and does not compute: a key of white noise or a tempo of a DC offset is not data.
+    """
+
+    min_seconds: float = 0.0  # the mix's duration
+    min_sound_s: float = 0.0  # seconds louder than -60 dBFS, DC and sub-20 Hz left out
+    pitched: bool = False  # tonal content (tonality >= PITCHED)
+    rhythmic: bool = False  # a pulse (pulse clarity >= RHYTHMIC)
+    music: bool = False  # pitched or rhythmic: not noise
+
+    @property
+    def any(self) -> bool:
+        return self != Needs()
+
+    def unmet(self, c) -> str | None:
+        """Why ``c`` (a :class:`~sat_mir.audio.content.Content`) does not meet these needs, or None."""
+        from sat_mir.audio.content import PITCHED, RHYTHMIC, SOUND_DB
+
+        if c.duration_s < self.min_seconds:
+            return f"the mix is {c.duration_s:.2f} s long; these values need {self.min_seconds:g} s"
+        if c.sound_s < self.min_sound_s:
+            return (f"the mix has {c.sound_s:.2f} s above {SOUND_DB:g} dBFS (DC left out); these values need "
+                    f"{self.min_sound_s:g} s")
+        if self.pitched and not c.pitched:
+            return f"no pitched content (tonality {c.tonality:.2f} < {PITCHED})"
+        if self.rhythmic and not c.rhythmic:
+            return f"no pulse (pulse clarity {c.pulse_clarity:.2f} < {RHYTHMIC})"
+        if self.music and not (c.pitched or c.rhythmic):
+            return (f"neither pitched content nor a pulse (tonality {c.tonality:.2f}, pulse clarity "
+                    f"{c.pulse_clarity:.2f}): noise, not music")
+        return None
+
+
 @dataclass
 class ExtractorResult:
     """What an extractor produced for one track.
@@ -97,6 +135,7 @@ class Extractor(ABC):
     # is loaded once per run.
     device: ClassVar[str] = "cpu"
     outputs: ClassVar[tuple[OutputSpec, ...]]
+    needs: ClassVar[Needs] = Needs()
 
     @dataclass(frozen=True)
     class Config:
@@ -116,8 +155,26 @@ class Extractor(ABC):
         """Hash of the options that change the values (not where weights live, the device or
         batch sizes), so moving the models folder or the GPU does not redo finished work."""
         opts = {k: v for k, v in dataclasses.asdict(self.config).items() if k not in RUNTIME_OPTIONS}
+        if self.needs.any:  # what the values need decides whether they exist
+            opts["__needs__"] = dataclasses.asdict(self.needs)
         blob = json.dumps(opts, sort_keys=True, default=str)
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+    def gate(self, ctx: TrackContext) -> ExtractorResult | None:
+        """Every key absent with the reason when the mix does not meet :attr:`needs`, else None
+        (also None when the mix cannot be measured: :meth:`compute` then reports why)."""
+        if not self.needs.any:
+            return None
+        from sat_mir.audio.content import content_of
+
+        try:
+            reason = self.needs.unmet(content_of(ctx.mix))
+        except Exception:  # noqa: BLE001 - compute() meets the same problem and records it
+            return None
+        if reason is None:
+            return None
+        keys = [k for s in self.outputs for k in s.expand(ctx.stem_names)]
+        return ExtractorResult(absent={k: reason for k in keys})
 
     def spec(self, key: str) -> OutputSpec | None:
         for s in self.outputs:

@@ -23,7 +23,7 @@ from sat_mir.features.metrical import (
     from_beats_and_downbeats,
     tempo_from_beats,
 )
-from sat_mir.features.registry import Extractor, ExtractorResult, OutputSpec, register
+from sat_mir.features.registry import Extractor, ExtractorResult, Needs, OutputSpec, register
 from sat_mir.features.tonal import harmonic_frames
 
 __all__ = ["BEATS_FILE", "DOWNBEATS_FILE", "ONSETS_FILE", "TRACKERS", "GridConfig", "Rhythm", "StemRhythm",
@@ -239,6 +239,7 @@ class UsesBeatGrid(Extractor):
 @register
 class Rhythm(UsesBeatGrid):
     name = "rhythm"
+    needs = Needs(min_seconds=5.0, min_sound_s=5.0, rhythmic=True)
     # 2: onset envelope no longer shifted 2 frames late; 3: metrical analysis (beat level, meter and
     # downbeats chosen by a fitted model over the mix and the stems), confidences, time signature
     version = "3"
@@ -343,6 +344,7 @@ class Rhythm(UsesBeatGrid):
 @register
 class StemRhythm(UsesBeatGrid):
     name = "stem_rhythm"
+    needs = Needs(min_seconds=5.0, min_sound_s=5.0, rhythmic=True)
     version = "3"  # 2: onset envelope no longer shifted 2 frames late; 3: the metrical analysis's beats
     signals = ("mix", "stems")
     outputs = (

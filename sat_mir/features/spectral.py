@@ -14,7 +14,7 @@ import numpy as np
 
 from sat_mir.audio.context import Spectrogram, TrackContext
 from sat_mir.errors import ExtractorError
-from sat_mir.features.registry import Extractor, ExtractorResult, OutputSpec, register
+from sat_mir.features.registry import Extractor, ExtractorResult, Needs, OutputSpec, register
 
 __all__ = ["BANDS_HZ", "Spectral", "band_levels_dbfs", "shape_statistics"]
 
@@ -72,6 +72,7 @@ def band_levels_dbfs(spec: Spectrogram, bands: dict[str, tuple[float, float]]) -
 @register
 class Spectral(Extractor):
     name = "spectral"
+    needs = Needs(min_sound_s=0.1)  # a few full frames of sound, not a DC offset
     version = "1"
     signals = ("mix",)
     outputs = (

@@ -54,7 +54,7 @@ from sat_mir.features.psychoacoustics import (
     spectral_peaks,
     third_octave_weights,
 )
-from sat_mir.features.registry import Extractor, ExtractorResult, OutputSpec, register
+from sat_mir.features.registry import Extractor, ExtractorResult, Needs, OutputSpec, register
 
 __all__ = ["MODELS", "Timbral"]
 
@@ -75,6 +75,7 @@ class Timbral(Extractor):
     they are computed and where they differ from the original."""
 
     name = "timbral"
+    needs = Needs(min_seconds=1.0, min_sound_s=1.0, music=True)
     version = "1"
     signals = ("mix",)
     outputs = (

@@ -43,7 +43,7 @@ import scipy.fft
 
 from sat_mir.audio.context import SignalContext, TrackContext
 from sat_mir.errors import ConfigError, ExtractorError
-from sat_mir.features.registry import Extractor, ExtractorResult, OutputSpec, register
+from sat_mir.features.registry import Extractor, ExtractorResult, Needs, OutputSpec, register
 
 __all__ = [
     "PITCH_CLASSES",
@@ -135,6 +135,7 @@ def _spec_list() -> tuple[OutputSpec, ...]:
 @register
 class Tonal(Extractor):
     name = "tonal"
+    needs = Needs(min_sound_s=2.0, pitched=True)
     version = "2"  # 2: Albrecht & Shanahan's key profiles by default (were Krumhansl & Kessler's)
     signals = ("mix", "stems")
     outputs = _spec_list()

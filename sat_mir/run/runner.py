@@ -12,7 +12,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from sat_mir.catalog import Track
-from sat_mir.errors import SatMirError
+from sat_mir.errors import EXIT_ITEMS_FAILED, EXIT_OK, EXIT_UNAVAILABLE, SatMirError, worst_exit
 from sat_mir.features.registry import Extractor
 from sat_mir.run.jit import prepare_jit_cache
 from sat_mir.run.pool import Crashed, run_pool
@@ -45,12 +45,13 @@ class RunSummary:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.failed else 0
+        return worst_exit(EXIT_ITEMS_FAILED if self.failed else EXIT_OK,
+                          EXIT_UNAVAILABLE if self.unavailable else EXIT_OK)
 
     def add(self, outcome: TrackOutcome) -> None:
         self.done += len(outcome.done)
         self.skipped += len(outcome.skipped)
-        self.failed += len(outcome.failed) + len(outcome.unavailable)
+        self.failed += len(outcome.failed)  # an extractor that could not run at all is in `unavailable`
         self.flagged += len(outcome.flags)
         if outcome.failed:
             before = self.failed_tracks.get(outcome.label)

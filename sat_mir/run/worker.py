@@ -165,7 +165,7 @@ def record_crash(task: TrackTask, reason: str) -> TrackOutcome:
 
 def _compute(ex: Extractor, ctx: TrackContext) -> ExtractorResult | BaseException:
     try:
-        return ex.compute(ctx)
+        return ex.gate(ctx) or ex.compute(ctx)
     except Exception as exc:  # noqa: BLE001 - recorded by _record
         return exc
 
@@ -216,6 +216,13 @@ def process_batch(tasks: list[TrackTask], extractors: tuple[Extractor, ...],
         if ex.name in unavailable:
             for p, inputs in todo:
                 _store(p, ex, inputs, _Unavailable(unavailable[ex.name]), 0.0)
+            continue
+        gated = [(p, inputs, ex.gate(p.ctx)) for p, inputs in todo]
+        for p, inputs, result in gated:
+            if result is not None:
+                _store(p, ex, inputs, result, 0.0)
+        todo = [(p, inputs) for p, inputs, result in gated if result is None]
+        if not todo:
             continue
         t0 = time.perf_counter()
         try:
