@@ -68,7 +68,7 @@ DEFAULT_RECIPE = {
     # probability that the prompt is one text description alone, whole (Music Flamingo writes
     # complete prompts), instead of fields, words and controls; drawn before everything else,
     # only for items that have a description; long ones keep their first sentences that fit
-    "description_only_p": 0.0,
+    "description_only_p": 0.25,
     # how many list values at most per field (after shuffling)
     "max_list_values": 5,
     # conservative budget for T5's max_length (SAO: 128 tokens)

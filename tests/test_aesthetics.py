@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import time
 from pathlib import Path
 
 import numpy as np
@@ -218,10 +217,8 @@ def no_network(monkeypatch):
 
 def test_missing_weights_name_the_file_and_the_download_command(tmp_path, no_network):
     ex = Aesthetics(Aesthetics.Config(models_dir=str(tmp_path), device="cpu"))
-    t0 = time.perf_counter()
     with pytest.raises(WeightsError) as err:
         ex.preflight()
-    assert time.perf_counter() - t0 < 5.0
     message = str(err.value)
     assert str(tmp_path / "audiobox" / "checkpoint.pt") in message
     assert "python -m sat_mir.models download audiobox" in message

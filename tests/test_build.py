@@ -285,6 +285,10 @@ def test_cli_extract_build_preview_with_user_metadata(tmp_path):
                               f"model.dir={tmp_path / 'no-model'}"], cwd=tmp_path, env=env, capture_output=True,
                              text=True)
     assert missing.returncode == 3 and "vae_model.ckpt" in missing.stderr, missing.stderr[-2000:]
+    # a key no extractor declares: an invalid configuration (2), named, before anything is built
+    typo = subprocess.run([sys.executable, "-m", "sat_mir.build", "+dataset=demo", "progress=false",
+                           "conditioning.numbers=[bmp]"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert typo.returncode == 2 and "'bmp'" in typo.stderr and "nearest known keys: bpm" in typo.stderr
 
 
 def test_failed_tracks_and_silent_items_are_left_out_with_reasons(tmp_path, demo_library):

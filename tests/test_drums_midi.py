@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import logging
 import socket
-import time
 from pathlib import Path
 
 import mido
@@ -284,14 +283,12 @@ def no_network(monkeypatch):
 
 
 def test_missing_weights_name_the_file_and_the_download_command(tmp_path, demo_library, no_network):
-    start = time.monotonic()
     ex = DrumsMidi(DrumsMidi.Config(models_dir=str(tmp_path), device="cpu"))
     with pytest.raises(WeightsError, match=r"adtof_frame_rnn_pytorch_weights\.pth.*python -m sat_mir\.models "
                                            r"download adtof"):
         ex.preflight()
     (result,) = ex.compute_batch([_song(demo_library, "Demo 02 - Night Drive")])
     assert isinstance(result, WeightsError)
-    assert time.monotonic() - start < 10
 
 
 def test_a_checkpoint_of_another_shape_is_refused(tmp_path, models_dir):

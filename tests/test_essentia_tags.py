@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import socket
-import time
 from pathlib import Path
 
 import numpy as np
@@ -206,10 +205,8 @@ def test_missing_weights_name_the_file_and_the_download_command(models_dir, tmp_
 
     monkeypatch.setattr(socket, "socket", no_network)
     ex = EssentiaTags(EssentiaTags.Config(models_dir=str(tmp_path / "empty")))
-    t0 = time.perf_counter()
     with pytest.raises(WeightsError, match=r"discogs-effnet-bs64-1\.pb.*python -m sat_mir\.models download essentia"):
         ex.preflight()
-    assert time.perf_counter() - t0 < 1.0
     (result,) = ex.compute_batch([_ctx(_tone(3.0))])
     assert isinstance(result, WeightsError)
     shutil.copytree(models_dir / "essentia", tmp_path / "partial" / "essentia")

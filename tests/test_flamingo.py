@@ -7,7 +7,6 @@ import json
 import logging
 import shutil
 import socket
-import time
 from pathlib import Path
 
 import numpy as np
@@ -270,7 +269,6 @@ def empty_hf_cache(tmp_path, monkeypatch):
 
 
 def test_missing_weights_fail_fast_naming_the_file_and_the_command(tmp_path, models_dir, no_network, empty_hf_cache):
-    start = time.monotonic()
     ex = _flamingo(tmp_path / "empty")
     with pytest.raises(WeightsError, match=r"music-flamingo-2601-hf[/\\]config\.json.*"
                                            r"python -m sat_mir\.models download music-flamingo-2601-hf"):
@@ -287,7 +285,6 @@ def test_missing_weights_fail_fast_naming_the_file_and_the_command(tmp_path, mod
         _flamingo(broken).preflight()
     with pytest.raises(WeightsError, match="music-flamingo-hf"):
         _flamingo(tmp_path / "empty", model="music-flamingo-hf").preflight()
-    assert time.monotonic() - start < 5
 
 
 def test_the_older_checkpoint_loads_audioflamingo3_from_its_config(tool, tmp_path):

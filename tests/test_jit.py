@@ -55,8 +55,8 @@ def test_a_user_cache_dir_is_never_wiped(tmp_path, monkeypatch):
     assert len(calls) == 1 and (tmp_path / "mine").exists()
 
 
-def test_the_real_warm_up_runs_in_a_subprocess(monkeypatch):
-    cache = jit.default_cache_dir()  # the shared one: warm after the first run
+def test_the_real_warm_up_runs_in_a_subprocess(tmp_path, monkeypatch):
+    cache = tmp_path / "numba"  # empty: the probe must compile, not find a user's leftovers
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(cache))
     proc = jit._probe(["info", "loudness", "rhythm"])
     assert proc.returncode == 0, proc.stderr

@@ -30,20 +30,20 @@ def test_same_seed_same_prompts_and_prompts_vary():
 
 
 def test_stable_audio_recipe_pairs_case_and_shuffles():
-    out = draws(2000, recipe={"case_p": {"as_is": 1.0}, "description_p": 0.0,
+    out = draws(2000, recipe={"case_p": {"as_is": 1.0}, "description_p": 0.0, "description_only_p": 0.0,
                               "control_keep_p": {}, "field_keep_p": 1.0})
     with_pairs = sum("Genre:" in p for p in out) / len(out)
     assert with_pairs == pytest.approx(0.5, abs=0.05)  # half "Key: value", half values only
     genre_orders = {re.search(r"(Techno|Acid|Electronic).*?(Techno|Acid|Electronic)", p).groups() for p in out}
     assert len(genre_orders) == 6  # list values are shuffled: every order of two appears
-    cased = draws(2000, recipe={"case_p": {"as_is": 0.5, "lower": 0.3, "upper": 0.2}})
+    cased = draws(2000, recipe={"case_p": {"as_is": 0.5, "lower": 0.3, "upper": 0.2}, "description_only_p": 0.0})
     assert sum(p == p.upper() for p in cased) / 2000 == pytest.approx(0.2, abs=0.04)
     assert sum(p == p.lower() for p in cased) / 2000 == pytest.approx(0.3, abs=0.04)
 
 
 def test_control_sentences_are_dropped_at_their_rates():
     out = draws(3000, recipe={"control_keep_p": {"bpm": 0.5, "key": 0.2}, "italian_tempo_p": 0.0,
-                              "case_p": {"as_is": 1.0}})
+                              "case_p": {"as_is": 1.0}, "description_only_p": 0.0})
     assert sum("128 beats per minute" in p for p in out) / 3000 == pytest.approx(0.5, abs=0.04)
     assert sum("key of A minor" in p for p in out) / 3000 == pytest.approx(0.2, abs=0.03)
     assert not any("beat counts" in p for p in out)  # meter not in control_keep_p: never

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
-import time
 from pathlib import Path
 
 import numpy as np
@@ -204,7 +203,6 @@ def empty_caches(tmp_path, monkeypatch):
 
 
 def test_missing_model_in_a_local_repo(models_dir, tmp_path, no_network):
-    start = time.monotonic()
     with pytest.raises(WeightsError, match="'htdemucs_ft'.*tiny_htdemucs.yaml"):
         load_separator("htdemucs_ft", models_dir=models_dir)
     with pytest.raises(WeightsError, match="does not exist"):
@@ -213,16 +211,13 @@ def test_missing_model_in_a_local_repo(models_dir, tmp_path, no_network):
     (tmp_path / "broken.yaml").write_text("models: ['0123abcd']\n")
     with pytest.raises(WeightsError, match="0123abcd"):
         load_separator("broken", models_dir=tmp_path)
-    assert time.monotonic() - start < 5
 
 
 def test_missing_pretrained_model_fails_fast_without_network(empty_caches, no_network):
-    start = time.monotonic()
     with pytest.raises(WeightsError, match=r"'htdemucs'.*955717e8-8726e21a\.th.*get_model\('htdemucs'\)"):
         load_separator("htdemucs")
     with pytest.raises(WeightsError, match="htdemucs_6s"):
         load_separator("htdemucs_6s")
-    assert time.monotonic() - start < 5
 
 
 def test_corrupt_file_in_the_torch_hub_cache_fails_its_checksum(empty_caches, no_network):

@@ -20,6 +20,7 @@ from sat_mir.build.chunks import write_item_audio
 from sat_mir.build.conditioning import NumberSpec, fit_numbers, merge_model_config, numbers_for
 from sat_mir.build.confidence import trusted_facts
 from sat_mir.build.corpus import ITEM_KINDS, BuildItem, corpus_items, load_corpus
+from sat_mir.build.keys import check_feature_keys
 from sat_mir.build.manifest import write_metadata_folder
 from sat_mir.build.material import item_material
 from sat_mir.build.sat_files import dataset_config, write_dataset_configs, write_training_notes
@@ -126,6 +127,7 @@ def run_build(settings: BuildSettings) -> BuildSummary:
         raise ConfigError(f"unknown format(s) {unknown}; choose from {list(FORMATS)}")
     if settings.items not in ITEM_KINDS:
         raise ConfigError(f"items must be one of {list(ITEM_KINDS)}, got {settings.items!r}")
+    check_feature_keys(settings.prompts, settings.conditioning)
     summary = BuildSummary()
     sat = settings.output / "sat"
     sat.mkdir(parents=True, exist_ok=True)
@@ -234,7 +236,10 @@ def run_build(settings: BuildSettings) -> BuildSummary:
         )
         for it in items
     }
-    recipe = dict(p.get("recipe") or {})
+    from custom_metadata.prompts import DEFAULT_RECIPE
+
+    # null in the config = the default; the manifest states the whole recipe
+    recipe = {**DEFAULT_RECIPE, **{k: v for k, v in (p.get("recipe") or {}).items() if v is not None}}
     bad_prompts = validate_prompts(materials, recipe, seed=settings.seed)
     for iid, reason in bad_prompts.items():
         summary.left_out[iid] = reason
