@@ -16,12 +16,8 @@ from conftest import load_tool
 from sat_mir.audio.context import TrackContext
 from sat_mir.audio.decode import Audio, load_audio
 from sat_mir.errors import ConfigError, WeightsError
-from sat_mir.features.drums_midi import (
-    DrumHit,
-    DrumsMidi,
-    drum_midi_bytes,
-    grid_tempo_bpm,
-)
+from sat_mir.features.drums_midi import DrumHit, DrumsMidi, drum_midi_bytes
+from sat_mir.features.metrical import tempo_from_beats
 from sat_mir.models import adtof, adtof_net, default_models_dir
 from sat_mir.models.cache import ModelCache
 
@@ -150,7 +146,7 @@ def test_known_hits_come_back_from_the_midi_file():
     act = _activations_for(hits, frames=600)
     picked = adtof.pick_onsets(act)
     beats = 0.253 + 0.6 * np.arange(12) + np.random.default_rng(0).normal(0, 0.004, 12)
-    tempo_bpm = grid_tempo_bpm(beats)
+    tempo_bpm = tempo_from_beats(beats)
     assert tempo_bpm == pytest.approx(100.0, abs=1.5)
     notes = [DrumHit(f / adtof.FPS, adtof.GM_NOTES[c], 100) for c, (frames, _) in enumerate(picked) for f in frames]
     mid, tempo, got = _read_midi(drum_midi_bytes(notes, tempo_bpm=tempo_bpm, ticks_per_beat=480))
@@ -183,7 +179,6 @@ def test_midi_notes_are_short_and_never_overlap_on_one_key():
     assert sorted(round(s, 3) for _, s in spans) == [0.03, 0.05, 0.05]
     with pytest.raises(ValueError, match="hit"):
         drum_midi_bytes([DrumHit(-1.0, 36, 100)])
-    assert grid_tempo_bpm(np.array([1.0])) is None
 
 
 # --------------------------------------------------------------------------- model path

@@ -20,7 +20,7 @@ import soundfile as sf
 from sat_mir.audio.resample import resample
 from sat_mir.errors import AudioReadError
 
-__all__ = ["Audio", "load_audio", "probe_frames", "FFMPEG_ONLY_SUFFIXES"]
+__all__ = ["Audio", "FFMPEG_ONLY_SUFFIXES", "Header", "load_audio", "probe_frames", "probe_header"]
 
 # Containers libsndfile has no decoder for.
 FFMPEG_ONLY_SUFFIXES = frozenset({".m4a", ".aac", ".mp4"})
@@ -78,13 +78,35 @@ def load_audio(path: str | Path, *, sr: int | None = None) -> Audio:
     return Audio(samples=samples, sr=int(native_sr))
 
 
-def probe_frames(path: str | Path) -> tuple[int, int] | None:
-    """(frames, sr) from the header without decoding, or None when unknown."""
+@dataclass(frozen=True)
+class Header:
+    """What a file's header says: frames, sample rate (Hz) and channels."""
+
+    frames: int
+    sr: int
+    channels: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / float(self.sr)
+
+
+def probe_header(path: str | Path) -> Header | None:
+    """The header of ``path`` without decoding, or None when unknown (unreadable, or a
+    container whose length only decoding tells)."""
     try:
         info = sf.info(str(path))
     except Exception:  # noqa: BLE001 - any header problem means "unknown"
         return None
-    return int(info.frames), int(info.samplerate)
+    if info.frames <= 0 or info.samplerate <= 0:
+        return None
+    return Header(int(info.frames), int(info.samplerate), int(info.channels))
+
+
+def probe_frames(path: str | Path) -> tuple[int, int] | None:
+    """(frames, sr) from the header without decoding, or None when unknown."""
+    h = probe_header(path)
+    return (h.frames, h.sr) if h else None
 
 
 def _decode_soundfile(path: Path) -> tuple[np.ndarray, int]:

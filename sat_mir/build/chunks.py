@@ -15,7 +15,6 @@ from itertools import groupby
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 from tqdm.auto import tqdm
 
 from sat_mir.audio.channels import fit_channels
@@ -108,7 +107,7 @@ def _write_checked(path: Path, x: np.ndarray, sr: int, policy: str, it: BuildIte
     # within 2 LSB of 24-bit full scale: PCM's largest positive value is 1 - 2**-23
     before = int(np.count_nonzero(np.abs(x) >= _FULL_SCALE))  # a source's own clipping is not ours
     write_audio(path, x, sr=sr)
-    back, _ = sf.read(str(path), dtype="float32", always_2d=True)
+    back = load_audio(path).samples
     after = int(np.count_nonzero(np.abs(back) >= _FULL_SCALE))
     if after > before and policy != "clip":
         path.unlink(missing_ok=True)

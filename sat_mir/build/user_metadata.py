@@ -7,45 +7,12 @@ are a choice the user makes.  A CSV row wins over the file's tags.
 from __future__ import annotations
 
 import csv
-import json
-import re
-import shutil
-import subprocess
 from pathlib import Path
 
-import soundfile as sf
-
+from sat_mir.audio.tags import read_tags
 from sat_mir.errors import ConfigError
 
 __all__ = ["read_metadata_csv", "read_tags", "track_metadata"]
-
-_SF_FIELDS = ("title", "artist", "album", "date", "genre")
-
-
-def read_tags(path: Path) -> dict[str, str]:
-    """Tags of an audio file (lower-case keys), via libsndfile, else ffprobe; {} when none."""
-    tags: dict[str, str] = {}
-    try:
-        with sf.SoundFile(str(path)) as f:
-            for name in _SF_FIELDS:
-                value = getattr(f, name, "") or ""
-                if value.strip():
-                    tags[name] = value.strip()
-    except Exception:  # noqa: BLE001 - no tags readable this way; try ffprobe
-        pass
-    exe = shutil.which("ffprobe")
-    if not tags and exe:
-        proc = subprocess.run([exe, "-v", "error", "-show_entries", "format_tags", "-of", "json", str(path)],
-                              capture_output=True, text=True)
-        if proc.returncode == 0:
-            raw = json.loads(proc.stdout or "{}").get("format", {}).get("tags", {})
-            tags = {k.lower(): str(v).strip() for k, v in raw.items() if str(v).strip()}
-    if "date" in tags and "year" not in tags:
-        m = re.match(r"\s*(\d{4})", tags["date"])
-        if m:
-            tags["year"] = m.group(1)
-    return tags
-
 
 def read_metadata_csv(path: Path) -> dict[str, dict[str, str]]:
     """Rows keyed by the value of their ``track_id``, ``path`` or ``name`` column (first present).

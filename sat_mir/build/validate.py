@@ -8,7 +8,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
+
+from sat_mir.audio.decode import load_audio
+from sat_mir.errors import AudioReadError
 
 __all__ = ["SILENCE_DBFS", "validate_audio_items", "validate_prompts"]
 
@@ -22,15 +24,15 @@ def validate_audio_items(ids: Iterable[str], folder: Path, *, channels: int, ext
     for iid in ids:
         path = folder / f"{iid}.{ext}"
         try:
-            data, _ = sf.read(str(path), dtype="float32", always_2d=True)
-        except Exception as exc:  # noqa: BLE001 - any decode failure excludes the item
-            bad[iid] = f"{path.name} does not decode ({exc})"
+            data = load_audio(path).samples  # [channels, frames]
+        except AudioReadError as exc:
+            bad[iid] = f"{path.name} does not decode ({exc.reason})"
             continue
         peak = float(np.max(np.abs(data))) if data.size else 0.0
         if peak == 0.0 or 20 * np.log10(peak) < SILENCE_DBFS:
             bad[iid] = f"silent (peak below {SILENCE_DBFS:.0f} dBFS): SAT would swap it for a random other file"
-        elif data.shape[1] != channels:
-            bad[iid] = f"{data.shape[1]} channels, the model takes {channels}"
+        elif data.shape[0] != channels:
+            bad[iid] = f"{data.shape[0]} channels, the model takes {channels}"
     return bad
 
 

@@ -13,8 +13,7 @@ import dataclasses
 import logging
 from pathlib import Path
 
-import soundfile as sf
-
+from sat_mir.audio.decode import probe_header
 from sat_mir.catalog.scan import Track
 
 __all__ = ["check_stems"]
@@ -32,24 +31,24 @@ def check_stems(tracks: list[Track], root: Path) -> list[Track]:
         if not track.stems:
             out.append(track)
             continue
-        mix = _header(track.mix)
+        mix = probe_header(track.mix)
         if mix is None:  # the mix's own decode will say what is wrong with it
             out.append(track)
             continue
         stems, notes = {}, []
         for name, path in track.stems.items():
-            h = _header(path)
+            h = probe_header(path)
             if h is None:
                 stems[name] = path  # unknown length (mp3, m4a): the stage that decodes it checks
                 continue
-            diff = abs(h.duration - mix.duration)
-            if diff > max(MAX_LENGTH_DIFF_S, MAX_LENGTH_DIFF_RATIO * mix.duration):
-                notes.append(f"stem {name} ({path.name}) is {h.duration:.2f} s, the mix {mix.duration:.2f} s: "
+            diff = abs(h.duration_s - mix.duration_s)
+            if diff > max(MAX_LENGTH_DIFF_S, MAX_LENGTH_DIFF_RATIO * mix.duration_s):
+                notes.append(f"stem {name} ({path.name}) is {h.duration_s:.2f} s, the mix {mix.duration_s:.2f} s: "
                              "not this mix's stem, left out")
                 continue
             stems[name] = path
-            if h.samplerate != mix.samplerate:
-                notes.append(f"stem {name} is at {h.samplerate} Hz, the mix at {mix.samplerate} Hz: resampled")
+            if h.sr != mix.sr:
+                notes.append(f"stem {name} is at {h.sr} Hz, the mix at {mix.sr} Hz: resampled")
             if h.channels != mix.channels:
                 notes.append(f"stem {name} has {h.channels} channel(s), the mix {mix.channels}: "
                              "brought to the mix's channels where they are combined")
@@ -59,10 +58,3 @@ def check_stems(tracks: list[Track], root: Path) -> list[Track]:
         out.append(track)
     return out
 
-
-def _header(path: Path):
-    try:
-        info = sf.info(str(path))
-    except Exception:  # noqa: BLE001 - unreadable headers are the decoder's to report
-        return None
-    return info if info.frames > 0 and info.samplerate > 0 else None

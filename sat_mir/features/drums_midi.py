@@ -4,9 +4,9 @@ The drum stem (44.1 kHz mono) goes through :mod:`sat_mir.models.adtof`: frame ac
 of five classes, madmom-style peak picking with ADTOF's per-class thresholds, then one
 note per onset on MIDI channel 10 (GM kick 35, snare 38, tom 47, closed hi-hat 42,
 crash 49).  The file's tempo is the mix's beat grid: the ``bpm`` the ``rhythm`` extractor
-measured when it ran on this item (the model phase sees it), else the median inter-beat
-interval of the same beat tracker run here, so a DAW shows bars that roughly follow the
-song; notes sit at their exact times through that tempo, whatever it is.  Values: onsets per class and per
+measured when it ran on this item (the model phase sees it), else the same beat grid's tempo
+computed here by the same rule (``metrical.tempo_from_beats``), so a DAW shows bars that follow
+the song; notes sit at their exact times through that tempo, whatever it is.  Values: onsets per class and per
 minute of the stem.
 """
 
@@ -22,11 +22,12 @@ import numpy as np
 from sat_mir.audio.context import TrackContext
 from sat_mir.errors import ConfigError, ExtractorError
 from sat_mir.features.registry import ExtractorResult, ModelExtractor, OutputSpec, register
+from sat_mir.features.metrical import tempo_from_beats
 from sat_mir.features.rhythm import metrical_of
 from sat_mir.models import adtof
 from sat_mir.models.spec import locate
 
-__all__ = ["DrumHit", "DrumsMidi", "drum_midi_bytes", "grid_tempo_bpm"]
+__all__ = ["DrumHit", "DrumsMidi", "drum_midi_bytes"]
 
 DRUM_CHANNEL = 9  # MIDI channel 10, General MIDI percussion
 DEFAULT_BPM = 120.0  # MIDI's own default tempo, for a track with no usable beat grid
@@ -37,13 +38,6 @@ class DrumHit(NamedTuple):
     time_s: float
     note: int  # General MIDI percussion key
     velocity: int  # 1..127
-
-
-def grid_tempo_bpm(beats: np.ndarray) -> float | None:
-    """Tempo (BPM) of a beat grid from its median inter-beat interval; None under two beats."""
-    ibi = np.diff(np.sort(np.asarray(beats, dtype=np.float64)))
-    ibi = ibi[ibi > 0]
-    return float(60.0 / np.median(ibi)) if ibi.size else None
 
 
 def drum_midi_bytes(hits: Sequence[DrumHit], *, tempo_bpm: float = DEFAULT_BPM, ticks_per_beat: int = 480,
@@ -149,7 +143,8 @@ class DrumsMidi(ModelExtractor):
         if isinstance(measured, (int, float)) and 3.6 <= measured <= 1000.0:
             return float(measured)  # the rhythm extractor's grid: no second beat tracking of the mix
         c = self.config
-        return grid_tempo_bpm(metrical_of(ctx, tightness=c.tightness).beats) or DEFAULT_BPM
+        beats = metrical_of(ctx, tightness=c.tightness).beats
+        return tempo_from_beats(beats) if len(beats) >= 2 else DEFAULT_BPM  # the rhythm extractor's rule
 
     def preflight(self) -> None:
         locate(adtof.SPEC, self.config.models_dir)
