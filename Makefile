@@ -59,7 +59,7 @@ demo: setup
 	$(PY) -m sat_mir.extract +dataset=demo crops=div4
 	$(PY) tools/make_tiny_sat_model.py "$(DEMO_MODELS)" --sample-size 524288 >/dev/null
 	$(PY) -m sat_mir.build +dataset=demo
-	$(PY) -m sat_mir.prompts +dataset=demo n=5
+	$(PY) -m sat_mir.build.preview +dataset=demo n=5
 
 # pytest exits 5 when it collects no tests; that is not a failure of the suite.
 test: setup

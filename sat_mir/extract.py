@@ -6,11 +6,11 @@ Run with ``--help`` for the configuration groups and options.
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
+
+from sat_mir.cli import hydra_entry
 
 from sat_mir.errors import (
     EXIT_CONFIG,
@@ -24,7 +24,6 @@ from sat_mir.errors import (
 
 __all__ = ["main", "run"]
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 log = logging.getLogger("sat_mir.extract")
 
 
@@ -43,15 +42,20 @@ def run(cfg: DictConfig) -> int:
     from sat_mir.catalog import check_stems, scan_library
     from sat_mir.demo import ensure_demo_library
     from sat_mir.features import build_extractors
-    from sat_mir.fsutil import atomic_write_json, remove_stale_temp_files
+    from sat_mir.fsutil import remove_stale_temp_files
     from sat_mir.run import run_extraction
     from sat_mir.runlog import start_run_log
     from sat_mir.settings import dataset_settings
+    from sat_mir.store import write_catalog
+    from sat_mir.store.keys import check_read_keys
 
     logging.getLogger("sat_mir").setLevel(str(cfg.get("log_level", "INFO")).upper())
     try:
         ds = dataset_settings(cfg)
         extractors = build_extractors(OmegaConf.to_container(cfg.extractors, resolve=True))
+        for line in check_read_keys(extractors):
+            log.warning("%s, and the extractor that writes it is off this run: it is read from earlier "
+                        "runs' sidecars where present", line)
         separation = _separation_settings(cfg)
         crops = _crop_settings(cfg)
         target = str(cfg.get("target", "both"))
@@ -76,10 +80,7 @@ def run(cfg: DictConfig) -> int:
                   batch_size=int(cfg.get("model_batch", 8)))
     with logging_redirect_tqdm():
         tracks, code = _separate(tracks, ds.output, separation, progress)
-        atomic_write_json(ds.output / "catalog.json", {
-            "root": str(ds.root),
-            "tracks": [t.to_dict(ds.root) for t in tracks],
-        })
+        write_catalog(ds.output, ds.root, tracks)
         on_tracks = extractors
         if crops is not None and target == "crops":
             on_tracks = [ex for ex in extractors if crops.needs_downbeats and ex.name == "rhythm"]
@@ -144,11 +145,7 @@ def _separate(tracks, output: Path, settings, progress: bool):
                               EXIT_UNAVAILABLE if summary.unavailable else EXIT_OK)
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="extract")
-def main(cfg: DictConfig) -> None:
-    code = run(cfg)
-    if code:
-        sys.exit(code)
+main = hydra_entry("extract", run)
 
 
 if __name__ == "__main__":

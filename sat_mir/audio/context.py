@@ -158,8 +158,9 @@ class TrackContext:
         if "mix" not in sources:
             raise ValueError("a track needs a 'mix' source")
         self.sources = dict(sources)
-        # values measured earlier for this item (its sidecar's features, over a crop's inherited
-        # ones): read-only context for annotators that condition on them, e.g. prompt texts
+        # what is known of this item before the extractors run (sat_mir.store.item_values: a
+        # crop's own values over its grid values over its track's): read-only context for
+        # annotators that condition on them, e.g. prompt texts
         self.features: dict[str, Any] = dict(features or {})
         self.track_id = track_id  # the catalog id (stable across library moves), when known
         self._loader = loader

@@ -6,15 +6,14 @@ Run with ``--help`` for the configuration groups and options.
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
+
+from sat_mir.cli import hydra_entry
 
 from sat_mir.errors import EXIT_CONFIG, EXIT_UNAVAILABLE, SatMirError, WeightsError
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent.parent / "conf")
 log = logging.getLogger("sat_mir.build")
 
 
@@ -77,11 +76,7 @@ def run(cfg: DictConfig) -> int:
     return summary.exit_code
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="build")
-def main(cfg: DictConfig) -> None:
-    code = run(cfg)
-    if code:
-        sys.exit(code)
+main = hydra_entry("build", run)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ An item is a view (track, start, duration) until a writer materialises it. Two k
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -21,16 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from sat_mir.errors import ConfigError, SidecarError
+from sat_mir.catalog import Track
+from sat_mir.store.dataset import Dataset, item_values, list_crops
 from sat_mir.store.sidecar import read_sidecar, sidecar_path
 
-__all__ = ["CROP_SECTION_FEATURES", "ITEM_KINDS", "BuildItem", "CorpusTrack", "chunk_items", "corpus_items",
-           "crop_features", "crop_items", "load_corpus"]
+__all__ = ["ITEM_KINDS", "BuildItem", "CorpusTrack", "chunk_items", "corpus_items", "crop_items", "load_corpus"]
 
 # ``items``: crops where the extraction made them and chunks elsewhere, only crops, only chunks.
 ITEM_KINDS = ("auto", "crops", "chunks")
-# Values of a crop sidecar's ``crop`` section that are features of the crop (the rest, such as
-# start_s or pad_samples, say where it comes from).
-CROP_SECTION_FEATURES = ("bpm", "beat_count", "bars", "position")
 
 
 @dataclass(frozen=True)
@@ -40,6 +37,7 @@ class CorpusTrack:
     mix: Path
     features: dict[str, Any]
     errors: dict[str, str]  # extractor → error, from provenance
+    entry: Track | None = None  # the catalog entry
 
     @property
     def duration_s(self) -> float | None:
@@ -81,34 +79,22 @@ class BuildItem:
         return int(math.ceil(self.track.duration_s or self.duration_s))
 
 
-def load_corpus(output: Path) -> tuple[Path, list[CorpusTrack]]:
-    """The library root and every catalogued track with its sidecar features.
+def load_corpus(output: Path) -> tuple[Dataset, list[CorpusTrack]]:
+    """The dataset and every catalogued track with its sidecar features.
 
     Raises
     ------
     ConfigError
         The extraction has not been run for this output folder.
     """
-    catalog_path = output / "catalog.json"
-    if not catalog_path.exists():
-        raise ConfigError(
-            f"{catalog_path} does not exist: run `python -m sat_mir.extract` for this dataset first"
-        )
-    catalog = json.loads(catalog_path.read_text())
-    root = Path(catalog["root"])
+    ds = Dataset.open(output)
     tracks = []
-    for entry in catalog["tracks"]:
-        try:
-            sidecar = read_sidecar(sidecar_path(output, entry["id"]))
-        except SidecarError:
-            sidecar = {"features": {}, "provenance": {}}
+    for entry in ds.tracks:
+        sidecar = ds.sidecar_or_empty(entry.id)
         errors = {k: v["error"] for k, v in sidecar["provenance"].items() if v.get("error")}
-        mix = Path(entry["mix"])
-        tracks.append(CorpusTrack(
-            id=entry["id"], name=entry["name"], mix=mix if mix.is_absolute() else root / mix,
-            features=dict(sidecar["features"]), errors=errors,
-        ))
-    return root, tracks
+        tracks.append(CorpusTrack(id=entry.id, name=entry.name, mix=entry.mix, features=dict(sidecar["features"]),
+                                  errors=errors, entry=entry))
+    return ds, tracks
 
 
 def chunk_items(tracks: list[CorpusTrack], *, chunk_s: float, min_fraction: float = 0.5) -> Iterator[BuildItem]:
@@ -130,28 +116,12 @@ def chunk_items(tracks: list[CorpusTrack], *, chunk_s: float, min_fraction: floa
                             features=track.features)
 
 
-def crop_features(sidecar: dict[str, Any]) -> dict[str, Any]:
-    """The features of a crop from its sidecar, in increasing precedence: the track values that
-    hold for any part of the track (``inherited``: key, meter, model tags, ``track_bpm``,
-    ``track_duration_s``, ...), the crop's beat-grid values (``crop``: :data:`CROP_SECTION_FEATURES`,
-    e.g. its local ``bpm``), then the crop's own measured ``features``.  The crop's own
-    measurements win: the track's tempo or loudness never stand in for the crop's."""
-    crop = sidecar.get("crop") or {}
-    return {
-        **(sidecar.get("inherited") or {}),
-        **{k: crop[k] for k in CROP_SECTION_FEATURES if isinstance(crop.get(k), (int, float))},
-        **(sidecar.get("features") or {}),
-    }
-
-
 def crop_items(output: Path, track: CorpusTrack) -> tuple[list[BuildItem], dict[str, str]]:
     """The crops of ``track`` listed in its ``crops.json`` as items (``[]`` when it was never cut
     or has no crops), and ``{crop id: reason}`` for listed crops that cannot be used (audio file
     or ``crop`` sidecar section missing, sidecar unreadable)."""
-    from sat_mir.crops import load_crop_tracks
-
     items, bad = [], {}
-    for crop in load_crop_tracks(output, track.id):
+    for crop in list_crops(output, track.id):
         if not crop.mix.is_file():
             bad[crop.id] = f"crop audio {crop.mix} is missing (cut the crops again: python -m sat_mir.extract)"
             continue
@@ -167,7 +137,7 @@ def crop_items(output: Path, track: CorpusTrack) -> tuple[list[BuildItem], dict[
         sr = info.get("sample_rate")
         pad_s = float(info.get("pad_samples") or 0) / sr if isinstance(sr, (int, float)) and sr > 0 else 0.0
         items.append(BuildItem(id=crop.id, track=track, index=int(info["index"]), start_s=float(info["start_s"]),
-                               duration_s=float(info["duration_s"]), features=crop_features(sidecar),
+                               duration_s=float(info["duration_s"]), features=item_values(sidecar),
                                source=crop.mix, pad_s=pad_s))
     return items, bad
 

@@ -66,6 +66,16 @@ class Track:
             **({"notes": list(self.notes)} if self.notes else {}),
         }
 
+    @classmethod
+    def from_dict(cls, d: dict, root: Path) -> Track:
+        """The inverse of :meth:`to_dict` (relative paths are taken under ``root``)."""
+        def at(p: str) -> Path:
+            return Path(p) if Path(p).is_absolute() else Path(root) / p
+
+        return cls(id=d["id"], name=d["name"], rel=d["rel"], mix=at(d["mix"]),
+                   stems={k: at(v) for k, v in (d.get("stems") or {}).items()}, layout=d.get("layout", "file"),
+                   notes=tuple(d.get("notes") or ()))
+
 
 def track_id(rel: str) -> str:
     """Stable id for a track key: a readable slug plus 8 hex digits of its SHA-1.

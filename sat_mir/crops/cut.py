@@ -15,7 +15,7 @@ A crop's sidecar holds, besides the usual sections that the feature run fills:
   (start / track duration), ``bars``, and the crop-local ``bpm`` and ``beat_count``
   from the track's beat grid);
 * ``inherited``: the track-level values that stay true of any part of the track
-  (:data:`INHERITED_KEYS`); a crop's own measured features never get overwritten by
+  (the keys whose spec says ``holds="track"``: meter, key, model tags...); a crop's own measured features never get overwritten by
   them (the seed copied track ``bpm``/``beat_count`` over the crop's own).
 
 ``crops.json`` is written last: a killed run finds it missing or stale and cuts the
@@ -44,31 +44,17 @@ from sat_mir.audio.headroom import check_peak_policy, fit_full_scale
 from sat_mir.audio.resample import resample
 from sat_mir.errors import AudioRangeError, ConfigError, SatMirError, SidecarError
 from sat_mir.features.metrical import tempo_from_beats
+from sat_mir.features.registry import track_wide_keys
 from sat_mir.fsutil import atomic_write_json
-from sat_mir.store.sidecar import read_sidecar, sidecar_path, track_dir, update_sections
+from sat_mir.store.dataset import INHERITED_RENAMED, crop_tracks, read_crops_manifest
+from sat_mir.store.layout import crop_folder, crop_id, crops_manifest_path, sidecar_path, track_dir
+from sat_mir.store.sidecar import read_sidecar, update_sections
 
-__all__ = ["CROPS_VERSION", "INHERITED_KEYS", "CropSettings", "crop_folder", "crop_id", "cut_track",
-           "load_crop_tracks"]
+__all__ = ["CROPS_VERSION", "CropSettings", "cut_track"]
 
 log = logging.getLogger("sat_mir.crops")
 
 CROPS_VERSION = "2"  # 2: the time signature and the confidences of tempo, meter and key are inherited
-MANIFEST = "crops.json"
-
-# Track-level values that describe any part of the track, copied into each crop's
-# ``inherited`` section: the meter and key with their confidences, and the model annotations of
-# genre, mood, instruments, and the descriptions that do not speak about the song's course.  (A
-# crop's local bpm is measured on the track's grid, so the track's tempo confidence holds for it.)
-INHERITED_KEYS = (
-    "beats_per_bar", "time_signature", "meter_confidence", "tempo_confidence", "beat_tracker",
-    "key", "key_tonic", "key_mode", "key_strength", "key_confidence",
-    "essentia_genre", "essentia_mood", "essentia_instrument",
-    "flamingo_full", "flamingo_technical", "flamingo_genre_mood", "flamingo_instrumentation",
-)
-# Track values kept under another name, so a crop's own measurement of the same quantity
-# never collides with them.
-INHERITED_RENAMED = {"bpm": "track_bpm", "duration_s": "track_duration_s"}
-
 
 @dataclass(frozen=True)
 class CropSettings:
@@ -123,14 +109,6 @@ class CropSettings:
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
-def crop_folder(output: Path, track_id: str) -> Path:
-    return Path(output) / "crops" / track_id
-
-
-def crop_id(track_id: str, index: int) -> str:
-    return f"{track_id}_{index:03d}"
-
-
 @dataclass
 class CutOutcome:
     track_id: str
@@ -156,9 +134,9 @@ def cut_track(track: Track, output: Path, settings: CropSettings, *, overwrite: 
         folder = crop_folder(output, track.id)
         key = {"version": CROPS_VERSION, "config_hash": settings.config_hash, "inputs": inputs,
                "grid": _digest(grid), "beats": _digest(beats)}
-        manifest = _read_manifest(folder)
+        manifest = read_crops_manifest(output, track.id)
         if not overwrite and manifest and all(manifest.get(k) == v for k, v in key.items()):
-            outcome.crops = _tracks_from_manifest(manifest, folder)
+            outcome.crops = crop_tracks(manifest, folder)
             outcome.no_crops = manifest.get("no_crops")
             if all(p.is_file() for c in outcome.crops for p in c.sources.values()):
                 return outcome
@@ -167,13 +145,6 @@ def cut_track(track: Track, output: Path, settings: CropSettings, *, overwrite: 
     except SatMirError as exc:
         outcome.error = str(exc)
     return outcome
-
-
-def load_crop_tracks(output: Path, track_id: str) -> list[Track]:
-    """The crops listed in a track's ``crops.json`` (empty when it was never cut)."""
-    folder = crop_folder(output, track_id)
-    manifest = _read_manifest(folder)
-    return _tracks_from_manifest(manifest, folder) if manifest else []
 
 
 # ----------------------------------------------------------------------------- internals
@@ -215,22 +186,6 @@ def _digest(times: np.ndarray | None) -> str | None:
     return None if times is None else hashlib.sha1(np.round(times, 6).tobytes()).hexdigest()[:16]
 
 
-def _read_manifest(folder: Path) -> dict | None:
-    try:
-        return json.loads((folder / MANIFEST).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-
-
-def _tracks_from_manifest(manifest: dict, folder: Path) -> list[Track]:
-    out = []
-    for c in manifest.get("crops", []):
-        cid = c["id"]
-        out.append(Track(id=cid, name=cid, rel=f"crops/{folder.name}/{cid}", mix=folder / c["mix"],
-                         stems={s: folder / f for s, f in c["stems"].items()}, layout="crop"))
-    return out
-
-
 def _cut(track: Track, output: Path, settings: CropSettings, key: dict, features: dict,
          grid: np.ndarray | None, beats: np.ndarray | None) -> tuple[list[Track], str | None]:
     """Write the crops; return them, and why there are none when there are none."""
@@ -257,7 +212,7 @@ def _cut(track: Track, output: Path, settings: CropSettings, key: dict, features
     folder = crop_folder(output, track.id)
     folder.mkdir(parents=True, exist_ok=True)
     fade = int(round(settings.fade_ms * 1e-3 * sr))
-    inherited = {k: features[k] for k in INHERITED_KEYS if k in features}
+    inherited = {k: features[k] for k in track_wide_keys() if k in features}
     inherited.update({new: features[old] for old, new in INHERITED_RENAMED.items() if old in features})
     duration_s = mix.samples.shape[1] / sr
     entries, crops = [], []
@@ -277,7 +232,7 @@ def _cut(track: Track, output: Path, settings: CropSettings, key: dict, features
     manifest = {**key, "track": track.id, "sample_rate": sr, "crops": entries}
     if no_crops:
         manifest["no_crops"] = no_crops
-    atomic_write_json(folder / MANIFEST, manifest)
+    atomic_write_json(crops_manifest_path(output, track.id), manifest)
     return crops, no_crops
 
 
@@ -285,7 +240,7 @@ def _no_crops(output: Path, track: Track, key: dict, sr: int, reason: str) -> tu
     folder = crop_folder(output, track.id)
     folder.mkdir(parents=True, exist_ok=True)
     _remove_stale(folder, track.id, keep=set())
-    atomic_write_json(folder / MANIFEST, {**key, "track": track.id, "sample_rate": sr, "crops": [],
+    atomic_write_json(crops_manifest_path(output, track.id), {**key, "track": track.id, "sample_rate": sr, "crops": [],
                                           "no_crops": reason})
     return [], reason
 

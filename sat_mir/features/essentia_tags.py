@@ -57,14 +57,14 @@ class EssentiaTags(ModelExtractor):
     outputs = (
         OutputSpec("essentia_genre", "probability",
                    "Discogs genre---style labels (genre_discogs400 head; sigmoid, mean over ~2 s patches): "
-                   "the top_k at or above threshold", kind="tags"),
+                   "the top_k at or above threshold", kind="tags", holds="track"),
         OutputSpec("essentia_genre_top", "label", "the most probable Discogs style as 'Style (Genre)'", kind="str"),
         OutputSpec("essentia_mood", "probability",
                    "MTG-Jamendo mood/theme labels (56; sigmoid, mean over patches): the top_k at or above threshold",
-                   kind="tags"),
+                   kind="tags", holds="track"),
         OutputSpec("essentia_instrument", "probability",
                    "MTG-Jamendo instrument labels (40; sigmoid, mean over patches): the top_k at or above threshold",
-                   kind="tags"),
+                   kind="tags", holds="track"),
         OutputSpec("danceability", "probability",
                    "probability of the 'danceable' class (danceability head, softmax, mean over patches); not "
                    "Essentia's DFA Danceability algorithm", (0.0, 1.0)),

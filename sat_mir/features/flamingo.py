@@ -156,8 +156,9 @@ class Flamingo(ModelExtractor):
     version = "1"
     signals = ("mix",)
     outputs = tuple(
+        # a description of the song's course (its structure) is not true of a crop of it
         OutputSpec(f"flamingo_{p}", "text", f"Music Flamingo's answer to the {p!r} prompt (normalised text)",
-                   kind="str")
+                   kind="str", holds="span" if p == "structure" else "track")
         for p in PROMPT_TYPES
     )
 

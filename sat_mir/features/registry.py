@@ -32,6 +32,7 @@ __all__ = [
     "build_extractors",
     "confidence_keys",
     "register",
+    "track_wide_keys",
 ]
 
 
@@ -53,6 +54,14 @@ class OutputSpec:
     # the key holding this value's confidence (e.g. bpm → tempo_confidence): the build leaves
     # the value out of prompts and numbers when that confidence is below its threshold
     confidence: str | None = None
+    # "span": the value describes the stretch of audio it was measured on (a loudness, a tempo
+    # that may drift); "track": it holds for any part of the track (a key, a meter, a genre), so
+    # each crop inherits it (sat_mir.crops.cut) beside what is measured on the crop itself
+    holds: str = "span"
+
+    def __post_init__(self):
+        if self.holds not in ("span", "track"):
+            raise ValueError(f"OutputSpec {self.key!r}: holds must be 'span' or 'track', got {self.holds!r}")
 
     @property
     def per_stem(self) -> bool:
@@ -273,6 +282,13 @@ def confidence_keys() -> dict[str, str]:
     import sat_mir.features  # noqa: F401  - importing registers the built-in extractors
 
     return {s.key: s.confidence for cls in REGISTRY.values() for s in cls.outputs if s.confidence and not s.per_stem}
+
+
+def track_wide_keys() -> tuple[str, ...]:
+    """Keys whose values hold for any part of a track (``holds="track"``), in registry order."""
+    import sat_mir.features  # noqa: F401  - importing registers the built-in extractors
+
+    return tuple(s.key for cls in REGISTRY.values() for s in cls.outputs if s.holds == "track" and not s.per_stem)
 
 
 def build_extractors(options: Mapping[str, Mapping[str, Any]]) -> list[Extractor]:

@@ -249,21 +249,21 @@ class Rhythm(UsesBeatGrid):
                    (30.0, 300.0), confidence="tempo_confidence"),
         OutputSpec("tempo_confidence", "probability",
                    "how sure the beat level is: the model's probability for the tempo chosen (within 4 %) "
-                   "against its half, double, third, triple, 2/3 and 3/2", (0.0, 1.0)),
+                   "against its half, double, third, triple, 2/3 and 3/2", (0.0, 1.0), holds="track"),
         OutputSpec("bpm_is_defined", "bool", "1 when the beat grid is long and regular enough to trust bpm",
                    (0, 1), kind="int"),
         OutputSpec("beat_count", "beats", f"beats in the grid ({BEATS_FILE})", (0, 100000), kind="int"),
         OutputSpec("beat_regularity", "score", "1 − coefficient of variation of the inter-beat intervals "
                    "(1 = perfectly even; the seed stored a std in seconds under this name)", (0.0, 1.0)),
         OutputSpec("beats_per_bar", "beats", "meter: the time signature's numerator (6 for 6/8, 12 for 12/8, "
-                   "where a bar holds 2 or 4 of the grid's beats)", (2, 12), kind="int", confidence="meter_confidence"),
+                   "where a bar holds 2 or 4 of the grid's beats)", (2, 12), kind="int", confidence="meter_confidence", holds="track"),
         OutputSpec("time_signature", "meter", "e.g. '4/4', '3/4', '5/4', '6/8', '12/8' (compound meters over 8, "
-                   "the others over 4: audio cannot tell 3/4 from 3/8)", kind="str", confidence="meter_confidence"),
+                   "the others over 4: audio cannot tell 3/4 from 3/8)", kind="str", confidence="meter_confidence", holds="track"),
         OutputSpec("meter_confidence", "probability",
                    "how sure the meter is: the model's probability for the pulses per bar chosen (2 to 7), "
-                   "summed over where the bar starts", (0.0, 1.0)),
+                   "summed over where the bar starts", (0.0, 1.0), holds="track"),
         OutputSpec("beat_tracker", "engine", "what found the beats and bars: 'dsp' (sat-mir's metrical analysis) "
-                   "or 'beat_this' (the Beat This! model, when its weights are in the models folder)", kind="str"),
+                   "or 'beat_this' (the Beat This! model, when its weights are in the models folder)", kind="str", holds="track"),
         OutputSpec("downbeat_count", "bars", f"downbeats found ({DOWNBEATS_FILE})", (0, 100000), kind="int"),
         OutputSpec("onset_count", "onsets", f"onsets detected in the mix ({ONSETS_FILE})", (0, 1_000_000),
                    kind="int"),

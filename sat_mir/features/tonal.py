@@ -31,6 +31,11 @@ Fixed against the seed: the seed fed a C-referenced HPCP to Essentia's ``Key``
 tonic was 3 semitones low and four tonics read as C; it averaged the stereo
 channels before the STFT; and its harmonic movement/variance "cap at 1" never
 applied (both are bounded below 1 by construction, see :func:`harmonic_change`).
+
+Size: about 630 lines, one module on purpose: the front end (peaks, tuning, chroma, HPCP) is
+memoised per signal and shared by the key, the tonal interval vector, the harmonic movement of
+the stems and the chords extractor; the key estimate is some 60 lines at the end that read
+nothing else.
 """
 
 from __future__ import annotations
@@ -110,16 +115,16 @@ def _spec_list() -> tuple[OutputSpec, ...]:
                 "(Bernardes et al.: 3, 8, 11.5, 15, 14.5, 7.5), all 12 values L2-normalised", (-1.0, 1.0)))
     specs += [
         OutputSpec("key", "key name", "estimated key, e.g. 'F# minor' (sharps, like the demo truth)", kind="str",
-                   confidence="key_confidence"),
+                   confidence="key_confidence", holds="track"),
         OutputSpec("key_tonic", "pitch class", "tonic of the key, 0 = C ... 11 = B", (0, 11), kind="int",
-                   confidence="key_confidence"),
-        OutputSpec("key_mode", "mode", "'major' or 'minor'", kind="str", confidence="key_confidence"),
+                   confidence="key_confidence", holds="track"),
+        OutputSpec("key_mode", "mode", "'major' or 'minor'", kind="str", confidence="key_confidence", holds="track"),
         OutputSpec("key_strength", "correlation",
-                   "Pearson correlation of the mean chroma with the chosen key's profile", (0.0, 1.0)),
+                   "Pearson correlation of the mean chroma with the chosen key's profile", (0.0, 1.0), holds="track"),
         OutputSpec("key_confidence", "probability",
                    "how sure the key is: its probability in a softmax over the 24 keys' scores (profile "
                    "correlation + opening tonic triad); ranks right keys above wrong ones better than "
-                   "key_strength (AUC 0.87 against 0.78 on the development corpora)", (0.0, 1.0)),
+                   "key_strength (AUC 0.87 against 0.78 on the development corpora)", (0.0, 1.0), holds="track"),
         OutputSpec("harmonic_movement_{stem}", "normalised L2 distance",
                    "bass and other stems only: mean distance between consecutive L1-normalised chroma frames "
                    "(~93 ms hop) divided by sqrt(2) (the seed's definition, never capped; bounded by 1)",

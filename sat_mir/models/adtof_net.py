@@ -189,24 +189,31 @@ class FrameRNN(nn.Module):
 
 # --------------------------------------------------------------------------- checkpoint
 
-# ADTOF-pytorch's names (nn.Sequential indices inside each CNN block: 0 conv, 2 norm,
-# 3 conv, 5 norm) → this module's names.
-_KEY_MAP = (
-    (re.compile(r"cnn_blocks\.(\d+)\.0\.(weight|bias)"), r"cnn.\1.conv1.\2"),
-    (re.compile(r"cnn_blocks\.(\d+)\.2\.(weight|bias|running_mean|running_var)"), r"cnn.\1.norm1.\2"),
-    (re.compile(r"cnn_blocks\.(\d+)\.3\.(weight|bias)"), r"cnn.\1.conv2.\2"),
-    (re.compile(r"cnn_blocks\.(\d+)\.5\.(weight|bias|running_mean|running_var)"), r"cnn.\1.norm2.\2"),
-    (re.compile(r"gru_layers\.(\d+)\.((weight|bias)_(ih|hh)_l0(_reverse)?)"), r"rnn.\1.\2"),
-    (re.compile(r"output_layer\.(weight|bias)"), r"head.\1"),
+# ADTOF-pytorch's names (nn.Sequential indices inside each CNN block: 0 conv, 2 norm, 3 conv,
+# 5 norm) beside this module's, with the parameter names each may end in; {i} is a block index.
+# Both directions of the renaming are made from this one table.
+_NORM = "weight|bias|running_mean|running_var|num_batches_tracked"
+_NAMES = (
+    ("cnn_blocks.{i}.0", "cnn.{i}.conv1", "weight|bias"),
+    ("cnn_blocks.{i}.2", "cnn.{i}.norm1", _NORM),
+    ("cnn_blocks.{i}.3", "cnn.{i}.conv2", "weight|bias"),
+    ("cnn_blocks.{i}.5", "cnn.{i}.norm2", _NORM),
+    ("gru_layers.{i}", "rnn.{i}", "(?:weight|bias)_(?:ih|hh)_l0(?:_reverse)?"),
+    ("output_layer", "head", "weight|bias"),
 )
-_KEY_MAP_BACK = (
-    (re.compile(r"cnn\.(\d+)\.conv1\.(.+)"), r"cnn_blocks.\1.0.\2"),
-    (re.compile(r"cnn\.(\d+)\.norm1\.(.+)"), r"cnn_blocks.\1.2.\2"),
-    (re.compile(r"cnn\.(\d+)\.conv2\.(.+)"), r"cnn_blocks.\1.3.\2"),
-    (re.compile(r"cnn\.(\d+)\.norm2\.(.+)"), r"cnn_blocks.\1.5.\2"),
-    (re.compile(r"rnn\.(\d+)\.(.+)"), r"gru_layers.\1.\2"),
-    (re.compile(r"head\.(.+)"), r"output_layer.\1"),
-)
+
+
+def _renaming(src: int, dst: int) -> tuple[tuple[re.Pattern, str], ...]:
+    out = []
+    for names in _NAMES:
+        indexed = "{i}" in names[src]
+        pattern = re.escape(names[src]).replace(re.escape("{i}"), r"(\d+)") + r"\.(" + names[2] + ")"
+        out.append((re.compile(pattern), names[dst].replace("{i}", r"\1") + (r".\2" if indexed else r".\1")))
+    return tuple(out)
+
+
+_KEY_MAP = _renaming(0, 1)
+_KEY_MAP_BACK = _renaming(1, 0)
 
 
 def _rename(key: str, table) -> str | None:

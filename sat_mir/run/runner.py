@@ -25,6 +25,7 @@ from sat_mir.run.worker import (
     record_crash,
     track_label,
 )
+from sat_mir.store.dataset import item_values
 from sat_mir.store.sidecar import read_sidecar, records, sidecar_path, stat_matches
 
 __all__ = ["RunSummary", "plan_tracks", "run_extraction"]
@@ -94,7 +95,7 @@ def plan_tracks(
         ok = stat_matches(track.sources, known)
         recs = records(sidecar)
         hashes = {s: (v or {}).get("sha256") for s, v in known.items()}
-        measured = {**(sidecar.get("inherited") or {}), **sidecar["features"]}
+        measured = item_values(sidecar)
         n_current = 0
         for ex in extractors:
             rec = recs.get(ex.name)

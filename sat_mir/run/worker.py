@@ -22,6 +22,7 @@ from sat_mir.catalog import Track
 from sat_mir.errors import AudioReadError, ExtractorError, SatMirError
 from sat_mir.features.registry import Extractor, ExtractorResult
 from sat_mir.fsutil import atomic_write_bytes, atomic_write_text
+from sat_mir.store.dataset import item_values
 from sat_mir.store.sidecar import (
     ExtractorRecord,
     fingerprint_inputs,
@@ -105,7 +106,7 @@ def _prepare(task: TrackTask) -> _Prepared | TrackOutcome:
         reason = str(exc) if isinstance(exc, SatMirError) else f"{exc.filename}: {exc.strerror}"
         outcome.failed = {ex.name: reason for ex in task.extractors}
         return outcome
-    known = {**(sidecar.get("inherited") or {}), **sidecar["features"]}
+    known = item_values(sidecar)
     return _Prepared(task, outcome, path, fps, records(sidecar), {**track.to_dict(task.root), "inputs": fps},
                      TrackContext(track.sources, features=known, track_id=track.id), old_track=sidecar["track"])
 

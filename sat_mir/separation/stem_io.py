@@ -14,10 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
-
+from sat_mir.audio.write import write_audio
 from sat_mir.errors import ConfigError
-from sat_mir.fsutil import atomic_path
 
 __all__ = ["STEM_FORMATS", "WrittenStems", "write_stems"]
 
@@ -84,7 +82,7 @@ def write_stems(stems: Mapping[str, np.ndarray], folder: str | Path, *, sr: int,
     """
     if fmt not in STEM_FORMATS:
         raise ConfigError(f"fmt must be one of {sorted(STEM_FORMATS)}, got {fmt!r}")
-    ext, major, subtypes, default_subtype = STEM_FORMATS[fmt]
+    ext, _major, subtypes, default_subtype = STEM_FORMATS[fmt]
     subtype = default_subtype if subtype is None else subtype.upper()
     if subtype not in subtypes:
         raise ConfigError(f"subtype {subtype!r} is not available for {fmt} (choose from {list(subtypes)})")
@@ -108,9 +106,7 @@ def write_stems(stems: Mapping[str, np.ndarray], folder: str | Path, *, sr: int,
         if clip == "clamp":
             y = np.clip(y, -1.0, 1.0)
         path = folder / f"{name}.{ext}"
-        # atomic_path's temporary name does not end in .flac etc., hence the explicit format.
-        with atomic_path(path, suffix=f".{ext}") as tmp:
-            sf.write(str(tmp), y.T, sr, format=major, subtype=subtype, compression_level=level, bitrate_mode=mode)
+        write_audio(path, y, sr=sr, subtype=subtype, compression_level=level, bitrate_mode=mode)
         paths[name] = path
     return WrittenStems(paths=paths, gain=gain)
 

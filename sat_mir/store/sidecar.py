@@ -27,6 +27,7 @@ from filelock import FileLock
 
 from sat_mir.errors import SidecarError
 from sat_mir.fsutil import atomic_write_json, sha256_file
+from sat_mir.store.layout import sidecar_path, track_dir
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -43,23 +44,7 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
-SIDECAR_NAME = "features.json"
 LOCK_TIMEOUT_S = 120.0
-
-
-def track_dir(output: str | Path, track_id: str) -> Path:
-    """The work folder of a track or crop inside the dataset's output folder (the one place this
-    is decided): ``tracks/<id>/`` for a track, ``crops/<track id>/<crop id>/`` for a crop.
-
-    Crop ids are ``<track id>_<n>``; track ids never hold ``_`` (see ``catalog.track_id``).
-    """
-    if "_" in track_id:
-        return Path(output) / "crops" / track_id.split("_", 1)[0] / track_id
-    return Path(output) / "tracks" / track_id
-
-
-def sidecar_path(output: str | Path, track_id: str) -> Path:
-    return track_dir(output, track_id) / SIDECAR_NAME
 
 
 @dataclass

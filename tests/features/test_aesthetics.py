@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import load_tool
+from conftest import REPO, load_tool
 
 import sat_mir.features.aesthetics  # noqa: F401  - registers the extractor
 from sat_mir.audio.context import TrackContext
@@ -21,7 +21,6 @@ from sat_mir.features.registry import REGISTRY
 from sat_mir.models import audiobox
 from sat_mir.models.audiobox import AXES, SAMPLE_RATE, load_aesthetics
 
-REPO = Path(__file__).resolve().parent.parent
 KEYS = ["aes_ce", "aes_cu", "aes_pc", "aes_pq"]
 # the package's AesPredictor builds AesMultiOutput from exactly these model_cfg keys
 PREDICTOR_KEYS = {"proj_num_layer", "proj_ln", "proj_act_fn", "proj_dropout", "nth_layer",

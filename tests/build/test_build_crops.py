@@ -146,25 +146,6 @@ def test_crop_items_use_the_crops_own_features(crop_build):
     assert differs  # measured per crop, so not all equal to the track's
 
 
-def test_crop_features_precedence():
-    from sat_mir.build.corpus import crop_features
-
-    sidecar = {
-        "crop": {"start_s": 12.0, "bpm": 121.0, "beat_count": 16, "bars": 4, "position": 0.4, "pad_samples": 0},
-        "inherited": {"key": "A minor", "track_bpm": 120.0, "essentia_genre": {"Electronic---House": 0.5}},
-        "features": {"lufs": -9.5},
-    }
-    got = crop_features(sidecar)
-    assert got == {"key": "A minor", "track_bpm": 120.0, "essentia_genre": {"Electronic---House": 0.5},
-                   "bpm": 121.0, "beat_count": 16, "bars": 4, "position": 0.4, "lufs": -9.5}
-    # the crop's measured features win over its beat-grid values and over inherited ones
-    sidecar["features"].update(bpm=122.5, key="C major")
-    got = crop_features(sidecar)
-    assert got["bpm"] == 122.5 and got["key"] == "C major"
-    # a crop with too few beats for a tempo has none (never the track's)
-    assert "bpm" not in crop_features({"crop": {"bpm": None}, "inherited": {"track_bpm": 120.0}})
-
-
 def test_prompts_use_the_model_tags_and_descriptions(crop_build):
     from custom_metadata.prompts import sample_prompt
 
@@ -195,7 +176,7 @@ def test_prompts_use_the_model_tags_and_descriptions(crop_build):
 
 def test_latents_are_encoded_from_the_crop_audio(crop_build):
     from sat_mir.build.corpus import CorpusTrack, crop_items
-    from sat_mir.build.pipeline import _latent_source
+    from sat_mir.build.steps import latent_source as _latent_source
 
     output, tracks, crops, _ = crop_build
     latents = output / "sat" / "latents"

@@ -21,7 +21,6 @@ from sat_mir.fsutil import sha256_file  # noqa: E402
 
 from conftest import load_tool  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
 SR = 44100
 SAMPLE_SIZE = 65536  # 1.49 s; the tiny VAE's ratio is 32, so N = 2048 frames
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import load_tool
+from conftest import REPO, load_tool
 
 from sat_mir.audio.context import TrackContext
 from sat_mir.audio.decode import Audio
@@ -21,7 +21,6 @@ from sat_mir.features.registry import build_extractors
 from sat_mir.models import essentia_tf, locate
 from sat_mir.models.essentia_tf import EFFNET, ESSENTIA, HEADS, load_models
 
-REPO = Path(__file__).resolve().parent.parent
 SR = 44100
 KEYS = {"essentia_genre", "essentia_genre_top", "essentia_mood", "essentia_instrument", "danceability", "atonality",
         "voice_probability"}

@@ -270,7 +270,7 @@ def test_cli_extract_build_preview_with_user_metadata(tmp_path):
     sat = tmp_path / "sat-mir-output" / "demo" / "sat"
     assert "lra" in {c["id"] for c in json.loads((sat / "model_config.json").read_text())["model"]["conditioning"]["configs"]}
     preview = subprocess.run(
-        [sys.executable, "-m", "sat_mir.prompts", "+dataset=demo", "track=Demo 01 - Sunrise", "n=40"],
+        [sys.executable, "-m", "sat_mir.build.preview", "+dataset=demo", "track=Demo 01 - Sunrise", "n=40"],
         cwd=tmp_path, env=env, capture_output=True, text=True)
     assert preview.returncode == 0, preview.stderr
     lines = [ln.strip() for ln in preview.stdout.splitlines() if ln.startswith("  ")]

@@ -4,7 +4,7 @@ import pytest
 import yaml
 from conftest import REPO
 
-from sat_mir.build.keys import check_feature_keys, known_keys
+from sat_mir.store.keys import check_feature_keys, known_keys
 from sat_mir.errors import ConfigError
 
 PROMPTS = yaml.safe_load((REPO / "conf" / "prompts" / "default.yaml").read_text())
@@ -27,3 +27,17 @@ def test_an_unknown_key_is_named_with_the_nearest_known_ones(prompts, conditioni
     with pytest.raises(ConfigError, match=where) as err:
         check_feature_keys(prompts, conditioning)
     assert "nearest known keys" in str(err.value) and near in str(err.value)
+
+
+def test_extraction_refuses_an_extractor_reading_an_unknown_key_and_warns_of_one_switched_off():
+    from sat_mir.features import build_extractors
+    from sat_mir.store.keys import check_read_keys
+
+    hint = {"hints": ["This track plays at {bpm} BPM.", "Its key is {key}."], "enabled": True}
+    on = build_extractors({"rhythm": {}, "tonal": {}, "flamingo": hint})
+    assert check_read_keys(on) == []
+    # rhythm off this run: its bpm may still be in the sidecars of an earlier run, so a warning
+    assert check_read_keys(build_extractors({"tonal": {}, "flamingo": hint})) == ["extractors.flamingo reads bpm"]
+    typo = build_extractors({"flamingo": {"hints": ["At {bmp} BPM."]}})
+    with pytest.raises(ConfigError, match=r"extractors.flamingo names the feature key 'bmp'.*nearest known keys: bpm"):
+        check_read_keys(typo)

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from conftest import REPO
 from sat_mir.errors import ConfigError
 from sat_mir.features import REGISTRY, Extractor, ExtractorResult, OutputSpec, build_extractors
 
@@ -67,11 +68,10 @@ def test_every_registered_extractor_declares_units_and_descriptions():
 
 
 def test_the_features_doc_is_generated_from_the_specs():
-    from pathlib import Path
 
     from sat_mir.features.docs import features_markdown
 
-    doc = Path(__file__).resolve().parent.parent / "docs" / "features.md"
+    doc = REPO / "docs" / "features.md"
     assert doc.read_text() == features_markdown(), "run: python tools/gen_features_doc.py"
     for cls in REGISTRY.values():
         for spec in cls.outputs:

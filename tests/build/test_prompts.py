@@ -6,6 +6,7 @@ import re
 import numpy as np
 import pytest
 
+from conftest import REPO
 from custom_metadata.prompts import estimate_t5_tokens, italian_tempo, sample_prompt
 from sat_mir.build.bins import fit_bins, fixed_bins, words_for
 from sat_mir.build.material import item_material, top_labels
@@ -85,9 +86,8 @@ def test_quantile_bins_spread_words_evenly_and_are_monotonic():
 
 def test_fixed_bins_for_probabilities_and_silent_words():
     import yaml
-    from pathlib import Path
 
-    spec = yaml.safe_load((Path(__file__).parents[1] / "conf/prompts/default.yaml").read_text())["bins"]
+    spec = yaml.safe_load((REPO / "conf/prompts/default.yaml").read_text())["bins"]
     voice = fixed_bins("voice_probability", **spec["voice_probability"])
     said = {p: words_for({"voice_probability": p}, [voice]) for p in (0.0, 0.19, 0.2, 0.5, 0.79, 0.8, 1.0)}
     assert said == {0.0: {"vocals": "instrumental"}, 0.19: {"vocals": "instrumental"}, 0.2: {}, 0.5: {},

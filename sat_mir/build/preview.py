@@ -1,4 +1,4 @@
-"""``python -m sat_mir.prompts +dataset=<name> [track=...] [n=8]``: prompt preview.
+"""``python -m sat_mir.build.preview +dataset=<name> [track=...] [n=8]``: prompt preview.
 
 Loads the custom_metadata module the builder wrote and calls it exactly as
 stable-audio-tools will, so what it prints is what training sees.
@@ -9,16 +9,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-import sys
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig
 
-from sat_mir.errors import ConfigError, SatMirError
+from sat_mir.cli import hydra_entry
+from sat_mir.errors import EXIT_CONFIG, EXIT_OK, ConfigError, SatMirError
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
-log = logging.getLogger("sat_mir.prompts")
+log = logging.getLogger("sat_mir.build.preview")
 
 
 def preview(sat_dir: Path, *, track: str | None, n: int, items: int = 1) -> list[tuple[str, list[str]]]:
@@ -40,19 +38,18 @@ def preview(sat_dir: Path, *, track: str | None, n: int, items: int = 1) -> list
     return out
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="preview")
-def main(cfg: DictConfig) -> None:
+def _main(cfg: DictConfig) -> int:
     from sat_mir.settings import dataset_settings
+    from sat_mir.store import Dataset
 
     try:
         ds = dataset_settings(cfg)
         track = cfg.get("track")
         if track is not None:
             # a track name resolves to its id through the catalog
-            catalog = json.loads((ds.output / "catalog.json").read_text()) if (ds.output / "catalog.json").exists() else {}
-            for t in catalog.get("tracks", []):
-                if t["name"] == str(track):
-                    track = t["id"]
+            entry = Dataset.open(ds.output).find(str(track))
+            if entry is not None:
+                track = entry.id
         for iid, prompts in preview(ds.output / "sat", track=None if track is None else str(track),
                                     n=int(cfg.n), items=int(cfg.get("items", 1))):
             print(f"{iid}:")
@@ -60,7 +57,11 @@ def main(cfg: DictConfig) -> None:
                 print(f"  {p}")
     except SatMirError as exc:
         log.error("%s", exc)
-        sys.exit(2)
+        return EXIT_CONFIG
+    return EXIT_OK
+
+
+main = hydra_entry("preview", _main)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ from sat_mir.separation import (
 
 from conftest import load_tool  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
 SR = 44100
 
 

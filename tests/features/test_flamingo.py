@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import load_tool
+from conftest import REPO, load_tool
 
 import sat_mir.features.flamingo  # noqa: F401  - registers the extractor
 from sat_mir.audio.context import TrackContext
@@ -28,7 +28,6 @@ from sat_mir.features.flamingo import (
 from sat_mir.features.registry import REGISTRY
 from sat_mir.models import flamingo as mf
 
-REPO = Path(__file__).resolve().parent.parent
 SR = 16000
 
 
