@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["conf_dir", "hydra_entry"]
+__all__ = ["COMMANDS", "conf_dir", "hydra_entry", "main"]
+
+# ``sat-mir <command> [overrides]`` runs the module's ``main`` (``python -m <module>`` works too)
+COMMANDS = {
+    "extract": ("sat_mir.extract", "features, stems and crops of every track of a library"),
+    "build": ("sat_mir.build.__main__", "the stable-audio-tools training folder from the features"),
+    "preview": ("sat_mir.build.preview", "prompts as training will draw them, for a built dataset"),
+    "models": ("sat_mir.models.__main__", "list, check and download the model weights"),
+}
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -30,3 +39,18 @@ def hydra_entry(config_name: str, run: Callable) -> Callable[[], None]:
             sys.exit(code)
 
     return main
+
+
+def main() -> None:
+    """The ``sat-mir`` console script."""
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        width = max(map(len, COMMANDS))
+        print("usage: sat-mir <command> [options]   (each command takes --help)\n\ncommands:")
+        for name, (_, what) in COMMANDS.items():
+            print(f"  {name:<{width}}  {what}")
+        sys.exit(0 if len(sys.argv) > 1 and sys.argv[1] in ("-h", "--help") else 2)
+    command = sys.argv.pop(1)
+    sys.argv[0] = f"sat-mir {command}"
+    code = importlib.import_module(COMMANDS[command][0]).main()
+    if code:
+        sys.exit(code)
