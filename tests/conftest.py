@@ -27,6 +27,41 @@ def load_tool(name: str):
     return module
 
 
+def stand_in_fixtures(tool_name: str, make):
+    """Module-scoped fixtures ``tool`` (``tools/<tool_name>.py``) and ``models_dir`` (a folder
+    ``make(tool, folder)`` filled with stand-in weights of the real architecture), e.g.
+    ``tool, models_dir = stand_in_fixtures("make_tiny_audiobox", lambda t, d: t.make_tiny_audiobox(d))``."""
+
+    @pytest.fixture(scope="module", name="tool")
+    def _tool():
+        return load_tool(tool_name)
+
+    @pytest.fixture(scope="module", name="models_dir")
+    def _models_dir(tool, tmp_path_factory) -> Path:
+        folder = tmp_path_factory.mktemp(tool_name)
+        make(tool, folder)
+        return folder
+
+    return _tool, _models_dir
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to open a network connection (or to download from the Hugging Face hub,
+    which may answer from a local mirror) fails the test."""
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("network access attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    try:
+        import huggingface_hub
+    except ImportError:
+        return
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", refuse)
+
+
 @pytest.fixture(scope="session")
 def demo_library(tmp_path_factory) -> Path:
     """The bundled demo songs rendered once per test session (about 3 s)."""

@@ -63,9 +63,8 @@ def test_installed_from_the_wheel_it_extracts_and_builds_the_demo_elsewhere(whee
     ext = run("-m", "sat_mir.extract", "+dataset=demo", "extractors=[info,loudness]", "separation=none",
               "progress=false")
     assert ext.returncode == 0, ext.stderr[-2000:]
-    built = run("-m", "sat_mir.build", "+dataset=demo", "formats=[audio_dir]", "dataset.models=null", "chunks.seconds=6",
-                "conditioning.numbers=[lufs]",
-                "progress=false")
+    built = run("-m", "sat_mir.build", "+dataset=demo", "formats=[audio_dir]", "dataset.models=null",
+                "chunks.seconds=6", "conditioning.numbers=[lufs]", "progress=false")
     assert built.returncode == 0, built.stderr[-2000:]
     out = tmp_path / "out" / "demo"
     assert len(list((out / "sat" / "audio").glob("*.flac"))) >= 4

@@ -244,11 +244,11 @@ def chorale_chords(score, beats: list[float]) -> list:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path)
+    ap.add_argument("--split", choices=("test", "dev"), default="test")
     ap.add_argument("--chorales", type=int, default=30)
     ap.add_argument("--tunes", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--split", choices=("test", "dev"), default="test")
     args = ap.parse_args()
     from music21 import corpus
 

@@ -13,7 +13,6 @@ generated when needed, never committed.  The same seed gives the same bytes.
 
 from __future__ import annotations
 
-import argparse
 import io
 import os
 import tempfile
@@ -67,11 +66,9 @@ def make_tiny_adtof(models_dir: Path, *, seed: int = 0) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("models_dir", type=Path)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    print(make_tiny_adtof(args.models_dir, seed=args.seed))
+    from stand_in_cli import stand_in_main  # tools/ is on the path when run as a script
+
+    stand_in_main(make_tiny_adtof, __doc__)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ overrides them per model so a test can check which labels the extractor reports.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -94,74 +93,45 @@ def graph_def_classes() -> dict:
         fdp = descriptor_pb2.FileDescriptorProto(name="sat_mir_tiny_tf_graph.proto", package="tensorflow",
                                                  syntax="proto3")
 
-        def msg(parent, name, fields, nested=()):
+        def msg(parent, name, fields: str, nested=()):
+            # fields: "name number type [repeated] [packed]; ...", type a scalar or a message's full name
             m = parent.add(name=name)
-            for fname, number, ftype, label, type_name, packed in fields:
-                f = m.field.add(name=fname, number=number, type=ftype, label=label)
-                if type_name:
-                    f.type_name = type_name
-                if packed:
+            for entry in fields.split(";"):
+                fname, number, ftype, *flags = entry.split()
+                label = F.LABEL_REPEATED if "repeated" in flags else F.LABEL_OPTIONAL
+                if ftype.startswith("."):
+                    f = m.field.add(name=fname, number=int(number), type=F.TYPE_MESSAGE, label=label,
+                                    type_name=ftype)
+                else:
+                    f = m.field.add(name=fname, number=int(number), type=getattr(F, f"TYPE_{ftype.upper()}"),
+                                    label=label)
+                if "packed" in flags:
                     f.options.packed = True
             for build in nested:
                 build(m.nested_type)
             return m
 
-        opt, rep = F.LABEL_OPTIONAL, F.LABEL_REPEATED
-        msg(fdp.message_type, "TensorShapeProto", [
-            ("dim", 2, F.TYPE_MESSAGE, rep, ".tensorflow.TensorShapeProto.Dim", False),
-            ("unknown_rank", 3, F.TYPE_BOOL, opt, None, False),
-        ], nested=[lambda nt: msg(nt, "Dim", [
-            ("size", 1, F.TYPE_INT64, opt, None, False),
-            ("name", 2, F.TYPE_STRING, opt, None, False),
-        ])])
-        msg(fdp.message_type, "TensorProto", [
-            ("dtype", 1, F.TYPE_INT32, opt, None, False),  # enum DataType on the wire is a varint
-            ("tensor_shape", 2, F.TYPE_MESSAGE, opt, ".tensorflow.TensorShapeProto", False),
-            ("version_number", 3, F.TYPE_INT32, opt, None, False),
-            ("tensor_content", 4, F.TYPE_BYTES, opt, None, False),
-            ("float_val", 5, F.TYPE_FLOAT, rep, None, True),
-            ("int_val", 7, F.TYPE_INT32, rep, None, True),
-            ("int64_val", 10, F.TYPE_INT64, rep, None, True),
-        ])
-        msg(fdp.message_type, "AttrValue", [
-            ("list", 1, F.TYPE_MESSAGE, opt, ".tensorflow.AttrValue.ListValue", False),
-            ("s", 2, F.TYPE_BYTES, opt, None, False),
-            ("i", 3, F.TYPE_INT64, opt, None, False),
-            ("f", 4, F.TYPE_FLOAT, opt, None, False),
-            ("b", 5, F.TYPE_BOOL, opt, None, False),
-            ("type", 6, F.TYPE_INT32, opt, None, False),
-            ("shape", 7, F.TYPE_MESSAGE, opt, ".tensorflow.TensorShapeProto", False),
-            ("tensor", 8, F.TYPE_MESSAGE, opt, ".tensorflow.TensorProto", False),
-        ], nested=[lambda nt: msg(nt, "ListValue", [
-            ("s", 2, F.TYPE_BYTES, rep, None, False),
-            ("i", 3, F.TYPE_INT64, rep, None, True),
-            ("type", 6, F.TYPE_INT32, rep, None, True),
-            ("shape", 7, F.TYPE_MESSAGE, rep, ".tensorflow.TensorShapeProto", False),
-        ])])
+        msg(fdp.message_type, "TensorShapeProto",
+            "dim 2 .tensorflow.TensorShapeProto.Dim repeated; unknown_rank 3 bool",
+            nested=[lambda nt: msg(nt, "Dim", "size 1 int64; name 2 string")])
+        # TensorProto.dtype is the enum DataType: on the wire a varint, like int32
+        msg(fdp.message_type, "TensorProto", "dtype 1 int32; tensor_shape 2 .tensorflow.TensorShapeProto; "
+            "version_number 3 int32; tensor_content 4 bytes; float_val 5 float repeated packed; "
+            "int_val 7 int32 repeated packed; int64_val 10 int64 repeated packed")
+        msg(fdp.message_type, "AttrValue", "list 1 .tensorflow.AttrValue.ListValue; s 2 bytes; i 3 int64; f 4 float; "
+            "b 5 bool; type 6 int32; shape 7 .tensorflow.TensorShapeProto; tensor 8 .tensorflow.TensorProto",
+            nested=[lambda nt: msg(nt, "ListValue", "s 2 bytes repeated; i 3 int64 repeated packed; "
+                                   "type 6 int32 repeated packed; shape 7 .tensorflow.TensorShapeProto repeated")])
 
         def attr_entry(nt):
             # TensorFlow's map<string, AttrValue>, declared as the repeated entry message it is
             # on the wire: entries then keep the order written, whatever protobuf's map order
-            msg(nt, "AttrEntry", [
-                ("key", 1, F.TYPE_STRING, opt, None, False),
-                ("value", 2, F.TYPE_MESSAGE, opt, ".tensorflow.AttrValue", False),
-            ])
+            msg(nt, "AttrEntry", "key 1 string; value 2 .tensorflow.AttrValue")
 
-        msg(fdp.message_type, "NodeDef", [
-            ("name", 1, F.TYPE_STRING, opt, None, False),
-            ("op", 2, F.TYPE_STRING, opt, None, False),
-            ("input", 3, F.TYPE_STRING, rep, None, False),
-            ("device", 4, F.TYPE_STRING, opt, None, False),
-            ("attr", 5, F.TYPE_MESSAGE, rep, ".tensorflow.NodeDef.AttrEntry", False),
-        ], nested=[attr_entry])
-        msg(fdp.message_type, "VersionDef", [
-            ("producer", 1, F.TYPE_INT32, opt, None, False),
-            ("min_consumer", 2, F.TYPE_INT32, opt, None, False),
-        ])
-        msg(fdp.message_type, "GraphDef", [
-            ("node", 1, F.TYPE_MESSAGE, rep, ".tensorflow.NodeDef", False),
-            ("versions", 4, F.TYPE_MESSAGE, opt, ".tensorflow.VersionDef", False),
-        ])
+        msg(fdp.message_type, "NodeDef", "name 1 string; op 2 string; input 3 string repeated; device 4 string; "
+            "attr 5 .tensorflow.NodeDef.AttrEntry repeated", nested=[attr_entry])
+        msg(fdp.message_type, "VersionDef", "producer 1 int32; min_consumer 2 int32")
+        msg(fdp.message_type, "GraphDef", "node 1 .tensorflow.NodeDef repeated; versions 4 .tensorflow.VersionDef")
         pool = descriptor_pool.DescriptorPool()  # private: never clashes with a real TensorFlow
         pool.Add(fdp)
         fd = pool.FindFileByName(fdp.name)
@@ -353,13 +323,13 @@ def make_tiny_essentia(models_dir: Path, *, seed: int = 0,
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("models_dir", type=Path)
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
-    folder = make_tiny_essentia(args.models_dir, seed=args.seed)
-    for f in sorted(folder.iterdir()):
-        print(f"{f} ({f.stat().st_size} bytes)")
+    from stand_in_cli import stand_in_main  # tools/ is on the path when run as a script
+
+    def report(folder: Path) -> None:
+        for f in sorted(folder.iterdir()):
+            print(f"{f} ({f.stat().st_size} bytes)")
+
+    stand_in_main(make_tiny_essentia, __doc__, report)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ A crop's sidecar holds, besides the usual sections that the feature run fills:
   (start / track duration), ``bars``, and the crop-local ``bpm`` and ``beat_count``
   from the track's beat grid);
 * ``inherited``: the track-level values that stay true of any part of the track
-  (the keys whose spec says ``holds="track"``: meter, key, model tags...); a crop's own measured features never get overwritten by
+  (the keys whose spec says ``holds="track"``: meter, key, model tags...); a crop's own
+  measured features never get overwritten by
   them (the seed copied track ``bpm``/``beat_count`` over the crop's own).
 
 ``crops.json`` is written last: a killed run finds it missing or stale and cuts the

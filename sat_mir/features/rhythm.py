@@ -256,14 +256,17 @@ class Rhythm(UsesBeatGrid):
         OutputSpec("beat_regularity", "score", "1 − coefficient of variation of the inter-beat intervals "
                    "(1 = perfectly even; the seed stored a std in seconds under this name)", (0.0, 1.0)),
         OutputSpec("beats_per_bar", "beats", "meter: the time signature's numerator (6 for 6/8, 12 for 12/8, "
-                   "where a bar holds 2 or 4 of the grid's beats)", (2, 12), kind="int", confidence="meter_confidence", holds="track"),
+                   "where a bar holds 2 or 4 of the grid's beats)", (2, 12), kind="int", confidence="meter_confidence",
+                   holds="track"),
         OutputSpec("time_signature", "meter", "e.g. '4/4', '3/4', '5/4', '6/8', '12/8' (compound meters over 8, "
-                   "the others over 4: audio cannot tell 3/4 from 3/8)", kind="str", confidence="meter_confidence", holds="track"),
+                   "the others over 4: audio cannot tell 3/4 from 3/8)", kind="str", confidence="meter_confidence",
+                   holds="track"),
         OutputSpec("meter_confidence", "probability",
                    "how sure the meter is: the model's probability for the pulses per bar chosen (2 to 7), "
                    "summed over where the bar starts", (0.0, 1.0), holds="track"),
         OutputSpec("beat_tracker", "engine", "what found the beats and bars: 'dsp' (sat-mir's metrical analysis) "
-                   "or 'beat_this' (the Beat This! model, when its weights are in the models folder)", kind="str", holds="track"),
+                   "or 'beat_this' (the Beat This! model, when its weights are in the models folder)", kind="str",
+                   holds="track"),
         OutputSpec("downbeat_count", "bars", f"downbeats found ({DOWNBEATS_FILE})", (0, 100000), kind="int"),
         OutputSpec("onset_count", "onsets", f"onsets detected in the mix ({ONSETS_FILE})", (0, 1_000_000),
                    kind="int"),
@@ -347,6 +350,13 @@ class StemRhythm(UsesBeatGrid):
     needs = Needs(min_seconds=5.0, min_sound_s=5.0, rhythmic=True)
     version = "3"  # 2: onset envelope no longer shifted 2 frames late; 3: the metrical analysis's beats
     signals = ("mix", "stems")
+
+    @dataclass(frozen=True)
+    class Config(GridConfig):
+        stems: tuple[str, ...] = RHYTHM_STEMS
+        window_s: float = 4.0
+        hop_s: float = 2.0
+
     outputs = (
         OutputSpec("onset_density_average_{stem}", "Hz", "mean onsets per second over 4 s windows (2 s hop)",
                    (0.0, 50.0)),
@@ -356,12 +366,6 @@ class StemRhythm(UsesBeatGrid):
         OutputSpec("rhythmic_complexity_{stem}", "score", "rhythmic complexity of the stem's onsets", (0.0, 1.0)),
         OutputSpec("rhythmic_evenness_{stem}", "score", "rhythmic evenness of the stem's onsets", (0.0, 1.0)),
     )
-
-    @dataclass(frozen=True)
-    class Config(GridConfig):
-        stems: tuple[str, ...] = RHYTHM_STEMS
-        window_s: float = 4.0
-        hop_s: float = 2.0
 
     warmup = Rhythm.warmup
 

@@ -31,7 +31,8 @@ from sat_mir.fsutil import atomic_write_json
 from sat_mir.store.layout import catalog_path, crop_folder, crops_manifest_path, sidecar_path
 from sat_mir.store.sidecar import read_sidecar
 
-__all__ = ["CROP_SECTION_FEATURES", "INHERITED_RENAMED", "Dataset", "crop_tracks", "item_values", "list_crops", "read_crops_manifest",
+__all__ = ["CROP_SECTION_FEATURES", "INHERITED_RENAMED", "Dataset", "crop_tracks", "item_values", "list_crops",
+           "read_crops_manifest",
            "write_catalog"]
 
 # Values of a crop sidecar's ``crop`` section that are features of the crop (the rest, such as
@@ -103,7 +104,8 @@ class Dataset:
         try:
             catalog = json.loads(path.read_text())
         except FileNotFoundError:
-            raise ConfigError(f"{path} does not exist: run `python -m sat_mir.extract` for this dataset first") from None
+            raise ConfigError(f"{path} does not exist: run `python -m sat_mir.extract` for this dataset "
+                              "first") from None
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path} is not valid JSON ({exc.msg}): run the extraction again") from exc
         root = Path(catalog["root"])

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REPO, load_tool
+from conftest import REPO, stand_in_fixtures
 
 import sat_mir.features.aesthetics  # noqa: F401  - registers the extractor
 from sat_mir.audio.context import TrackContext
@@ -27,16 +26,7 @@ PREDICTOR_KEYS = {"proj_num_layer", "proj_ln", "proj_act_fn", "proj_dropout", "n
                   "use_weighted_layer_sum", "precision", "normalize_embed", "output_dim"}
 
 
-@pytest.fixture(scope="module")
-def tool():
-    return load_tool("make_tiny_audiobox")
-
-
-@pytest.fixture(scope="module")
-def models_dir(tool, tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("models")
-    tool.make_tiny_audiobox(folder, seed=0)
-    return folder
+tool, models_dir = stand_in_fixtures("make_tiny_audiobox", lambda tool, d: tool.make_tiny_audiobox(d, seed=0))
 
 
 @pytest.fixture(scope="module")
@@ -201,17 +191,6 @@ def test_out_of_range_ratings_are_flagged_not_clamped(extractor):
 
 
 # --------------------------------------------------------------------------- weights and the network
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("network access attempted")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    import huggingface_hub
-
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", refuse)
 
 
 def test_missing_weights_name_the_file_and_the_download_command(tmp_path, no_network):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import logging
-import socket
 from pathlib import Path
 
 import mido
@@ -267,14 +266,6 @@ def test_track_without_drums_is_absent_not_an_error(models_dir, demo_library):
 
 
 # --------------------------------------------------------------------------- weights and config
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("network access attempted")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
 
 
 def test_missing_weights_name_the_file_and_the_download_command(tmp_path, demo_library, no_network):

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import shutil
-import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO, load_tool
+from conftest import REPO, stand_in_fixtures
 
 from sat_mir.audio.context import TrackContext
 from sat_mir.audio.decode import Audio
@@ -26,16 +25,7 @@ KEYS = {"essentia_genre", "essentia_genre_top", "essentia_mood", "essentia_instr
         "voice_probability"}
 
 
-@pytest.fixture(scope="module")
-def tool():
-    return load_tool("make_tiny_essentia")
-
-
-@pytest.fixture(scope="module")
-def models_dir(tool, tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("models")
-    tool.make_tiny_essentia(root, seed=0)
-    return root
+tool, models_dir = stand_in_fixtures("make_tiny_essentia", lambda tool, d: tool.make_tiny_essentia(d, seed=0))
 
 
 @pytest.fixture(scope="module")
@@ -198,11 +188,7 @@ def test_shorter_than_one_patch_is_an_error_not_a_value(extractor):
 # --------------------------------------------------------------------------- weights and config
 
 
-def test_missing_weights_name_the_file_and_the_download_command(models_dir, tmp_path, monkeypatch):
-    def no_network(*args, **kwargs):
-        raise AssertionError("tried to open a network connection")
-
-    monkeypatch.setattr(socket, "socket", no_network)
+def test_missing_weights_name_the_file_and_the_download_command(models_dir, tmp_path, no_network):
     ex = EssentiaTags(EssentiaTags.Config(models_dir=str(tmp_path / "empty")))
     with pytest.raises(WeightsError, match=r"discogs-effnet-bs64-1\.pb.*python -m sat_mir\.models download essentia"):
         ex.preflight()

@@ -6,13 +6,11 @@ import dataclasses
 import json
 import logging
 import shutil
-import socket
-from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO, load_tool
+from conftest import REPO, stand_in_fixtures
 
 import sat_mir.features.flamingo  # noqa: F401  - registers the extractor
 from sat_mir.audio.context import TrackContext
@@ -31,16 +29,8 @@ from sat_mir.models import flamingo as mf
 SR = 16000
 
 
-@pytest.fixture(scope="module")
-def tool():
-    return load_tool("make_tiny_flamingo")
-
-
-@pytest.fixture(scope="module")
-def models_dir(tool, tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("flamingo_models")
-    tool.make_tiny_flamingo(root, arch="musicflamingo", seed=0)
-    return root
+tool, models_dir = stand_in_fixtures(
+    "make_tiny_flamingo", lambda tool, d: tool.make_tiny_flamingo(d, arch="musicflamingo", seed=0))
 
 
 @pytest.fixture(scope="module")
@@ -250,14 +240,6 @@ def test_normalize_text():
 
 
 # --------------------------------------------------------------------------- weights and config
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("network access attempted")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
 
 
 @pytest.fixture

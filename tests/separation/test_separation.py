@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -22,23 +21,18 @@ from sat_mir.separation import (
     write_stems,
 )
 
-from conftest import load_tool  # noqa: E402
+from conftest import stand_in_fixtures  # noqa: E402
 
 SR = 44100
 
 
 
-@pytest.fixture(scope="module")
-def tool():
-    return load_tool("make_tiny_demucs")
-
-
-@pytest.fixture(scope="module")
-def models_dir(tool, tmp_path_factory) -> Path:
-    repo = tmp_path_factory.mktemp("demucs_repo")
+def _two_demucs(tool, repo) -> None:
     tool.make_tiny_demucs(repo, name="tiny_htdemucs", seed=0)
     tool.make_tiny_demucs(repo, name="tiny_htdemucs_6s", seed=1, sources=tool.SIX_SOURCES)
-    return repo
+
+
+tool, models_dir = stand_in_fixtures("make_tiny_demucs", _two_demucs)
 
 
 @pytest.fixture(scope="module")
@@ -180,14 +174,6 @@ def test_six_source_model_folds_guitar_and_piano_into_other(models_dir, mix):
 
 
 # --------------------------------------------------------------------------- weights
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("network access attempted")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
 
 
 @pytest.fixture
