@@ -29,7 +29,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import re
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,7 +47,15 @@ from sat_mir.features.metrical import tempo_from_beats
 from sat_mir.features.registry import track_wide_keys
 from sat_mir.fsutil import atomic_write_json
 from sat_mir.store.dataset import INHERITED_RENAMED, crop_tracks, read_crops_manifest
-from sat_mir.store.layout import crop_folder, crop_id, crops_manifest_path, sidecar_path, track_dir
+from sat_mir.store.layout import (
+    crop_audio_name,
+    crop_folder,
+    crop_id,
+    crop_of,
+    crops_manifest_path,
+    sidecar_path,
+    track_dir,
+)
 from sat_mir.store.sidecar import read_sidecar, update_sections
 
 __all__ = ["CROPS_VERSION", "CropSettings", "cut_track"]
@@ -221,7 +228,7 @@ def _cut(track: Track, output: Path, settings: CropSettings, key: dict, features
         cid = crop_id(track.id, span.index)
         files = {}
         for name, x in signals.items():
-            fname = f"{cid}.{settings.fmt}" if name == "mix" else f"{cid}_{name}.{settings.fmt}"
+            fname = crop_audio_name(cid, name, settings.fmt)
             write_audio(folder / fname, _materialise(x, span, fade), sr=sr)
             files[name] = fname
         info = {**_crop_info(track.id, span, settings, sr, duration_s, beats), "gain_db": headroom.gain_db}
@@ -300,10 +307,9 @@ def _crop_info(track_id: str, span: CropSpan, settings: CropSettings, sr: int, d
 
 def _remove_stale(folder: Path, track_id: str, *, keep: set[str]) -> None:
     """Crops of an earlier cut that this cut did not make again (only sat-mir's own files)."""
-    own = re.compile(re.escape(track_id) + r"_\d+")
     for path in folder.iterdir():
-        m = own.match(path.name)
-        if m is None or m.group(0) in keep:
+        cid = crop_of(path.name, track_id)
+        if cid is None or cid in keep:
             continue
         if path.is_dir():
             shutil.rmtree(path)

@@ -15,9 +15,11 @@ so an item id says by itself whether it is a crop and of which track.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-__all__ = ["CATALOG", "CROPS_MANIFEST", "SIDECAR_NAME", "catalog_path", "crop_folder", "crop_id",
+__all__ = ["CATALOG", "CROPS_MANIFEST", "SIDECAR_NAME", "catalog_path", "crop_audio_name", "crop_folder", "crop_id",
+           "crop_of",
            "crops_manifest_path", "is_crop_id", "sidecar_path", "source_track_id", "track_dir"]
 
 CATALOG = "catalog.json"
@@ -36,6 +38,18 @@ def crop_id(track_id: str, index: int) -> str:
 
 def is_crop_id(item_id: str) -> bool:
     return _CROP_SEP in item_id
+
+
+def crop_audio_name(cid: str, signal: str, ext: str) -> str:
+    """The file of a crop's mix (``<crop id>.<ext>``) or of one of its stems (``<crop id>_<stem>.<ext>``)."""
+    return f"{cid}.{ext}" if signal == "mix" else f"{cid}{_CROP_SEP}{signal}.{ext}"
+
+
+def crop_of(name: str, track_id: str) -> str | None:
+    """The crop id a file or folder name in a track's crop folder belongs to, or None when it
+    is not one of that track's crops (``crops.json``, a user's file)."""
+    m = re.match(re.escape(track_id + _CROP_SEP) + r"\d+", name)
+    return m.group(0) if m else None
 
 
 def source_track_id(item_id: str) -> str:

@@ -21,6 +21,7 @@ from sat_mir.store import (
     track_dir,
     write_catalog,
 )
+from sat_mir.store.layout import crop_audio_name, crop_of
 from sat_mir.store.sidecar import update_sections
 
 
@@ -31,6 +32,10 @@ def test_crop_ids_and_folders_follow_one_rule(tmp_path):
     assert track_dir(tmp_path, cid) == tmp_path / "crops" / "song-1a2b3c4d" / cid
     assert track_dir(tmp_path, "song-1a2b3c4d") == tmp_path / "tracks" / "song-1a2b3c4d"
     assert sidecar_path(tmp_path, cid).name == "features.json"
+    assert crop_audio_name(cid, "mix", "flac") == f"{cid}.flac" and crop_audio_name(cid, "bass", "wav") == f"{cid}_bass.wav"
+    assert crop_of(f"{cid}_bass.wav", "song-1a2b3c4d") == cid == crop_of(cid, "song-1a2b3c4d")
+    # crops.json, a user's file, and the crops of a track whose id starts the same are not its crops
+    assert crop_of("crops.json", "song-1a2b3c4d") is None and crop_of(f"{cid}.flac", "song-1") is None
 
 
 def test_the_catalog_reads_back_what_was_written(tmp_path):
