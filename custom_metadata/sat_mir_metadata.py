@@ -1,9 +1,16 @@
 """stable-audio-tools ``custom_metadata_module`` written by sat-mir — standard library only.
 
 SAT loads this file by path (``custom_metadata_module`` in the dataset config)
-and calls :func:`get_custom_metadata` on every fetch.  It reads
-``manifest.json`` and samples prompts with ``prompts.py``, both beside it, so the
+and calls :func:`get_custom_metadata` on every fetch.  It reads ``manifest.json``
+(the seed, the prompt recipe, the bins: a few KB) and looks each item up in
+``items.sqlite``, and samples prompts with ``prompts.py``, all beside it, so the
 folder works in a SAT environment where sat_mir is not installed.
+
+The items are never parsed whole: SAT imports this module in every training rank and
+every loader worker, and a dataset of 200,000 items would otherwise cost each of them
+the whole manifest in memory.  Each process opens the SQLite file read-only on its first
+lookup (its own connection: one inherited through ``fork`` is not used) and reads one row
+per fetch.
 
 Per item it returns a freshly drawn ``prompt``, every configured numeric
 conditioning as a float, and ``seconds_start``/``seconds_total`` of the item in
@@ -21,10 +28,12 @@ import importlib.util
 import json
 import os
 import random
+import sqlite3
 import sys
 import threading
+import urllib.parse
 
-__all__ = ["get_custom_metadata", "item_id", "process_layout", "MANIFEST"]
+__all__ = ["ITEMS_DB", "MANIFEST", "get_custom_metadata", "item_id", "item_ids", "lookup", "process_layout"]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -43,9 +52,36 @@ def _load_manifest() -> dict:
 
 _prompts = _load_prompts()
 MANIFEST = _load_manifest()
-_ITEMS = MANIFEST["items"]
+ITEMS_DB = os.path.join(_HERE, MANIFEST.get("store", "items.sqlite"))
 _COUNTS: dict = {}
 _LOCK = threading.Lock()
+_CONNECTIONS: dict = {}  # pid -> this process's read-only connection
+
+
+def _db() -> sqlite3.Connection:
+    pid = os.getpid()
+    conn = _CONNECTIONS.get(pid)
+    if conn is None:
+        _CONNECTIONS.clear()  # a parent's connection, inherited through fork: never used here
+        # immutable: the file never changes while training reads it, so no locks (shared filesystems)
+        uri = "file:" + urllib.parse.quote(ITEMS_DB) + "?mode=ro&immutable=1"
+        conn = _CONNECTIONS[pid] = sqlite3.connect(uri, uri=True, check_same_thread=False)
+    return conn
+
+
+def lookup(iid: str) -> dict | None:
+    """The manifest entry of one item (track_id, seconds_start, seconds_total, numbers, gain_db,
+    material), or None for an id this dataset does not hold."""
+    with _LOCK:
+        row = _db().execute("SELECT item FROM items WHERE id = ?", (iid,)).fetchone()
+    return json.loads(row[0]) if row else None
+
+
+def item_ids():
+    """``(item id, track id)`` of every item, in build order (for previews; training looks items up)."""
+    with _LOCK:
+        rows = _db().execute("SELECT id, track_id FROM items ORDER BY n").fetchall()
+    return rows
 
 
 def item_id(info: dict) -> str | None:
@@ -86,7 +122,7 @@ def process_layout() -> str:
 
 def get_custom_metadata(info: dict, audio) -> dict:
     iid = item_id(info)
-    item = _ITEMS.get(iid) if iid else None
+    item = lookup(iid) if iid else None
     if item is None:
         return {"__reject__": True}
     with _LOCK:

@@ -13,6 +13,7 @@ __all__ = [
     "ExtractorError",
     "SidecarError",
     "ConfigError",
+    "MissingExtraError",
     "WeightsError",
 ]
 
@@ -49,6 +50,11 @@ class SidecarError(SatMirError):
 
 class ConfigError(SatMirError):
     """The configuration is missing a value or holds an invalid one."""
+
+
+class MissingExtraError(SatMirError):
+    """An optional part was asked for and its packages are not installed (the message names the
+    ``pip install 'sat-mir[...]'`` to run)."""
 
 
 class WeightsError(SatMirError):

@@ -18,6 +18,7 @@ from sat_mir.errors import (
     EXIT_OK,
     EXIT_UNAVAILABLE,
     ConfigError,
+    MissingExtraError,
     SatMirError,
     worst_exit,
 )
@@ -58,12 +59,22 @@ def run(cfg: DictConfig) -> int:
                         "runs' sidecars where present", line)
         separation = _separation_settings(cfg)
         crops = _crop_settings(cfg)
+        executor = _executor_settings(cfg)
         target = str(cfg.get("target", "both"))
         if target not in TARGETS:
             raise ConfigError(f"target must be one of {list(TARGETS)}, got {target!r}")
         if ds.generate == "demo":
             ensure_demo_library(ds.root)
         tracks = check_stems(scan_library(ds.root, exclude=[ds.output]), ds.root)
+        if executor.kind == "ray":
+            from sat_mir.run.executor import connect
+
+            ray = connect(executor)
+            log.info("executor: Ray cluster with %g CPUs (%s)", ray.cluster_resources().get("CPU", 0),
+                     executor.address or "local")
+    except MissingExtraError as exc:
+        log.error("%s", exc)
+        return EXIT_UNAVAILABLE
     except SatMirError as exc:
         log.error("%s", exc)
         return EXIT_CONFIG
@@ -77,7 +88,7 @@ def run(cfg: DictConfig) -> int:
         log.info("removed %d temp file(s) an interrupted run left in %s", len(stale), ds.output)
     progress = bool(cfg.get("progress", True))
     common = dict(jobs=cfg.get("jobs"), overwrite=bool(cfg.get("overwrite", False)), progress=progress,
-                  batch_size=int(cfg.get("model_batch", 8)))
+                  batch_size=int(cfg.get("model_batch", 8)), executor=executor)
     with logging_redirect_tqdm():
         tracks, code = _separate(tracks, ds.output, separation, progress)
         write_catalog(ds.output, ds.root, tracks)
@@ -93,7 +104,8 @@ def run(cfg: DictConfig) -> int:
         if crops is not None:
             from sat_mir.crops import cut_tracks
 
-            crop_tracks, cut_failed = cut_tracks(tracks, ds.output, crops, jobs=cfg.get("jobs"), progress=progress)
+            crop_tracks, cut_failed = cut_tracks(tracks, ds.output, crops, jobs=cfg.get("jobs"), progress=progress,
+                                                 executor=executor)
             code = worst_exit(code, EXIT_ITEMS_FAILED if cut_failed else EXIT_OK)
             if crop_tracks and target != "tracks" and crops.features:
                 log.info("%d crops; extractors: %s", len(crop_tracks), ", ".join(e.name for e in extractors))
@@ -105,6 +117,12 @@ def run(cfg: DictConfig) -> int:
     if code == EXIT_UNAVAILABLE:
         log.error("exit %d: a requested stage or model could not run (see above)", code)
     return code
+
+
+def _executor_settings(cfg: DictConfig):
+    from sat_mir.run.executor import ExecutorSettings
+
+    return _settings(ExecutorSettings, cfg.get("executor"), "executor")
 
 
 def _separation_settings(cfg: DictConfig):

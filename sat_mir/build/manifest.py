@@ -1,9 +1,12 @@
-"""Write the custom_metadata folder SAT loads: the module, the prompt sampler and the manifest."""
+"""Write the custom_metadata folder SAT loads: the module, the prompt sampler, the manifest and
+the item store."""
 
 from __future__ import annotations
 
+import json
 import shutil
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +14,11 @@ import custom_metadata
 from sat_mir.build.corpus import BuildItem
 from sat_mir.fsutil import atomic_path, atomic_write_json
 
-__all__ = ["MODULE_FILE", "write_metadata_folder"]
+__all__ = ["ITEMS_DB", "MODULE_FILE", "write_items_store", "write_metadata_folder"]
 
 _SOURCE = Path(custom_metadata.__file__).resolve().parent
 MODULE_FILE = "sat_mir_metadata.py"
+ITEMS_DB = "items.sqlite"
 
 
 def write_metadata_folder(
@@ -28,27 +32,53 @@ def write_metadata_folder(
     gains: dict[str, float] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``folder/{sat_mir_metadata.py, prompts.py, manifest.json}``; return the module path."""
+    """Write ``folder/{sat_mir_metadata.py, prompts.py, manifest.json, items.sqlite}``; return
+    the module path.  ``manifest.json`` holds what every fetch needs (seed, recipe, bins),
+    ``items.sqlite`` one row per item, looked up by id (see the module's docstring)."""
     folder.mkdir(parents=True, exist_ok=True)
     for name in (MODULE_FILE, "prompts.py"):
         with atomic_path(folder / name, suffix=".py") as tmp:
             shutil.copyfile(_SOURCE / name, tmp)
-    manifest = {
-        "format": 1,
-        "seed": int(seed),
-        "recipe": recipe,
-        **(extra or {}),
-        "items": {
-            it.id: {
-                "track_id": it.track.id,
-                "seconds_start": it.seconds_start,
-                "seconds_total": it.seconds_total,
-                "numbers": numbers[it.id],
-                "gain_db": (gains or {}).get(it.id, 0.0),  # put into the item's audio (peak_policy)
-                "material": materials[it.id],
-            }
-            for it in items
-        },
-    }
-    atomic_write_json(folder / "manifest.json", manifest)
+    entries = (
+        (it.id, it.track.id, {
+            "track_id": it.track.id,
+            "seconds_start": it.seconds_start,
+            "seconds_total": it.seconds_total,
+            "numbers": numbers[it.id],
+            "gain_db": (gains or {}).get(it.id, 0.0),  # put into the item's audio (peak_policy)
+            "material": materials[it.id],
+        })
+        for it in items
+    )
+    n = write_items_store(folder / ITEMS_DB, entries)
+    atomic_write_json(folder / "manifest.json", {
+        "format": 2, "seed": int(seed), "recipe": recipe, **(extra or {}), "store": ITEMS_DB, "items": n,
+    })
     return folder / MODULE_FILE
+
+
+def write_items_store(path: Path, entries: Iterable[tuple[str, str, dict]]) -> int:
+    """Write ``(item id, track id, entry)`` rows to the SQLite file ``path`` (atomically: a
+    temporary file renamed at the end); return how many.  The same rows give the same bytes."""
+    with atomic_path(path, suffix=".sqlite") as tmp:
+        conn = sqlite3.connect(tmp)
+        try:
+            # a private temporary file until the rename: no journal, no fsync per page
+            conn.execute("PRAGMA journal_mode = OFF")
+            conn.execute("PRAGMA synchronous = OFF")
+            conn.execute("CREATE TABLE items (n INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, "
+                         "track_id TEXT NOT NULL, item TEXT NOT NULL)")
+            count = 0
+            batch = []
+            for iid, track_id, entry in entries:
+                batch.append((count, iid, track_id, json.dumps(entry, ensure_ascii=False, allow_nan=False,
+                                                               separators=(",", ":"))))
+                count += 1
+                if len(batch) >= 10_000:
+                    conn.executemany("INSERT INTO items VALUES (?, ?, ?, ?)", batch)
+                    batch.clear()
+            conn.executemany("INSERT INTO items VALUES (?, ?, ?, ?)", batch)
+            conn.commit()
+        finally:
+            conn.close()
+    return count

@@ -7,7 +7,6 @@ stable-audio-tools will, so what it prints is what training sees.
 from __future__ import annotations
 
 import importlib.util
-import json
 import logging
 from pathlib import Path
 
@@ -27,9 +26,8 @@ def preview(sat_dir: Path, *, track: str | None, n: int, items: int = 1) -> list
     spec = importlib.util.spec_from_file_location("sat_mir_preview_metadata", module_path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    manifest = module.MANIFEST["items"]
-    ids = [i for i in manifest if track is None or track.lower() in i.lower()
-           or track.lower() in json.dumps(manifest[i].get("track_id", "")).lower()]
+    ids = [i for i, track_id in module.item_ids()
+           if track is None or track.lower() in i.lower() or track.lower() in track_id.lower()]
     if not ids:
         raise ConfigError(f"no built item matches track={track!r}")
     out = []

@@ -12,7 +12,8 @@ from tqdm.auto import tqdm
 
 from sat_mir.catalog import Track
 from sat_mir.crops.cut import CropSettings, CutOutcome, cut_track
-from sat_mir.run.pool import Crashed, run_pool
+from sat_mir.run.executor import LOCAL, ExecutorSettings, execute
+from sat_mir.run.pool import Crashed
 
 __all__ = ["cut_tracks"]
 
@@ -20,7 +21,7 @@ log = logging.getLogger("sat_mir.crops")
 
 
 def cut_tracks(tracks: Sequence[Track], output: Path, settings: CropSettings, *, jobs: int | None = None,
-               progress: bool = True) -> tuple[list[Track], bool]:
+               progress: bool = True, executor: ExecutorSettings = LOCAL) -> tuple[list[Track], bool]:
     """Cut every track (or find its crops current); returns (every crop, whether a track failed).
 
     Each failed track gets one log line naming it and the reason; the others go on.
@@ -31,7 +32,7 @@ def cut_tracks(tracks: Sequence[Track], output: Path, settings: CropSettings, *,
     by_track: dict[str, list[Track]] = {}
     work = partial(_cut_guarded, output=output, settings=settings)
     with tqdm(total=len(tracks), desc="crops", unit="track", disable=not progress, dynamic_ncols=True) as bar:
-        for track, outcome in run_pool(work, tracks, jobs):
+        for track, outcome in execute(work, tracks, jobs, executor):
             error = outcome.reason if isinstance(outcome, Crashed) else outcome.error
             if error:
                 failures += 1

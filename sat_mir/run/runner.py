@@ -15,7 +15,8 @@ from sat_mir.catalog import Track
 from sat_mir.errors import EXIT_ITEMS_FAILED, EXIT_OK, EXIT_UNAVAILABLE, SatMirError, worst_exit
 from sat_mir.features.registry import Extractor
 from sat_mir.run.jit import prepare_jit_cache
-from sat_mir.run.pool import Crashed, run_pool
+from sat_mir.run.executor import LOCAL, ExecutorSettings, execute
+from sat_mir.run.pool import Crashed
 from sat_mir.run.worker import (
     TrackOutcome,
     TrackTask,
@@ -120,10 +121,12 @@ def run_extraction(
     progress: bool = True,
     batch_size: int = 8,
     unit: str = "track",
+    executor: ExecutorSettings = LOCAL,
 ) -> RunSummary:
     """Run ``extractors`` on ``tracks``; results go to sidecars under ``output``.
 
-    CPU extractors run first, in a pool of ``jobs`` worker processes.  Model extractors
+    CPU extractors run first, in a pool of ``jobs`` worker processes (or as tasks on a Ray
+    cluster: ``executor``, :mod:`sat_mir.run.executor`).  Model extractors
     (``device == "model"``) run afterwards in this process, ``batch_size`` items at a time,
     so each model is loaded once and sees batches (and can use the values the CPU
     extractors just measured).  Their weights are checked once (``preflight``): a model
@@ -142,7 +145,7 @@ def run_extraction(
         n_jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks) or 1))
         with tqdm(total=len(tasks), unit=unit, desc="extract", disable=not progress or not tasks,
                   dynamic_ncols=True) as bar:
-            for outcome in _execute(tasks, n_jobs):
+            for outcome in _execute(tasks, n_jobs, executor):
                 _report(summary, outcome)
                 bar.update(1)
     if models and todo:
@@ -178,11 +181,11 @@ def _report(summary: RunSummary, outcome: TrackOutcome) -> None:
         log.warning("flagged %s: %s = %s", outcome.label, key, msg)
 
 
-def _execute(tasks: list[TrackTask], jobs: int) -> Iterator[TrackOutcome]:
+def _execute(tasks: list[TrackTask], jobs: int, executor: ExecutorSettings) -> Iterator[TrackOutcome]:
     if not tasks:
         return
     prepare_jit_cache(list(dict.fromkeys(ex.name for ex in tasks[0].extractors)))
-    for task, outcome in run_pool(_guarded, tasks, jobs):
+    for task, outcome in execute(_guarded, tasks, jobs, executor):
         if isinstance(outcome, Crashed):
             try:
                 outcome = record_crash(task, outcome.reason)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO, load_tool
+from conftest import REPO, built_items, load_tool
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -62,7 +62,7 @@ def test_build_outputs_exist(built):
     for name in ("dataset_audio_dir.json", "dataset_wds.json", "dataset_pre_encoded.json",
                  "dataset_wds_latents.json", "latents/filelist.txt", "latents/details.json",
                  "model_config.json", "TRAINING.md",
-                 "features.parquet", "custom_metadata/manifest.json", "custom_metadata/prompts.py",
+                 "features.parquet", "custom_metadata/manifest.json", "custom_metadata/items.sqlite", "custom_metadata/prompts.py",
                  "custom_metadata/sat_mir_metadata.py"):
         assert (sat / name).exists(), name
     shards = sorted((sat / "wds" / "audio").glob("*.tar"))
@@ -96,7 +96,7 @@ def test_features_table(built):
 
 def test_sat_audio_dir_loader_gives_fresh_prompts_and_floats(built):
     sat, _ = built
-    manifest = json.loads((sat / "custom_metadata" / "manifest.json").read_text())["items"]
+    manifest = built_items(sat)
     loader = _loader(sat / "dataset_audio_dir.json")
     prompts: dict[str, list[str]] = {}
     for _epoch in range(3):
@@ -166,7 +166,7 @@ def test_sat_wds_loader(built):
 def test_custom_metadata_runs_without_sat_mir_or_site_packages(built, tmp_path):
     sat, _ = built
     module = sat / "custom_metadata" / "sat_mir_metadata.py"
-    iid = next(iter(json.loads((sat / "custom_metadata" / "manifest.json").read_text())["items"]))
+    iid = next(iter(built_items(sat)))
     code = f"""
 import importlib.util, json, sys
 spec = importlib.util.spec_from_file_location("metadata_module", {str(module)!r})
@@ -191,7 +191,7 @@ LATENT_DIM, RATIO = 8, 32  # the tiny VAE
 
 def test_sat_pre_encoded_loader(built):
     sat, _ = built
-    manifest = json.loads((sat / "custom_metadata" / "manifest.json").read_text())["items"]
+    manifest = built_items(sat)
     assert json.loads((sat / "dataset_pre_encoded.json").read_text())["latent_crop_length"] == SAMPLE_SIZE // RATIO
     loader = _loader(sat / "dataset_pre_encoded.json")
     seen: dict[str, list[str]] = {}
@@ -325,5 +325,5 @@ def test_failed_tracks_and_silent_items_are_left_out_with_reasons(tmp_path, demo
     assert "file is empty" in summary.left_out["empty"]
     silent = [k for k, v in summary.left_out.items() if "silent" in v]
     assert len(silent) == 1 and silent[0].endswith("-c002")
-    built = json.loads((output / "sat" / "custom_metadata" / "manifest.json").read_text())["items"]
+    built = built_items(output / "sat")
     assert silent[0] not in built and len(built) == summary.items

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, load_tool
+from conftest import REPO, built_items, load_tool
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -74,7 +74,7 @@ def crop_build(tmp_path_factory, demo_library):
 
 
 def _manifest(output: Path) -> dict:
-    return json.loads((output / "sat" / "custom_metadata" / "manifest.json").read_text())["items"]
+    return built_items(output / "sat")
 
 
 def _sidecar(output: Path, crop_id: str) -> dict:
@@ -150,7 +150,8 @@ def test_prompts_use_the_model_tags_and_descriptions(crop_build):
     from custom_metadata.prompts import sample_prompt
 
     output, tracks, crops, _ = crop_build
-    manifest = json.loads((output / "sat" / "custom_metadata" / "manifest.json").read_text())
+    manifest = {**json.loads((output / "sat" / "custom_metadata" / "manifest.json").read_text()),
+                "items": built_items(output / "sat")}
     tagged = [c.id for c in crops if c.id.startswith(tracks[0].id + "_")]
     assert tagged
     for cid in tagged:

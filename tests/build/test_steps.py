@@ -98,7 +98,15 @@ def test_the_metadata_folder_runs_standalone_and_gives_each_item_its_values(tmp_
     got = mod.get_custom_metadata({"sat_mir_id": items[1].id}, None)
     assert got["bpm"] == 110.0 and got["seconds_start"] == 1 and isinstance(got["prompt"], str)
     manifest = json.loads((tmp_path / "cm" / "manifest.json").read_text())
-    assert manifest["seed"] == 3 and manifest["items"][items[1].id]["gain_db"] == -1.5
+    assert manifest["seed"] == 3 and manifest["items"] == 2 and mod.lookup(items[1].id)["gain_db"] == -1.5
+    assert mod.lookup("no-such-item") is None and mod.get_custom_metadata({"sat_mir_id": "x"}, None) == {
+        "__reject__": True}
+    assert [i for i, _ in mod.item_ids()] == [it.id for it in items]
+    # the same items give the same bytes (a resumed build is byte-identical)
+    first = (tmp_path / "cm" / "items.sqlite").read_bytes()
+    write_metadata_folder(tmp_path / "cm", items, materials=materials, numbers=numbers, recipe={}, seed=3,
+                          gains={items[1].id: -1.5})
+    assert (tmp_path / "cm" / "items.sqlite").read_bytes() == first
 
 
 def test_shards_hold_every_item_once_shuffled_reproducibly(tmp_path):

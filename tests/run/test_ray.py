@@ -1,0 +1,99 @@
+"""The Ray executor on a real local cluster (2 CPUs): the same outputs as the local pool, a
+worker that dies fails only its item, and a re-run finishes it."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import load_tool, run_extract
+from sat_mir.features.registry import Extractor, ExtractorResult, OutputSpec
+
+ray = pytest.importorskip("ray", reason="the Ray tests need the ray extra: pip install 'sat-mir[ray]'")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A local cluster whose workers see SAT_MIR_TEST_DIE_MARKER (set before it starts)."""
+    from sat_mir.run.executor import ExecutorSettings, connect
+
+    marker = tmp_path_factory.mktemp("ray") / "die"
+    os.environ["SAT_MIR_TEST_DIE_MARKER"] = str(marker)
+    # this module's test extractor travels by value: Ray's workers cannot import tests/
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    settings = ExecutorSettings(kind="ray")
+    assert connect(settings).cluster_resources()["CPU"] >= 1
+    yield settings, marker
+    ray.shutdown()
+    os.environ.pop("SAT_MIR_TEST_DIE_MARKER", None)
+
+
+class DiesOn(Extractor):
+    """Measures the mix's peak, and kills its worker process outright (no exception: the process
+    is gone, as after an out-of-memory kill) on a track whose name holds a marked word."""
+
+    name = "test_dies_on"
+    version = "1"
+    outputs = (OutputSpec("test_peak", "linear", "peak of the mix", (0.0, 10.0)),)
+
+    def compute(self, ctx) -> ExtractorResult:
+        marker = Path(os.environ["SAT_MIR_TEST_DIE_MARKER"])
+        if marker.exists() and marker.read_text() in str(ctx.sources["mix"]):
+            os._exit(13)
+        return ExtractorResult(values={"test_peak": round(float(np.max(np.abs(ctx.mix.samples))), 6)})
+
+
+def test_a_dead_worker_fails_only_its_track_and_a_rerun_finishes_it(cluster, demo_library, tmp_path):
+    from sat_mir.catalog import scan_library
+    from sat_mir.run import run_extraction
+    from sat_mir.store import read_sidecar, sidecar_path
+
+    cluster, marker = cluster
+    marker.write_text("Waltz")
+    tracks = scan_library(demo_library)
+    out = tmp_path / "out"
+    summary = run_extraction(tracks, [DiesOn()], root=demo_library, output=out, jobs=2, progress=False,
+                             executor=cluster)
+    assert summary.failed == 1 and summary.done == len(tracks) - 1
+    (label,) = summary.failed_tracks
+    assert "Waltz" in label and "Ray worker died" in summary.failed_tracks[label]
+    waltz = next(t for t in tracks if "Waltz" in t.name)
+    rec = read_sidecar(sidecar_path(out, waltz.id))["provenance"]["test_dies_on"]
+    assert "Ray worker died" in rec["error"]  # said in the sidecar too, so the next run retries it
+    marker.unlink()
+    again = run_extraction(tracks, [DiesOn()], root=demo_library, output=out, jobs=2, progress=False,
+                           executor=cluster)
+    assert again.failed == 0 and again.done == 1 and again.skipped == len(tracks) - 1
+    assert read_sidecar(sidecar_path(out, waltz.id))["features"]["test_peak"] > 0.1
+
+
+@pytest.mark.slow
+def test_ray_and_the_local_pool_give_the_same_dataset(cluster, tmp_path):
+    """The demo through extract (features, crops, crop features) and build, once with each executor:
+    every feature value, crop, item, latent and the manifest compared by value."""
+    ray.shutdown()  # the command starts its own local cluster
+    compare = load_tool("compare_outputs").compare
+    models = load_tool("make_tiny_sat_model").make_tiny_sat_model(tmp_path / "models", sample_size=524288)
+    env = {"SAT_MIR_CACHE": str(tmp_path / "cache")}
+    outs = {}
+    for kind in ("local", "ray"):
+        out = tmp_path / kind
+        args = ["+dataset=demo", f"dataset.output={out}", "extractors=[info,loudness,rhythm,tonal]",
+                "separation=none", "crops=div4", f"executor={kind}", "jobs=2", "progress=false"]
+        done = run_extract(*args, cwd=tmp_path, env=env)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert (kind == "ray") == ("executor: Ray cluster" in done.stderr)
+        import subprocess
+
+        built = subprocess.run([sys.executable, "-m", "sat_mir.build", "+dataset=demo", f"dataset.output={out}",
+                                f"model.dir={models}", "formats=[audio_dir,pre_encoded]", "progress=false"],
+                               cwd=tmp_path, env={**os.environ, **env}, capture_output=True, text=True)
+        assert built.returncode == 0, built.stderr[-2000:]
+        outs[kind] = out
+    assert len(list(outs["ray"].glob("crops/*/*/features.json"))) >= 4
+    assert len(list(outs["ray"].glob("sat/latents/*.npy"))) >= 4
+    assert compare(outs["local"], outs["ray"]) == []
