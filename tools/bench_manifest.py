@@ -45,7 +45,7 @@ spec = importlib.util.spec_from_file_location("m", sys.argv[1])
 m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
 import_s = time.perf_counter() - t0
 after_import = rss_mb()
-ids = json.loads(sys.argv[2]); times = []
+ids = json.loads(open(sys.argv[2]).read()); times = []
 for iid in ids:
     t = time.perf_counter(); out = m.get_custom_metadata({"sat_mir_id": iid}, None); times.append(time.perf_counter() - t)
     assert "prompt" in out, iid
@@ -82,7 +82,9 @@ def entries(n: int, seed: int = 0):
 
 
 def probe(module: Path, ids: list[str]) -> dict:
-    out = subprocess.run([sys.executable, "-I", "-S", "-c", PROBE, str(module), json.dumps(ids)],
+    id_file = module.parent / "lookup_ids.json"
+    id_file.write_text(json.dumps(ids))
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", PROBE, str(module), str(id_file)],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 

@@ -17,6 +17,8 @@ Licence: MIT (the package and its checkpoints, CPJKU/beat_this).
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,12 +65,21 @@ def find_checkpoint(models_dir: str | Path | None = None) -> Path:
     try:
         return locate(SPEC, models_dir) / CHECKPOINT
     except WeightsError:
-        import torch
-
-        hub = Path(torch.hub.get_dir()) / "checkpoints" / f"beat_this-{CHECKPOINT}"
+        hub = _torch_hub_dir() / "checkpoints" / f"beat_this-{CHECKPOINT}"
         if hub.is_file():
             return hub
         raise
+
+
+def _torch_hub_dir() -> Path:
+    """``torch.hub.get_dir()`` without importing torch when it is not loaded yet (a run that
+    finds no checkpoint must not pay two seconds for torch): ``$TORCH_HOME/hub``, TORCH_HOME
+    defaulting to ``$XDG_CACHE_HOME/torch`` (``~/.cache/torch``)."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return Path(torch.hub.get_dir())  # honours torch.hub.set_dir
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(os.path.expanduser(os.environ.get("TORCH_HOME") or os.path.join(cache, "torch"))) / "hub"
 
 
 @dataclass
