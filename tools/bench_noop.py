@@ -43,12 +43,14 @@ def library(root: Path, n: int, sr: int = 22050) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tracks", type=int, default=1000)
+    ap.add_argument("--defaults", action="store_true",
+                    help="the default extractor list (model extractors 'auto': off without their weights)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root, out = Path(tmp) / "lib", Path(tmp) / "out"
         library(root, args.tracks)
         cmd = ["+dataset=mine", f"dataset.root={root}", f"dataset.output={out}", "separation=none",
-               f"extractors={EXTRACTORS}", "progress=false"]
+               "progress=false", *([] if args.defaults else [f"extractors={EXTRACTORS}"])]
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-m", "sat_mir.extract", *cmd], check=True, capture_output=True, env=env)

@@ -62,8 +62,8 @@ class Aesthetics(ModelExtractor):
         b = self.config.batch_windows
         if isinstance(b, bool) or not isinstance(b, int) or b < 1:
             raise ConfigError(f"extractors.aesthetics.batch_windows must be an int >= 1, got {b!r}")
+        locate(AUDIOBOX, self.config.models_dir)  # first: without weights, torch is never imported
         resolve_device(self.config.device)
-        locate(AUDIOBOX, self.config.models_dir)
 
     def compute_batch(self, ctxs: list[TrackContext]) -> list[ExtractorResult | Exception]:
         """Rate every item in shared forward passes; an item whose audio fails gets its own
