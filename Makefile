@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml constraints.txt
 	  [ "$$free" -ge $(NEED_GB) ] || echo "WARNING: under $(NEED_GB) GB free; the install may stop with 'No space left on device' (set PIP_NO_CACHE_DIR=1 to save the download cache)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "pip>=23" "setuptools<81" wheel
-	$(PY) -m pip install -c constraints.txt -e '.[test,ray]'
+	$(PY) -m pip install -c constraints.txt -e '.[all,test]'
 	touch $@
 
 # FFmpeg's shared libraries are what torchcodec (torchaudio.load/save, used by

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sat_mir.cli import hydra_entry
 
-from sat_mir.errors import EXIT_CONFIG, EXIT_UNAVAILABLE, SatMirError, WeightsError
+from sat_mir.errors import EXIT_CONFIG, EXIT_UNAVAILABLE, MissingExtraError, SatMirError, WeightsError
 
 log = logging.getLogger("sat_mir.build")
 
@@ -58,7 +58,7 @@ def run(cfg: DictConfig) -> int:
             log.info("removed %d temp file(s) an interrupted run left in %s", len(stale), ds.output)
         with logging_redirect_tqdm():
             summary = run_build(settings)
-    except WeightsError as exc:
+    except (WeightsError, MissingExtraError) as exc:
         log.error("%s", exc)
         return EXIT_UNAVAILABLE
     except SatMirError as exc:

@@ -3,21 +3,42 @@ the item store."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import sqlite3
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-import custom_metadata
 from sat_mir.build.corpus import BuildItem
 from sat_mir.fsutil import atomic_path, atomic_write_json
 
-__all__ = ["ITEMS_DB", "MODULE_FILE", "write_items_store", "write_metadata_folder"]
+__all__ = ["ITEMS_DB", "MODULE_FILE", "prompts_module", "source_dir", "write_items_store", "write_metadata_folder"]
 
-_SOURCE = Path(custom_metadata.__file__).resolve().parent
 MODULE_FILE = "sat_mir_metadata.py"
+_PACKAGE = Path(__file__).resolve().parent.parent
+
+
+def source_dir() -> Path:
+    """The training-time module's files: ``sat_mir/custom_metadata`` inside an installed wheel
+    (copied there from the clone's top-level ``custom_metadata/`` when the wheel is built), else
+    the clone's own folder.  They are copied into every build, never imported as a package, so
+    nothing named ``custom_metadata`` is installed into site-packages."""
+    packaged = _PACKAGE / "custom_metadata"
+    return packaged if (packaged / MODULE_FILE).is_file() else _PACKAGE.parent / "custom_metadata"
+
+
+@lru_cache(maxsize=1)
+def prompts_module() -> ModuleType:
+    """``prompts.py`` of :func:`source_dir`: the prompt sampler the build checks prompts with, the
+    same file training runs."""
+    spec = importlib.util.spec_from_file_location("sat_mir_prompt_sampler", source_dir() / "prompts.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 ITEMS_DB = "items.sqlite"
 
 
@@ -38,7 +59,7 @@ def write_metadata_folder(
     folder.mkdir(parents=True, exist_ok=True)
     for name in (MODULE_FILE, "prompts.py"):
         with atomic_path(folder / name, suffix=".py") as tmp:
-            shutil.copyfile(_SOURCE / name, tmp)
+            shutil.copyfile(source_dir() / name, tmp)
     entries = (
         (it.id, it.track.id, {
             "track_id": it.track.id,

@@ -76,6 +76,10 @@ def model_files(settings: BuildSettings) -> ModelFiles:
     config_path = d / "model_config.json" if d else None
     ckpt = d / "vae_model.ckpt" if d else None
     missing = [p for p in (config_path, ckpt) if p is None or not p.exists()]
+    if needs_vae:
+        from sat_mir.extras import require
+
+        require("sat", "the latent formats (pre_encoded, wds_latents; formats=[audio_dir,wds] need none)")
     if needs_vae and missing:
         where = d if d else Path("models/stable-audio-open-1.0")
         raise WeightsError(
@@ -228,7 +232,7 @@ def prompt_materials(items: list[BuildItem], facts: dict[str, dict], bins: list[
                      settings: BuildSettings, summary: BuildSummary) -> tuple[list[BuildItem], dict, dict]:
     """Step 5: ``(items kept, {item id: prompt material}, recipe)``; an item whose drawn prompts
     come out empty or too long is left out."""
-    from custom_metadata.prompts import DEFAULT_RECIPE
+    from sat_mir.build.manifest import prompts_module
     from sat_mir.build.material import item_material
     from sat_mir.build.validate import validate_prompts
 
@@ -243,7 +247,7 @@ def prompt_materials(items: list[BuildItem], facts: dict[str, dict], bins: list[
         for it in items
     }
     # null in the config = the default; the manifest states the whole recipe
-    recipe = {**DEFAULT_RECIPE, **{k: v for k, v in (p.get("recipe") or {}).items() if v is not None}}
+    recipe = {**prompts_module().DEFAULT_RECIPE, **{k: v for k, v in (p.get("recipe") or {}).items() if v is not None}}
     bad = validate_prompts(materials, recipe, seed=settings.seed)
     for iid, reason in bad.items():
         _leave_out(summary, iid, reason)
@@ -324,8 +328,7 @@ def write_formats(sat: Path, items: list[BuildItem], *, materials: dict, numbers
                   latent_frames: int | None, settings: BuildSettings) -> tuple[Path, dict[str, Path]]:
     """Step 7: the custom_metadata folder, then each format's files (shards, filelist) and its
     dataset config; returns the module and ``{format: dataset config path}``."""
-    from custom_metadata.prompts import sample_prompt
-    from sat_mir.build.manifest import write_metadata_folder
+    from sat_mir.build.manifest import prompts_module, write_metadata_folder
     from sat_mir.build.sat_files import dataset_config, write_dataset_configs
     from sat_mir.build.shards import json_bytes, plan_shards, write_shards
 
@@ -343,7 +346,7 @@ def write_formats(sat: Path, items: list[BuildItem], *, materials: dict, numbers
         # custom_metadata module is given), drawn reproducibly per item
         it = by_id[iid]
         rng = random.Random(f"{settings.seed}:{iid}:frozen")
-        return {"sat_mir_id": iid, "text": sample_prompt(materials[iid], rng, recipe),
+        return {"sat_mir_id": iid, "text": prompts_module().sample_prompt(materials[iid], rng, recipe),
                 "seconds_start": it.seconds_start, "seconds_total": it.seconds_total, **numbers[iid]}
 
     if "audio_dir" in settings.formats:

@@ -38,18 +38,19 @@ def validate_audio_items(ids: Iterable[str], folder: Path, *, channels: int, ext
 
 def validate_prompts(materials: dict[str, dict], recipe: dict, *, seed: int, draws: int = 4) -> dict[str, str]:
     """{item id: reason} for items whose prompts come out empty or over the token budget."""
-    from custom_metadata.prompts import DEFAULT_RECIPE, estimate_t5_tokens, sample_prompt
+    from sat_mir.build.manifest import prompts_module
 
-    budget = int({**DEFAULT_RECIPE, **recipe}["max_tokens"])
+    sampler = prompts_module()
+    budget = int({**sampler.DEFAULT_RECIPE, **recipe}["max_tokens"])
     bad = {}
     for iid, material in materials.items():
         rng = random.Random(f"{seed}:{iid}:validate")
         for _ in range(draws):
-            prompt = sample_prompt(material, rng, recipe)
+            prompt = sampler.sample_prompt(material, rng, recipe)
             if not prompt.strip():
                 bad[iid] = "its prompt material is empty (no features, tags or descriptions to describe it)"
                 break
-            if estimate_t5_tokens(prompt) > budget:
+            if sampler.estimate_t5_tokens(prompt) > budget:
                 bad[iid] = f"prompt over the {budget}-token budget: {prompt[:80]!r}..."
                 break
     return bad

@@ -15,6 +15,7 @@ import numpy as np
 
 from sat_mir.audio.context import TrackContext
 from sat_mir.errors import ConfigError, ExtractorError
+from sat_mir.extras import require
 from sat_mir.features.registry import ExtractorResult, ModelExtractor, OutputSpec, register
 from sat_mir.models.audiobox import (
     AUDIOBOX,
@@ -63,6 +64,7 @@ class Aesthetics(ModelExtractor):
         if isinstance(b, bool) or not isinstance(b, int) or b < 1:
             raise ConfigError(f"extractors.aesthetics.batch_windows must be an int >= 1, got {b!r}")
         locate(AUDIOBOX, self.config.models_dir)  # first: without weights, torch is never imported
+        require("models", "extractor aesthetics", ("torch", "audiobox_aesthetics"))
         resolve_device(self.config.device)
 
     def compute_batch(self, ctxs: list[TrackContext]) -> list[ExtractorResult | Exception]:

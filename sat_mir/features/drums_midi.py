@@ -21,6 +21,7 @@ import numpy as np
 
 from sat_mir.audio.context import TrackContext
 from sat_mir.errors import ConfigError, ExtractorError
+from sat_mir.extras import require
 from sat_mir.features.registry import ExtractorResult, ModelExtractor, OutputSpec, register
 from sat_mir.features.metrical import tempo_from_beats
 from sat_mir.features.rhythm import metrical_of
@@ -148,6 +149,7 @@ class DrumsMidi(ModelExtractor):
 
     def preflight(self) -> None:
         locate(adtof.SPEC, self.config.models_dir)
+        require("models", "extractor drums_midi", ("torch", "mido"))
         adtof.resolve_device(self.config.device)
 
 

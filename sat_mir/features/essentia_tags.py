@@ -14,7 +14,6 @@ The models are MTG's, licensed CC BY-NC-SA 4.0: non-commercial use only.
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import numpy as np
 
 from sat_mir.audio.context import SignalContext, TrackContext
 from sat_mir.errors import ConfigError, WeightsError
+from sat_mir.extras import require
 from sat_mir.features.registry import ExtractorResult, ModelExtractor, Needs, OutputSpec, register
 from sat_mir.models.essentia_tf import (
     ESSENTIA,
@@ -102,9 +102,7 @@ class EssentiaTags(ModelExtractor):
         self._folder()
         # find_spec, not import: importing essentia loads libtensorflow, which must wait
         # until essentia_tf has silenced it
-        if importlib.util.find_spec("essentia") is None:
-            raise ConfigError("extractor essentia needs the package essentia-tensorflow: "
-                              "pip install essentia-tensorflow")
+        require("models", "extractor essentia", ("essentia",))
 
 
     def compute_batch(self, ctxs: list[TrackContext]) -> list[ExtractorResult | Exception]:

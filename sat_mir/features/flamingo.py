@@ -36,6 +36,7 @@ import numpy as np
 
 from sat_mir.audio.context import TrackContext
 from sat_mir.errors import ConfigError, ExtractorError
+from sat_mir.extras import require
 from sat_mir.features.registry import ExtractorResult, ModelExtractor, OutputSpec, register
 
 __all__ = ["DEFAULT_HINTS", "DEFAULT_PROMPTS", "PROMPT_TYPES", "Flamingo", "fill_template", "normalize_text"]
@@ -214,6 +215,7 @@ class Flamingo(ModelExtractor):
         from sat_mir.models.flamingo import locate_flamingo
 
         locate_flamingo(self.config.model, self.config.models_dir)
+        require("models", "extractor flamingo", ("torch", "transformers"))
 
 
     # ------------------------------------------------------------------ batching

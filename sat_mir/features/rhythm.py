@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 
 from sat_mir.audio.context import SignalContext, TrackContext
-from sat_mir.errors import ConfigError, ExtractorError, WeightsError
+from sat_mir.errors import ConfigError, ExtractorError, MissingExtraError, WeightsError
 from sat_mir.features.metrical import (
     Metrical,
     RhythmInputs,
@@ -139,7 +139,7 @@ def resolve_tracker(tracker: str, models_dir: str | None = None) -> str:
         return "dsp"
     try:
         find_checkpoint(models_dir)
-    except WeightsError:
+    except (WeightsError, MissingExtraError):
         if tracker == "beat_this":
             raise
         return "dsp"

@@ -58,10 +58,9 @@ def find_checkpoint(models_dir: str | Path | None = None) -> Path:
         Neither exists (the message names the file and the download command), or the
         ``beat-this`` package is not installed.
     """
-    try:
-        import beat_this  # noqa: F401
-    except ImportError as exc:
-        raise WeightsError("the Beat This! tracker needs the beat-this package: pip install beat-this") from exc
+    from sat_mir.extras import require
+
+    require("models", "the Beat This! tracker", ("torch", "beat_this"))
     try:
         return locate(SPEC, models_dir) / CHECKPOINT
     except WeightsError:

@@ -98,7 +98,10 @@ def locate(spec: ModelSpec, models_dir: str | Path | None = None) -> Path:
 def _hf_cache_folder(spec: ModelSpec) -> Path | None:
     if not spec.hf_repo:
         return None
-    from huggingface_hub import try_to_load_from_cache
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # a core install: no hub client, so no hub cache to look in
+        return None
 
     found = [try_to_load_from_cache(spec.hf_repo, f.path, revision=spec.hf_revision) for f in spec.files]
     if not all(isinstance(p, str) for p in found):
@@ -128,6 +131,9 @@ def download(spec: ModelSpec, models_dir: str | Path | None = None) -> Path:
     folder = base / spec.folder
     folder.mkdir(parents=True, exist_ok=True)
     if spec.hf_repo:
+        from sat_mir.extras import require
+
+        require("models", f"downloading {spec.name!r} from the Hugging Face hub", ("huggingface_hub",))
         from huggingface_hub import snapshot_download
 
         snapshot_download(spec.hf_repo, revision=spec.hf_revision, local_dir=folder,

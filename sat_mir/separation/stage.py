@@ -105,9 +105,12 @@ def separate_tracks(tracks: list[Track], output: Path, settings: SeparationSetti
     summary.current = sum(1 for t in tracks if t.stems) - summary.provided
     if not missing:
         return tracks, summary
-    from sat_mir.separation.demucs_separator import load_separator
-
     try:
+        from sat_mir.extras import require
+
+        require("separation", f"stem separation (separation={settings.model})")
+        from sat_mir.separation.demucs_separator import load_separator
+
         separator = load_separator(settings.model, models_dir=_demucs_dir(settings), device=_device(settings),
                                    segment=settings.segment, overlap=settings.overlap, shifts=settings.shifts,
                                    keep_extra=settings.keep_extra, batch_segments=settings.batch_segments)

@@ -147,7 +147,9 @@ def test_crop_items_use_the_crops_own_features(crop_build):
 
 
 def test_prompts_use_the_model_tags_and_descriptions(crop_build):
-    from custom_metadata.prompts import sample_prompt
+    from sat_mir.build.manifest import prompts_module
+
+    sample_prompt = prompts_module().sample_prompt
 
     output, tracks, crops, _ = crop_build
     manifest = {**json.loads((output / "sat" / "custom_metadata" / "manifest.json").read_text()),

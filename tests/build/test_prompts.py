@@ -7,7 +7,10 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from custom_metadata.prompts import estimate_t5_tokens, italian_tempo, sample_prompt
+from sat_mir.build.manifest import prompts_module
+
+estimate_t5_tokens, italian_tempo, sample_prompt = (prompts_module().estimate_t5_tokens, prompts_module().italian_tempo,
+                                                    prompts_module().sample_prompt)
 from sat_mir.build.bins import fit_bins, fixed_bins, words_for
 from sat_mir.build.material import item_material, top_labels
 
