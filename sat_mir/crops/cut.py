@@ -47,15 +47,8 @@ from sat_mir.features.metrical import tempo_from_beats
 from sat_mir.features.registry import track_wide_keys
 from sat_mir.fsutil import atomic_write_json
 from sat_mir.store.dataset import INHERITED_RENAMED, crop_tracks, read_crops_manifest
-from sat_mir.store.layout import (
-    crop_audio_name,
-    crop_folder,
-    crop_id,
-    crop_of,
-    crops_manifest_path,
-    sidecar_path,
-    track_dir,
-)
+from sat_mir.store.layout import crop_audio_name, crop_folder, crop_id, crop_of, crops_manifest_path, sidecar_path
+from sat_mir.store.layout import track_dir
 from sat_mir.store.sidecar import read_sidecar, update_sections
 
 __all__ = ["CROPS_VERSION", "CropSettings", "cut_track"]
