@@ -11,7 +11,7 @@ import zipfile
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, load_tool
 
 # what a clone holds that a source tree for the wheel does not
 _NOT_SOURCES = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache",
@@ -64,10 +64,17 @@ def test_installed_from_the_wheel_it_extracts_and_builds_the_demo_elsewhere(whee
     ext = run("-m", "sat_mir.extract", "+dataset=demo", "extractors=[info,loudness]", "separation=none",
               "progress=false")
     assert ext.returncode == 0, ext.stderr[-2000:]
+    # no model config: items as long as Stable Audio Open's window (one per demo song)
     built = run("-m", "sat_mir.build", "+dataset=demo", "formats=[audio_dir]", "dataset.models=null",
-                "chunks.seconds=6", "conditioning.numbers=[lufs]", "progress=false")
+                "conditioning.numbers=[lufs]", "progress=false")
     assert built.returncode == 0, built.stderr[-2000:]
     out = tmp_path / "out" / "demo"
-    assert len(list((out / "sat" / "audio").glob("*.flac"))) >= 4
+    assert len(list((out / "sat" / "audio").glob("*.flac"))) == 4
     assert (out / "sat" / "custom_metadata" / "sat_mir_metadata.py").is_file()
+    # with every extra installed (this venv's packages), the latent formats too
+    models = load_tool("make_tiny_sat_model").make_tiny_sat_model(tmp_path / "models", sample_size=262144)
+    latents = run("-m", "sat_mir.build", "+dataset=demo", "formats=[audio_dir,pre_encoded]", f"model.dir={models}",
+                  "conditioning.numbers=[lufs]", "progress=false")
+    assert latents.returncode == 0, latents.stderr[-2000:]
+    assert len(list((out / "sat" / "latents").glob("*.npy"))) >= 8  # 5.9 s chunks of 25-30 s songs
     assert not (work / "outputs").exists() and not list(work.iterdir())  # nothing written where it ran

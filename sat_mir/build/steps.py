@@ -47,6 +47,7 @@ __all__ = ["LATENT_FORMATS", "FORMATS", "ModelFiles", "condition_numbers", "enco
 log = logging.getLogger("sat_mir.build")
 
 MIN_TRACK_S = 1.0  # shorter, or with less sound than this, a track is no training material
+SAO_SAMPLE_SIZE, SAO_SAMPLE_RATE = 2097152, 44100  # Stable Audio Open 1.0's model_config.json
 LATENT_FORMATS = ("pre_encoded", "wds_latents")
 FORMATS = ("audio_dir", "wds", *LATENT_FORMATS)
 SAO_DOWNLOAD = (
@@ -65,7 +66,7 @@ class ModelFiles:
     sample_rate: int
     channels: int
     sample_size: int | None  # samples per item (the chunk length when set)
-    item_s: float | None  # chunk length in seconds; None only matters when a track needs chunks
+    item_s: float  # chunk length in seconds
 
 
 def model_files(settings: BuildSettings) -> ModelFiles:
@@ -89,10 +90,15 @@ def model_files(settings: BuildSettings) -> ModelFiles:
             + "\nor build without latents: formats=[audio_dir,wds]"
         )
     base = json.loads(config_path.read_text()) if config_path is not None and config_path.exists() else None
-    sample_rate = int(base["sample_rate"]) if base else 44100
+    sample_rate = int(base["sample_rate"]) if base else SAO_SAMPLE_RATE
     sample_size = int(base["sample_size"]) if base else None
     item_s = settings.item_seconds or (sample_size / sample_rate if sample_size else None)
-    if item_s is not None and (sample_size is None or settings.item_seconds):
+    if item_s is None:
+        # the audio formats need no model: chunks as long as Stable Audio Open's training window
+        item_s = SAO_SAMPLE_SIZE / SAO_SAMPLE_RATE
+        log.info("no model config (dataset.models / model.dir): chunks of %.2f s, Stable Audio Open's "
+                 "sample_size (chunks.seconds=... chooses another)", item_s)
+    if sample_size is None or settings.item_seconds:
         sample_size = int(round(item_s * sample_rate))
     return ModelFiles(config=base, config_path=config_path if base else None, ckpt=ckpt if base else None,
                       sample_rate=sample_rate, channels=int(base.get("audio_channels", 2)) if base else 2,
