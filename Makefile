@@ -33,21 +33,23 @@ $(STAMP): pyproject.toml constraints.txt
 # FFmpeg's shared libraries are what torchcodec (torchaudio.load/save, used by
 # stable-audio-tools) and our m4a/aac decoding need; fluidsynth and the General MIDI
 # soundfont render the realistic test songs whose tempo, meter, key and chords are known
-# (tests/test_musical_facts.py, tools/make_eval_corpus.py).  Installed with apt-get when we
-# may; otherwise say what is missing.
+# (tests/test_musical_facts.py, tools/make_eval_corpus.py); headless Chromium checks that the
+# dataset report loads in a real browser (tests/report/).  Installed with apt-get when we may;
+# otherwise say what is missing.
 SOUNDFONT := /usr/share/sounds/sf2/FluidR3_GM.sf2
 
 system-deps:
 	@missing=""; \
 	  command -v ffmpeg >/dev/null 2>&1 || missing="$$missing ffmpeg"; \
 	  command -v fluidsynth >/dev/null 2>&1 || missing="$$missing fluidsynth"; \
+	  command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	  test -f $(SOUNDFONT) || missing="$$missing fluid-soundfont-gm"; \
 	  if [ -n "$$missing" ]; then \
 	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	      echo "installing$$missing (apt-get)"; \
 	      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing) >/dev/null; \
 	    else \
-	      echo "WARNING: not installed:$$missing; install them (e.g. sudo apt-get install$$missing): ffmpeg decodes m4a/aac and lets stable-audio-tools read audio, fluidsynth + fluid-soundfont-gm render the realistic test songs (their tests are skipped without them)"; \
+	      echo "WARNING: not installed:$$missing; install them (e.g. sudo apt-get install$$missing): ffmpeg decodes m4a/aac and lets stable-audio-tools read audio, fluidsynth + fluid-soundfont-gm render the realistic test songs, chromium opens the report (their tests are skipped without them)"; \
 	    fi; \
 	  fi
 
@@ -60,6 +62,7 @@ demo: setup
 	$(PY) tools/make_tiny_sat_model.py "$(DEMO_MODELS)" --sample-size 524288 >/dev/null
 	$(PY) -m sat_mir.build +dataset=demo
 	$(PY) -m sat_mir.build.preview +dataset=demo n=5
+	$(PY) -m sat_mir.report +dataset=demo
 
 # pytest exits 5 when it collects no tests; that is not a failure of the suite.
 test: setup

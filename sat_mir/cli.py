@@ -15,6 +15,7 @@ COMMANDS = {
     "build": ("sat_mir.build.__main__", "the stable-audio-tools training folder from the features"),
     "preview": ("sat_mir.build.preview", "prompts as training will draw them, for a built dataset"),
     "models": ("sat_mir.models.__main__", "list, check and download the model weights"),
+    "report": ("sat_mir.report.__main__", "a static HTML report of a dataset (figures, failures, crops to play)"),
 }
 
 _PACKAGE = Path(__file__).resolve().parent
