@@ -51,6 +51,7 @@ def run(cfg: DictConfig) -> int:
             latent_dtype=str(cfg.model.latent_dtype),
             device=cfg.model.get("device"),
             progress=bool(cfg.get("progress", True)),
+            sa3_captions=int(cfg.get("sa3", {}).get("captions", 1)),
         )
         log_dir = start_run_log(ds.output, "build", cfg)
         stale = remove_stale_temp_files(ds.output)

@@ -11,7 +11,7 @@ from typing import Any
 
 from sat_mir.build import steps
 from sat_mir.build.corpus import ITEM_KINDS
-from sat_mir.build.steps import FORMATS, LATENT_FORMATS, not_music
+from sat_mir.build.steps import AUDIO_FORMATS, FORMATS, LATENT_FORMATS, not_music
 from sat_mir.errors import EXIT_ITEMS_FAILED, EXIT_OK, ConfigError
 from sat_mir.store.keys import check_feature_keys
 
@@ -42,6 +42,7 @@ class BuildSettings:
     latent_dtype: str = "float32"
     device: str | None = None
     progress: bool = True
+    sa3_captions: int = 1  # sa3_data_dir: captions (duplicated clips) per item
 
 
 @dataclass
@@ -84,7 +85,7 @@ def run_build(settings: BuildSettings) -> BuildSummary:
     model = steps.model_files(settings)
 
     dataset, usable, items = steps.select_items(settings, model, summary)
-    needs_audio = any(f in ("audio_dir", "wds") for f in settings.formats)
+    needs_audio = any(f in AUDIO_FORMATS for f in settings.formats)
     audio_dir = sat / "audio"
     gains: dict[str, float] = {}
     if needs_audio:

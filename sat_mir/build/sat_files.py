@@ -47,7 +47,7 @@ def write_dataset_configs(folder: Path, configs: dict[str, dict]) -> dict[str, P
 
 def write_training_notes(
     folder: Path, *, dataset_configs: dict[str, Path], model_configs: dict[str, Path], numbers: list[dict],
-    items: int, tracks: int, num_workers: int,
+    items: int, tracks: int, num_workers: int, sa3_dir: Path | None = None,
 ) -> Path:
     lines = [
         "# Training with stable-audio-tools on this dataset",
@@ -85,6 +85,21 @@ def write_training_notes(
         lines += [f"| `{n['key']}` | {n['min_val']} | {n['max_val']} | {n['fill']:.4g} |" for n in numbers]
         lines += ["", "`--pretrained-ckpt-path` loads matching weights only: these conditioners start from random",
                   "weights, the rest of the model from the checkpoint. Every `demo_cond` entry carries them.", ""]
+    if sa3_dir is not None:
+        lines += [
+            "## Stable Audio 3 (LoRA)", "",
+            f"`{sa3_dir}` holds each item's audio beside a `.txt` caption (the richest prompt of its material),",
+            "the layout Stable Audio 3's scripts read. From a checkout of Stability-AI/stable-audio-3:", "",
+            "```bash",
+            f"uv run python scripts/train_lora.py --model medium-rf --data_dir {sa3_dir} --output_dir lora_out \\",
+            "  --exclude seconds_total   # small datasets: leave the timing conditioner out of the LoRA",
+            "# or encode once, then train on the latents (the captions travel in the .json files):",
+            f"uv run python scripts/pre_encode_dataset.py --model same-l --data_dir {sa3_dir} --output_path sa3_latents",
+            "uv run python scripts/train_lora.py --model medium-rf --data_dir "
+            f"{sa3_dir} --encoded_dir sa3_latents --output_dir lora_out",
+            "```", "",
+            "`--duration` (default 30 s) crops or pads each clip; set it to the items' length to use all of them.", "",
+        ]
     lines += [
         "## Notes",
         "",

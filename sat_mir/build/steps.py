@@ -49,7 +49,9 @@ log = logging.getLogger("sat_mir.build")
 MIN_TRACK_S = 1.0  # shorter, or with less sound than this, a track is no training material
 SAO_SAMPLE_SIZE, SAO_SAMPLE_RATE = 2097152, 44100  # Stable Audio Open 1.0's model_config.json
 LATENT_FORMATS = ("pre_encoded", "wds_latents")
-FORMATS = ("audio_dir", "wds", *LATENT_FORMATS)
+# formats whose items are written as audio files first (sat/audio/<item>.flac)
+AUDIO_FORMATS = ("audio_dir", "wds", "sa3_data_dir")
+FORMATS = ("audio_dir", "wds", *LATENT_FORMATS, "sa3_data_dir")
 SAO_DOWNLOAD = (
     "huggingface-cli download stabilityai/stable-audio-open-1.0 model_config.json vae_model.ckpt "
     "--local-dir {dir}"
@@ -357,6 +359,12 @@ def write_formats(sat: Path, items: list[BuildItem], *, materials: dict, numbers
 
     if "audio_dir" in settings.formats:
         configs["audio_dir"] = dataset_config("audio_dir", audio_dir, module)
+    if "sa3_data_dir" in settings.formats:
+        from sat_mir.build.sa3 import write_sa3_folder
+
+        clips = write_sa3_folder(sat / "sa3", [it.id for it in items], audio_dir, materials, recipe,
+                                 seed=settings.seed, captions=settings.sa3_captions)
+        log.info("sa3_data_dir: %d clips with captions in %s", clips, sat / "sa3")
     if "wds" in settings.formats:
         shards = plan_shards([it.id for it in items], shard_size=settings.shard_size, min_shards=min_shards,
                              seed=settings.seed)
@@ -402,7 +410,8 @@ def write_model_files(sat: Path, model: ModelFiles, specs: list[NumberSpec], *, 
         atomic_write_json(model_paths["pre_encoded"], pre)
     write_training_notes(sat, dataset_configs=dataset_paths, model_configs=model_paths,
                          numbers=[s.to_dict() for s in specs], items=len(items), tracks=tracks,
-                         num_workers=settings.num_workers)
+                         num_workers=settings.num_workers,
+                         sa3_dir=sat / "sa3" if "sa3_data_dir" in settings.formats else None)
     write_features_table(sat / "features.parquet", items, numbers)
     return model_paths
 
