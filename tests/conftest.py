@@ -62,6 +62,22 @@ def no_network(monkeypatch):
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", refuse)
 
 
+def extract_demo(output: Path, library: Path, extractors: dict) -> tuple[list, list]:
+    """The demo library catalogued into ``output`` and measured by ``extractors`` (``{name: options}``),
+    in this process; returns (tracks, the extractor objects)."""
+    from sat_mir.catalog import scan_library
+    from sat_mir.features import build_extractors
+    from sat_mir.run import run_extraction
+    from sat_mir.store import write_catalog
+
+    output.mkdir(parents=True, exist_ok=True)
+    tracks = scan_library(library)
+    write_catalog(output, library, tracks)
+    measured = build_extractors(extractors)
+    assert run_extraction(tracks, measured, root=library, output=output, jobs=1, progress=False).failed == 0
+    return tracks, measured
+
+
 @pytest.fixture(scope="session")
 def demo_library(tmp_path_factory) -> Path:
     """The bundled demo songs rendered once per test session (about 3 s)."""

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, extract_demo
 
 
 def _caption_for(path: Path) -> str | None:
@@ -21,17 +21,9 @@ def _caption_for(path: Path) -> str | None:
 @pytest.fixture(scope="module")
 def sa3_build(tmp_path_factory, demo_library):
     from sat_mir.build.pipeline import BuildSettings, run_build
-    from sat_mir.catalog import scan_library
-    from sat_mir.features import build_extractors
-    from sat_mir.run import run_extraction
-    from sat_mir.store import write_catalog
 
     out = tmp_path_factory.mktemp("sa3") / "out"
-    out.mkdir()
-    tracks = scan_library(demo_library)
-    write_catalog(out, demo_library, tracks)
-    extractors = build_extractors({"info": {}, "loudness": {}, "rhythm": {}, "tonal": {}, "spectral": {}})
-    assert run_extraction(tracks, extractors, root=demo_library, output=out, jobs=1, progress=False).failed == 0
+    extract_demo(out, demo_library, {"info": {}, "loudness": {}, "rhythm": {}, "tonal": {}, "spectral": {}})
     prompts = yaml.safe_load((REPO / "conf" / "prompts" / "default.yaml").read_text())
 
     def build(captions: int):

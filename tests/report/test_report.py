@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, extract_demo
 from sat_mir.store.sidecar import ExtractorRecord, merge_extractor, sidecar_path
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -20,19 +20,12 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 def reported(tmp_path_factory, demo_library):
     """The demo with features, crops and an audio build, one track failing an extractor."""
     from sat_mir.build.pipeline import BuildSettings, run_build
-    from sat_mir.catalog import scan_library
     from sat_mir.crops import CropSettings, cut_track
-    from sat_mir.features import build_extractors
     from sat_mir.report import collect, write_report
     from sat_mir.run import run_extraction
-    from sat_mir.store import write_catalog
 
     out = tmp_path_factory.mktemp("report") / "out"
-    out.mkdir()
-    tracks = scan_library(demo_library)
-    write_catalog(out, demo_library, tracks)
-    extractors = build_extractors({"info": {}, "loudness": {}, "rhythm": {}, "tonal": {}})
-    assert run_extraction(tracks, extractors, root=demo_library, output=out, jobs=1, progress=False).failed == 0
+    tracks, extractors = extract_demo(out, demo_library, {"info": {}, "loudness": {}, "rhythm": {}, "tonal": {}})
     crops = [c for t in tracks for c in cut_track(t, out, CropSettings(length=524288, min_fraction=0.5)).crops]
     assert run_extraction(crops, extractors, root=out, output=out, jobs=1, progress=False, unit="crop").failed == 0
     merge_extractor(sidecar_path(out, tracks[1].id), extractor="spectral", values={}, track={},
