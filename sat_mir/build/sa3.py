@@ -39,7 +39,7 @@ def rich_recipe(recipe: dict) -> dict:
 def _link(source: Path, target: Path) -> None:
     """``target`` holds ``source``'s bytes: a hard link where possible, else a copy (atomic)."""
     with atomic_path(target, suffix=target.suffix) as tmp:
-        tmp.unlink()  # the placeholder atomic_path made: the link takes its name
+        tmp.unlink()  # atomic_path made an empty file there: the link takes its name
         try:
             os.link(source, tmp)
         except OSError:  # another filesystem, or links not allowed
