@@ -108,13 +108,9 @@ def run_extract(*overrides: str, cwd: Path, env: dict | None = None, timeout: fl
 
 def built_items(sat: Path) -> dict[str, dict]:
     """``{item id: manifest entry}`` of a build, read straight from its item store."""
-    import sqlite3
+    from sat_mir.build.manifest import read_items_store
 
-    conn = sqlite3.connect(sat / "custom_metadata" / "items.sqlite")
-    try:
-        return {iid: json.loads(item) for iid, item in conn.execute("SELECT id, item FROM items ORDER BY n")}
-    finally:
-        conn.close()
+    return read_items_store(sat / "custom_metadata" / "items.sqlite")
 
 
 def load_strict_json(path: Path):

@@ -16,7 +16,8 @@ from typing import Any
 from sat_mir.build.corpus import BuildItem
 from sat_mir.fsutil import atomic_path, atomic_write_json
 
-__all__ = ["ITEMS_DB", "MODULE_FILE", "prompts_module", "source_dir", "write_items_store", "write_metadata_folder"]
+__all__ = ["ITEMS_DB", "MODULE_FILE", "prompts_module", "read_items_store", "source_dir",
+           "write_items_store", "write_metadata_folder"]
 
 MODULE_FILE = "sat_mir_metadata.py"
 _PACKAGE = Path(__file__).resolve().parent.parent
@@ -76,6 +77,16 @@ def write_metadata_folder(
         "format": 2, "seed": int(seed), "recipe": recipe, **(extra or {}), "store": ITEMS_DB, "items": n,
     })
     return folder / MODULE_FILE
+
+
+def read_items_store(path: Path) -> dict[str, dict]:
+    """``{item id: entry}`` of an item store, in build order (the report and tests; training
+    looks items up one by one through the written module)."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return {iid: json.loads(item) for iid, item in conn.execute("SELECT id, item FROM items ORDER BY n")}
+    finally:
+        conn.close()
 
 
 def write_items_store(path: Path, entries: Iterable[tuple[str, str, dict]]) -> int:

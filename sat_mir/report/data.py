@@ -5,7 +5,6 @@ when the build has run, each item's prompt material."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,12 +49,9 @@ def _built_items(sat: Path) -> tuple[dict, dict[str, dict]]:
     header_path, store = sat / "custom_metadata" / "manifest.json", sat / "custom_metadata" / "items.sqlite"
     if not header_path.is_file() or not store.is_file():
         return {}, {}
-    conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
-    try:
-        items = {iid: json.loads(item) for iid, item in conn.execute("SELECT id, item FROM items ORDER BY n")}
-    finally:
-        conn.close()
-    return json.loads(header_path.read_text()), items
+    from sat_mir.build.manifest import read_items_store
+
+    return json.loads(header_path.read_text()), read_items_store(store)
 
 
 def collect(output: Path) -> ReportData:
