@@ -28,6 +28,8 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "pip>=23" "setuptools<81" wheel
 	$(PY) -m pip install -c constraints.txt -e '.[all,test]'
+	# Basic Pitch's model ships in its wheel; --no-deps skips its TensorFlow pin (pyproject.toml, models)
+	$(PY) -m pip install -c constraints.txt --no-deps basic-pitch
 	touch $@
 
 # FFmpeg's shared libraries are what torchcodec (torchaudio.load/save, used by

@@ -17,7 +17,8 @@ __all__ = ["EXTRAS", "missing_modules", "require"]
 # extra -> the importable modules it brings
 EXTRAS: dict[str, tuple[str, ...]] = {
     "separation": ("torch", "demucs"),
-    "models": ("torch", "essentia", "transformers", "audiobox_aesthetics", "beat_this", "mido", "huggingface_hub"),
+    "models": ("torch", "essentia", "transformers", "audiobox_aesthetics", "beat_this", "mido", "huggingface_hub",
+               "onnxruntime"),
     "sat": ("torch", "stable_audio_tools"),
     "ray": ("ray",),
 }

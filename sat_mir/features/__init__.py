@@ -7,6 +7,7 @@ from sat_mir.features import (  # noqa: F401  - registration side effect
     essentia_tags,
     flamingo,
     loudness,
+    notes_midi,
     peaks,
     rhythm,
     signal_info,

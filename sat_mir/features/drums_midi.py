@@ -12,7 +12,6 @@ minute of the stem.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -23,15 +22,13 @@ from sat_mir.audio.context import TrackContext
 from sat_mir.errors import ConfigError, ExtractorError
 from sat_mir.extras import require
 from sat_mir.features.registry import ExtractorResult, ModelExtractor, OutputSpec, register
-from sat_mir.features.metrical import tempo_from_beats
-from sat_mir.features.rhythm import metrical_of
+from sat_mir.features.midi_file import DEFAULT_BPM, MidiNote, grid_tempo, notes_midi_bytes
 from sat_mir.models import adtof
 from sat_mir.models.spec import locate
 
 __all__ = ["DrumHit", "DrumsMidi", "drum_midi_bytes"]
 
 DRUM_CHANNEL = 9  # MIDI channel 10, General MIDI percussion
-DEFAULT_BPM = 120.0  # MIDI's own default tempo, for a track with no usable beat grid
 ARTIFACT = "drums.mid"
 
 
@@ -43,12 +40,9 @@ class DrumHit(NamedTuple):
 
 def drum_midi_bytes(hits: Sequence[DrumHit], *, tempo_bpm: float = DEFAULT_BPM, ticks_per_beat: int = 480,
                     note_s: float = 0.05, name: str = "drums") -> bytes:
-    """A type-0 Standard MIDI File holding ``hits`` on channel 10, as bytes.
-
-    One ``set_tempo`` (``tempo_bpm``, rounded to whole microseconds per beat) at tick 0;
-    each hit becomes a note of ``note_s`` seconds (cut short before the next hit of the
-    same key, so notes of one key never overlap) placed at the tick nearest its time
-    through that tempo (error at most half a tick: 0.52 ms at 120 BPM and 480 ticks).
+    """A type-0 Standard MIDI File holding ``hits`` on channel 10, as bytes
+    (:func:`~sat_mir.features.midi_file.notes_midi_bytes`): each hit a note of ``note_s``
+    seconds, cut short before the next hit of the same key.
 
     Raises
     ------
@@ -56,42 +50,14 @@ def drum_midi_bytes(hits: Sequence[DrumHit], *, tempo_bpm: float = DEFAULT_BPM, 
         A tempo, tick resolution or duration out of range, or a hit with a note or
         velocity outside 0..127 / 1..127 or a negative time.
     """
-    import mido
-
-    if not 0 < ticks_per_beat < 2**15:
-        raise ValueError(f"ticks_per_beat must be in 1..32767, got {ticks_per_beat!r}")
-    if not 3.6 <= tempo_bpm <= 60e6:  # MIDI stores 1..2^24-1 microseconds per beat
-        raise ValueError(f"tempo_bpm must be in [3.6, 6e7], got {tempo_bpm!r}")
     if not note_s > 0:
         raise ValueError(f"note_s must be > 0, got {note_s!r}")
-    tempo = round(mido.bpm2tempo(tempo_bpm))
-    ticks_per_s = ticks_per_beat * 1e6 / tempo
-    events: list[tuple[int, int, mido.Message]] = []
-    by_note: dict[int, list[DrumHit]] = {}
     for hit in hits:
         if not 0 <= hit.note <= 127 or not 1 <= hit.velocity <= 127 or not hit.time_s >= 0:
             raise ValueError(f"invalid drum hit {hit!r}")
-        by_note.setdefault(int(hit.note), []).append(hit)
-    for note, group in by_note.items():
-        starts = sorted({round(h.time_s * ticks_per_s): h for h in group}.items())
-        for k, (tick, hit) in enumerate(starts):
-            end = tick + max(1, round(note_s * ticks_per_s))
-            if k + 1 < len(starts):
-                end = min(end, starts[k + 1][0])  # ticks are unique, so still > tick
-            # at one tick, offs sort before ons so a note ending where the next begins stays closed
-            events.append((tick, 1, mido.Message("note_on", channel=DRUM_CHANNEL, note=note, velocity=int(hit.velocity))))
-            events.append((end, 0, mido.Message("note_off", channel=DRUM_CHANNEL, note=note, velocity=0)))
-    events.sort(key=lambda e: (e[0], e[1], e[2].note))
-    track = mido.MidiTrack([mido.MetaMessage("track_name", name=name, time=0),
-                            mido.MetaMessage("set_tempo", tempo=tempo, time=0)])
-    now = 0
-    for tick, _, msg in events:
-        track.append(msg.copy(time=tick - now))
-        now = tick
-    track.append(mido.MetaMessage("end_of_track", time=0))
-    buf = io.BytesIO()
-    mido.MidiFile(type=0, ticks_per_beat=ticks_per_beat, tracks=[track]).save(file=buf)
-    return buf.getvalue()
+    notes = [MidiNote(h.time_s, h.time_s + note_s, int(h.note), int(h.velocity)) for h in hits]
+    return notes_midi_bytes(notes, tempo_bpm=tempo_bpm, ticks_per_beat=ticks_per_beat, channel=DRUM_CHANNEL,
+                            name=name)
 
 
 def _outputs() -> tuple[OutputSpec, ...]:
@@ -138,14 +104,6 @@ class DrumsMidi(ModelExtractor):
     @property
     def reads_features(self) -> list[str]:
         return ["bpm"]
-
-    def _tempo(self, ctx: TrackContext) -> float:
-        measured = ctx.features.get("bpm")
-        if isinstance(measured, (int, float)) and 3.6 <= measured <= 1000.0:
-            return float(measured)  # the rhythm extractor's grid: no second beat tracking of the mix
-        c = self.config
-        beats = metrical_of(ctx, tightness=c.tightness).beats
-        return tempo_from_beats(beats) if len(beats) >= 2 else DEFAULT_BPM  # the rhythm extractor's rule
 
     def preflight(self) -> None:
         locate(adtof.SPEC, self.config.models_dir)
@@ -214,7 +172,7 @@ class DrumsMidi(ModelExtractor):
             for f, p in zip(frames, peaks):
                 vel = c.fixed_velocity if c.velocity == "fixed" else int(np.clip(round(1 + 126 * p), 1, 127))
                 hits.append(DrumHit(float(f) / adtof.FPS, note, vel))
-        tempo = self._tempo(ctx)
+        tempo = grid_tempo(ctx, tightness=c.tightness)
         result = ExtractorResult()
         result.artifacts[ARTIFACT] = drum_midi_bytes(hits, tempo_bpm=tempo, ticks_per_beat=c.ticks_per_beat,
                                                      note_s=c.note_s)

@@ -10,7 +10,7 @@ __all__ = ["all_models", "find_model"]
 
 # modules with a module-level MODELS tuple
 _MODULES = ("sat_mir.models.demucs", "sat_mir.models.essentia_tf", "sat_mir.models.audiobox",
-            "sat_mir.models.flamingo", "sat_mir.models.adtof", "sat_mir.models.beat_this")
+            "sat_mir.models.flamingo", "sat_mir.models.adtof", "sat_mir.models.beat_this", "sat_mir.models.basic_pitch")
 
 STABLE_AUDIO_OPEN = ModelSpec(
     name="stable-audio-open-1.0",

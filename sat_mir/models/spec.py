@@ -19,7 +19,7 @@ from pathlib import Path
 from sat_mir.errors import WeightsError
 from sat_mir.fsutil import sha256_file
 
-__all__ = ["ModelFile", "ModelSpec", "default_models_dir", "download", "locate", "verify"]
+__all__ = ["ModelFile", "ModelSpec", "default_models_dir", "download", "locate", "package_folder", "verify"]
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ def locate(spec: ModelSpec, models_dir: str | Path | None = None) -> Path:
     missing = [f.path for f in spec.files if not (folder / f.path).is_file()]
     if not missing:
         return folder
-    cached = _hf_cache_folder(spec)
+    cached = _hf_cache_folder(spec) or package_folder(spec)
     if cached is not None:
         return cached
     where = f" or in the Hugging Face cache (repo {spec.hf_repo})" if spec.hf_repo else ""
@@ -109,6 +109,29 @@ def _hf_cache_folder(spec: ModelSpec) -> Path | None:
     # every file of one snapshot lies under the same snapshot folder
     first = Path(found[0])
     return Path(str(first)[: -len(spec.files[0].path)].rstrip("/\\"))
+
+
+def package_folder(spec: ModelSpec) -> Path | None:
+    """The installed package's folder holding every file of ``spec``, when all of them ship inside
+    one installed package (``package:`` URLs); found without importing the package."""
+    import importlib.util
+
+    folders = set()
+    for f in spec.files:
+        if not (f.url or "").startswith("package:"):
+            return None
+        package, _, rel = f.url[len("package:"):].partition("/")
+        try:
+            found = importlib.util.find_spec(package)
+        except (ImportError, ValueError):
+            return None
+        if found is None or not found.submodule_search_locations:
+            return None
+        path = Path(list(found.submodule_search_locations)[0]) / rel
+        if not path.is_file() or not rel.endswith(f.path):
+            return None
+        folders.add(Path(str(path)[: -len(f.path)].rstrip("/\\")))
+    return folders.pop() if len(folders) == 1 else None
 
 
 def verify(spec: ModelSpec, models_dir: str | Path | None = None) -> list[str]:
@@ -144,9 +167,13 @@ def download(spec: ModelSpec, models_dir: str | Path | None = None) -> Path:
         target = folder / f.path
         if f.url.startswith("package:"):  # a file that ships with an installed package
             import importlib.resources
+            import importlib.util
             import shutil
 
             package, _, rel = f.url[len("package:"):].partition("/")
+            if importlib.util.find_spec(package) is None:
+                raise WeightsError(f"{f.path} of model {spec.name!r} ships inside the Python package {package}, "
+                                   f"not installed here: {spec.extra.get('install', f'pip install {package}')}")
             with importlib.resources.as_file(importlib.resources.files(package).joinpath(rel)) as src:
                 shutil.copyfile(src, target)
             continue
