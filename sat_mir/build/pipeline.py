@@ -102,8 +102,13 @@ def run_build(settings: BuildSettings) -> BuildSummary:
 
     latent_frames = None
     if any(f in LATENT_FORMATS for f in settings.formats):
-        latent_frames = steps.encode_latents(items, model, sat / "latents", audio_dir if needs_audio else None,
-                                             gains, numbers, settings, summary)
+        latent_frames, hop = steps.encode_latents(items, model, sat / "latents", audio_dir if needs_audio else None,
+                                                  gains, numbers, settings, summary)
+        steps.write_series(items, dataset, sat / "latents",
+                           steps.latent_series_grids(sat / "latents", model.sample_rate, hop), "latents")
+    if "sa3_data_dir" in settings.formats:
+        steps.write_series(items, dataset, sat / "sa3_series", steps.clip_series_grids(audio_dir),
+                           "Stable Audio 3's latent frames")
     module, dataset_paths = steps.write_formats(sat, items, materials=materials, numbers=numbers, recipe=recipe,
                                                 gains=gains, bins=bins, specs=specs, latent_frames=latent_frames,
                                                 settings=settings)

@@ -6,7 +6,8 @@ calls them:
 3. :func:`prompt_facts` and :func:`word_bins` - the values trusted enough to state, the corpus bins;
 4. :func:`condition_numbers` - the numeric conditionings and their ranges;
 5. :func:`prompt_materials` - what each item's prompts are drawn from, checked by drawing some;
-6. :func:`encode_latents` - pre-encoded latents (SAT's autoencoder);
+6. :func:`encode_latents` - pre-encoded latents (SAT's autoencoder), then :func:`write_series` -
+   each item's time series on the latent frames beside its latent;
 7. :func:`write_formats` - the custom_metadata folder, the shards and the dataset configs;
 8. :func:`write_model_files` - model configs, TRAINING.md and features.parquet.
 
@@ -42,12 +43,13 @@ if TYPE_CHECKING:
 
 __all__ = ["LATENT_FORMATS", "FORMATS", "ModelFiles", "condition_numbers", "encode_latents", "model_files",
            "not_music", "prompt_facts", "prompt_materials", "prune", "select_items", "word_bins", "write_audio",
-           "write_features_table", "write_formats", "write_model_files"]
+           "write_features_table", "write_formats", "write_model_files", "write_series"]
 
 log = logging.getLogger("sat_mir.build")
 
 MIN_TRACK_S = 1.0  # shorter, or with less sound than this, a track is no training material
 SAO_SAMPLE_SIZE, SAO_SAMPLE_RATE = 2097152, 44100  # Stable Audio Open 1.0's model_config.json
+SA3_LATENT_HOP = 4096  # Stable Audio 3's autoencoder: 44.1 kHz / 4096 = 10.8 latent frames per second
 LATENT_FORMATS = ("pre_encoded", "wds_latents")
 # formats whose items are written as audio files first (sat/audio/<item>.flac)
 AUDIO_FORMATS = ("audio_dir", "wds", "sa3_data_dir")
@@ -292,9 +294,9 @@ def prune(folder: Path, keep: set[str], suffixes: tuple[str, ...], protect: tupl
 
 def encode_latents(items: list[BuildItem], model: ModelFiles, latent_dir: Path, audio_dir: Path | None,
                    gains: dict[str, float], numbers: dict[str, dict], settings: BuildSettings,
-                   summary: BuildSummary) -> int:
+                   summary: BuildSummary) -> tuple[int, int]:
     """Step 6: pre-encoded latents of every item (current ones are kept); returns the latent
-    frames per item."""
+    frames per item and the autoencoder's downsampling ratio (samples per latent frame)."""
     from sat_mir.build.latents import EncodeItem, encode_items, load_autoencoder
 
     ae = load_autoencoder(model.config_path, model.ckpt, device=settings.device)
@@ -314,7 +316,53 @@ def encode_latents(items: list[BuildItem], model: ModelFiles, latent_dir: Path, 
         log.error("FAILED item %s: latent encoding: %s", iid, reason)
     log.info("latents: %d encoded, %d already present, %d failed (%.1f s of audio in %.1f s)",
              enc.encoded, enc.skipped, len(enc.failed), enc.audio_seconds, enc.seconds)
-    return model.sample_size // ae.downsampling_ratio
+    return model.sample_size // ae.downsampling_ratio, ae.downsampling_ratio
+
+
+def write_series(items: Sequence[BuildItem], dataset: Dataset, folder: Path, grid_of, what: str) -> None:
+    """Step 6b: ``<item>.series.npz`` in ``folder`` - each item's time series (extractor
+    ``series``) on its latent frames (:mod:`sat_mir.build.series`); files of items this build
+    does not make are removed."""
+    from sat_mir.build.series import ITEM_SUFFIX, write_item_series
+
+    folder.mkdir(parents=True, exist_ok=True)
+    keep = {it.id for it in items}
+    for path in folder.glob(f"*{ITEM_SUFFIX}"):
+        if path.name[: -len(ITEM_SUFFIX)] not in keep:
+            path.unlink()
+    done = write_item_series(items, dataset, folder, grid_of)
+    if done.missing:
+        first = next(iter(done.missing.items()))
+        log.warning("series (%s): %d item(s) without, e.g. %s: %s", what, len(done.missing), *first)
+    log.info("series (%s): %d written, %d current in %s", what, done.written, done.skipped, folder)
+
+
+def latent_series_grids(latent_dir: Path, sample_rate: int, hop: int):
+    """``grid_of`` for :func:`write_series` beside SAT latents: each latent's own padding mask."""
+    from sat_mir.build.series import latent_grid
+
+    def grid_of(item: BuildItem):
+        path = latent_dir / f"{item.id}.json"
+        return (latent_grid(path, sample_rate=sample_rate, hop=hop), path) if path.is_file() else None
+
+    return grid_of
+
+
+def clip_series_grids(audio_dir: Path, hop: int = SA3_LATENT_HOP):
+    """``grid_of`` for Stable Audio 3's clips: its pre-encode script encodes each whole clip, so
+    the grid is as long as the clip."""
+    import soundfile as sf
+
+    from sat_mir.build.series import LatentGrid
+
+    def grid_of(item: BuildItem):
+        path = audio_dir / f"{item.id}.flac"
+        if not path.is_file():
+            return None
+        info = sf.info(str(path))
+        return LatentGrid.of_item(samples=info.frames, sample_rate=info.samplerate, hop=hop), path
+
+    return grid_of
 
 
 def latent_source(item: BuildItem, audio_dir: Path | None) -> dict[str, Any]:
@@ -383,7 +431,11 @@ def write_formats(sat: Path, items: list[BuildItem], *, materials: dict, numbers
             buf = io.BytesIO()
             np.save(buf, np.load(latent_dir / f"{k}.npy"))
             meta = json.loads((latent_dir / f"{k}.json").read_text())
-            return {"npy": buf.getvalue(), "json": json_bytes({**meta, **item_json(k)})}
+            members = {"npy": buf.getvalue(), "json": json_bytes({**meta, **item_json(k)})}
+            series = latent_dir / f"{k}.series.npz"
+            if series.is_file():  # the time series on the latent frames (extractor `series`)
+                members["series.npz"] = series.read_bytes()
+            return members
 
         write_shards(sat / "wds" / "latents", shards, latent_members)
         configs["wds_latents"] = dataset_config("wds_latents", sat / "wds" / "latents", module,

@@ -10,6 +10,7 @@ from sat_mir.features import (  # noqa: F401  - registration side effect
     notes_midi,
     peaks,
     rhythm,
+    series,
     signal_info,
     spectral,
     timbral,

@@ -1,0 +1,142 @@
+"""Features over time: the series a control head on the latents is trained to follow.
+
+Written as ``series.npz`` beside the sidecar, on one frame grid for every series: the analysis
+front end's (22.05 kHz, hop 512: frame ``k`` is the instant ``k * 512 / 22050`` s, about 43 per
+second), so the onset envelope, the STFT and the beat grid the other extractors already made in
+this analysis context are reused, not recomputed.  The build resamples them onto the latent
+frames of the autoencoder it encodes with (:mod:`sat_mir.build.series`); 43 Hz is finer than
+any latent grid Stable Audio uses (21.5 Hz for Stable Audio Open, 10.8 Hz for Stable Audio 3).
+
+Series (float32, one value per frame unless said):
+
+- ``loudness_momentary``: BS.1770 momentary loudness, LUFS: the K-weighted, channel-weighted
+  mean square over the 17 frames (395 ms, BS.1770's 400 ms block) centred on the frame; below
+  −70 LUFS (the standard's absolute gate: silence to it) it reads −70.
+- ``onset_strength``: the mix's spectral-flux onset envelope (librosa's mel flux, the one the
+  beat tracker reads), moved one frame earlier for the front end's latency (the last frame
+  repeats its neighbour).
+- ``beat_phase``, ``downbeat_phase``: position in [0, 1) between the beat (bar line) before
+  the frame and the next one, from the track's beat grid; NaN before the first and after the
+  last, where the grid says nothing.
+- ``chroma``: ``[12, frames]`` pitch-class energy (C..B), each frame scaled to a maximum of 1
+  (all zero where the frame is silent).
+- ``spectral_centroid``: Hz (0 where the frame is silent).
+- ``rms_mix``, ``rms_<stem>``: RMS of the mono signal over the frame's span (linear, full
+  scale 1), for the mix and each stem the track has.
+"""
+
+from __future__ import annotations
+
+import io
+import numpy as np
+
+from sat_mir.audio.context import SignalContext, TrackContext
+from sat_mir.errors import ExtractorError
+from sat_mir.features.registry import ExtractorResult, OutputSpec, register
+from sat_mir.features.rhythm import LATENCY_FRAMES, UsesBeatGrid, grid_settings, metrical_of
+
+__all__ = ["FPS", "SERIES_FILE", "Series", "frame_blocks", "phase_at", "series_bytes"]
+
+SERIES_FILE = "series.npz"
+SR, HOP = 22050, 512  # sat_mir.features.rhythm's front end
+FPS = SR / HOP
+SILENCE_LUFS = -70.0  # BS.1770's absolute gate
+MOMENTARY_FRAMES = 17  # 17 * 512 / 22050 = 0.395 s, BS.1770's 400 ms block on this grid
+_LUFS_OFFSET = -0.691
+
+
+def frame_blocks(x: np.ndarray, sr: int, frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sum of ``x`` (``[samples]``, at ``sr``) over each frame's span ``[k - ½, k + ½) * HOP / SR``
+    seconds, clipped to the signal, and the samples in each span: two ``[frames]`` arrays."""
+    bounds = np.clip(np.round((np.arange(frames + 1) - 0.5) * sr / FPS).astype(np.int64), 0, x.shape[-1])
+    starts, count = bounds[:-1], np.diff(bounds)
+    sums = np.zeros(frames)
+    full = count > 0  # contiguous spans: each ends where the next starts
+    if full.any():
+        # float64 sums without a float64 copy of the signal
+        sums[full] = np.add.reduceat(x[: bounds[-1]], starts[full], dtype=np.float64)
+    return sums, count
+
+
+def phase_at(times: np.ndarray, marks: np.ndarray) -> np.ndarray:
+    """Position of each time between the mark before it and the next, in [0, 1); NaN outside
+    ``[marks[0], marks[-1])`` or with fewer than two marks."""
+    out = np.full(times.shape, np.nan, dtype=np.float32)
+    marks = np.asarray(marks, dtype=np.float64)
+    if marks.size < 2:
+        return out
+    i = np.searchsorted(marks, times, side="right") - 1
+    inside = (i >= 0) & (i < marks.size - 1)
+    j = i[inside]
+    out[inside] = (times[inside] - marks[j]) / (marks[j + 1] - marks[j])
+    return out
+
+
+def _rms(sig: SignalContext, frames: int) -> np.ndarray:
+    energy, n = frame_blocks(np.square(sig.mono, dtype=np.float32), sig.sr, frames)
+    return np.sqrt(energy / np.maximum(n, 1)).astype(np.float32)
+
+
+def _momentary_lufs(sig: SignalContext, frames: int) -> np.ndarray:
+    from scipy.signal import sosfilt
+
+    from sat_mir.features.bs1770 import channel_weights, k_weighting_sos
+
+    x = np.atleast_2d(sig.samples)
+    weights = channel_weights(x.shape[0])
+    power = np.zeros(frames)
+    count = None
+    for c in range(x.shape[0]):  # one channel at a time: the filtered copy is one channel long
+        y = sosfilt(k_weighting_sos(sig.sr).astype(np.float32), x[c].astype(np.float32))
+        energy, count = frame_blocks(np.square(y, dtype=np.float32), sig.sr, frames)
+        power += weights[c] * energy
+    kernel = np.ones(MOMENTARY_FRAMES)
+    summed = np.convolve(power, kernel, mode="same")
+    samples = np.convolve(count.astype(np.float64), kernel, mode="same")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lufs = _LUFS_OFFSET + 10.0 * np.log10(summed / np.maximum(samples, 1))
+    return np.where(np.isfinite(lufs) & (lufs > SILENCE_LUFS), lufs, SILENCE_LUFS).astype(np.float32)
+
+
+def series_bytes(series: dict[str, np.ndarray]) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, fps=np.float64(FPS), **series)
+    return buf.getvalue()
+
+
+@register
+class Series(UsesBeatGrid):
+    name = "series"
+    version = "1"
+    signals = ("mix", "stems")
+    outputs = (
+        OutputSpec("series_frames", "frames", f"frames of the time series in {SERIES_FILE} "
+                   f"({FPS:.3f} per second)", (1, 1e8), kind="int"),
+    )
+
+    def compute(self, ctx: TrackContext) -> ExtractorResult:
+        import librosa
+
+        mix = ctx.mix
+        if mix.samples.size == 0:
+            raise ExtractorError("the mix is empty")
+        mag = mix.stft_magnitude(sr=SR, n_fft=2048, hop=HOP)
+        frames = mag.shape[1]
+        env = mix.onset_envelope(sr=SR, hop=HOP)[:frames]
+        onset = np.concatenate([env[LATENCY_FRAMES:], np.repeat(env[-1:], LATENCY_FRAMES)])
+        times = np.arange(frames) * HOP / SR
+        grid = metrical_of(ctx, **grid_settings(self.config))
+        series = {
+            "loudness_momentary": _momentary_lufs(mix, frames),
+            "onset_strength": onset.astype(np.float32),
+            "beat_phase": phase_at(times, grid.beats),
+            "downbeat_phase": phase_at(times, grid.downbeats),
+            "chroma": librosa.feature.chroma_stft(S=mag**2, sr=SR, n_fft=2048).astype(np.float32),
+            "spectral_centroid": librosa.feature.spectral_centroid(S=mag, sr=SR, n_fft=2048)[0].astype(np.float32),
+            "rms_mix": _rms(mix, frames),
+        }
+        for stem in ctx.stem_names:
+            series[f"rms_{stem}"] = _rms(ctx.stem(stem), frames)
+        result = ExtractorResult(values={"series_frames": frames})
+        result.artifacts[SERIES_FILE] = series_bytes(series)
+        return result
