@@ -22,14 +22,13 @@ features were not measured).
 
 from __future__ import annotations
 
-import io
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from sat_mir.features.series import SERIES_FILE
+from sat_mir.features.series import SERIES_FILE, npz_bytes
 
 __all__ = ["ITEM_SUFFIX", "LatentGrid", "SeriesSummary", "item_series_bytes", "latent_grid", "load_series",
            "on_latent_grid", "write_item_series"]
@@ -100,9 +99,8 @@ def on_latent_grid(series: dict[str, np.ndarray], fps: float, grid: LatentGrid, 
 def item_series_bytes(series: dict[str, np.ndarray], grid: LatentGrid, start_s: float) -> bytes:
     mask = np.zeros(grid.frames, dtype=np.int8)
     mask[: grid.real_frames] = 1
-    buf = io.BytesIO()
-    np.savez(buf, padding_mask=mask, frame_rate=np.float64(grid.frame_rate), start_s=np.float64(start_s), **series)
-    return buf.getvalue()
+    return npz_bytes({"padding_mask": mask, "frame_rate": np.float64(grid.frame_rate),
+                      "start_s": np.float64(start_s), **series})
 
 
 @dataclass
