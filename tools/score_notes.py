@@ -70,6 +70,18 @@ class Engines:
 
         self.bp = basic_pitch
         self.model = basic_pitch.load_transcriber()
+        self.cpu_s: dict[str, float] = {}  # engine -> CPU seconds
+        self.audio_s: dict[str, float] = {}  # engine -> seconds of audio transcribed
+
+    def timed(self, engine: str, part: str, x44: np.ndarray, sr: int) -> list[tuple[float, float, int]] | None:
+        import time
+
+        t0 = time.process_time()
+        out = self.run(engine, part, x44, sr)
+        if out is not None:
+            self.cpu_s[engine] = self.cpu_s.get(engine, 0.0) + time.process_time() - t0
+            self.audio_s[engine] = self.audio_s.get(engine, 0.0) + len(x44) / sr
+        return out
 
     def run(self, engine: str, part: str, x44: np.ndarray, sr: int) -> list[tuple[float, float, int]] | None:
         import soxr
@@ -103,11 +115,14 @@ def score_corpus(corpus: Path, *, songs: int | None = None) -> dict[tuple[str, s
             if not ref:
                 continue
             for engine in ENGINES:
-                est = engines.run(engine, part, x, sr)
+                est = engines.timed(engine, part, x, sr)
                 if est is not None:
                     rows.setdefault((engine, part), []).append(note_scores(ref, est))
         print(f"\r{k + 1}/{len(folders)} songs", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
+    for engine, cpu in engines.cpu_s.items():  # all threads' CPU time: with OMP_NUM_THREADS=1, one core's
+        print(f"{engine}: {cpu:.1f} s CPU for {engines.audio_s[engine]:.0f} s of stems = "
+              f"{engines.audio_s[engine] / cpu:.1f}x real time", file=sys.stderr)
     return rows
 
 

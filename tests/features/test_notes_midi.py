@@ -87,8 +87,8 @@ score_notes = load_tool("score_notes")
 def test_notes_of_rendered_parts_match_their_midi(tmp_path):
     """Four 20-s General MIDI songs (a seed no corpus uses) with bass lines of different programs:
     the note F-measure (onset ±50 ms, pitch ±50 cents) of the bass and other parts.  Measured when
-    written: bass 0.97 mean (0.93 lowest), other 0.75; Basic Pitch alone 0.73 / 0.70 on the
-    development corpus, Essentia's melody notes 0.88 on the bass."""
+    written: bass 0.933 mean (0.857 lowest), other 0.908; Basic Pitch alone 0.807 / 0.882 (on
+    the 200-song corpus: 0.916 against 0.627 for the bass, docs/eval.md)."""
     corpus_tool.make_corpus(tmp_path, songs=4, seconds=20.0, seed=11, jobs=1,
                             styles=["rock", "bossa", "pop", "waltz"])
     rows = score_notes.score_corpus(tmp_path)
@@ -97,7 +97,7 @@ def test_notes_of_rendered_parts_match_their_midi(tmp_path):
     raw = [f for _, _, f in rows[("basic-pitch", "bass")]]
     assert len(bass) == 4 and len(other) == 4
     assert np.mean(bass) >= 0.8 and min(bass) >= 0.6, bass
-    assert np.mean(other) >= 0.5, other
+    assert np.mean(other) >= 0.7, other
     # the chain after the network earns its place on the bass
     assert np.mean(bass) > np.mean(raw), (bass, raw)
 
