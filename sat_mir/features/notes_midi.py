@@ -149,6 +149,8 @@ class NotesMidi(ModelExtractor):
         basic_pitch.model_path()
 
     def compute_batch(self, ctxs: list[TrackContext]) -> list[ExtractorResult | Exception]:
+        if not any(stem in ctx.stem_names for ctx in ctxs for stem in KEYS):
+            return [self._one(ctx, None) for ctx in ctxs]  # nothing to transcribe: no model to load
         try:
             model = basic_pitch.load_transcriber()
         except Exception as exc:  # noqa: BLE001 - every item shares the one load failure

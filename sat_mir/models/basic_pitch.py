@@ -78,7 +78,11 @@ class NoteSettings:
 def _check_installed() -> None:
     from sat_mir.extras import missing_modules
 
-    missing = missing_modules(_MODULES)
+    with warnings.catch_warnings():
+        # librosa registers resampy as a lazy module: looking it up loads it, and resampy warns
+        # that pkg_resources is deprecated
+        warnings.simplefilter("ignore", UserWarning)
+        missing = missing_modules(_MODULES)
     if missing:
         raise WeightsError(f"Basic Pitch needs {', '.join(missing)}, not installed here: {install_hint()}")
 
