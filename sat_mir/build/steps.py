@@ -386,6 +386,7 @@ def write_formats(sat: Path, items: list[BuildItem], *, materials: dict, numbers
     dataset config; returns the module and ``{format: dataset config path}``."""
     from sat_mir.build.manifest import prompts_module, write_metadata_folder
     from sat_mir.build.sat_files import dataset_config, write_dataset_configs
+    from sat_mir.build.series import ITEM_SUFFIX as SERIES_SUFFIX
     from sat_mir.build.shards import json_bytes, plan_shards, write_shards
 
     module = write_metadata_folder(
@@ -432,9 +433,9 @@ def write_formats(sat: Path, items: list[BuildItem], *, materials: dict, numbers
             np.save(buf, np.load(latent_dir / f"{k}.npy"))
             meta = json.loads((latent_dir / f"{k}.json").read_text())
             members = {"npy": buf.getvalue(), "json": json_bytes({**meta, **item_json(k)})}
-            series = latent_dir / f"{k}.series.npz"
+            series = latent_dir / f"{k}{SERIES_SUFFIX}"
             if series.is_file():  # the time series on the latent frames (extractor `series`)
-                members["series.npz"] = series.read_bytes()
+                members[SERIES_SUFFIX.lstrip(".")] = series.read_bytes()
             return members
 
         write_shards(sat / "wds" / "latents", shards, latent_members)

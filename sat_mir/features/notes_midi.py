@@ -21,7 +21,6 @@ mean polyphony of the other stem.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -85,15 +84,13 @@ def polyphony_mean(notes: Sequence[MidiNote], *, fps: int = POLYPHONY_FPS) -> fl
     return float(sounding.mean()) if sounding.size else None
 
 
-def transcribe(mono: np.ndarray, model, *, line: bool, onset_threshold: float = 0.5, frame_threshold: float = 0.3,
-               minimum_note_length_ms: float = 127.7, snap_before_ms: float = 100.0,
+def transcribe(mono: np.ndarray, model, *, line: bool,
+               settings: basic_pitch.NoteSettings = basic_pitch.NoteSettings(), snap_before_ms: float = 100.0,
                snap_after_ms: float = 20.0) -> list[MidiNote]:
     """Notes of a stem (mono at :data:`basic_pitch.SAMPLE_RATE`): Basic Pitch's, onsets snapped
     to the stem's attacks, and for a ``line`` (the bass) one note at a time."""
     import librosa
 
-    settings = basic_pitch.NoteSettings(onset_threshold=onset_threshold, frame_threshold=frame_threshold,
-                                        minimum_note_length_ms=minimum_note_length_ms)
     notes = [MidiNote(*n) for n in model.notes(mono, settings)]
     if notes and (snap_before_ms or snap_after_ms):
         onsets = librosa.onset.onset_detect(y=mono, sr=basic_pitch.SAMPLE_RATE, hop_length=256, units="time")
@@ -170,8 +167,11 @@ class NotesMidi(ModelExtractor):
         mono = ctx.stem(stem).mono_at(basic_pitch.SAMPLE_RATE)
         if not np.all(np.isfinite(mono)):
             raise ExtractorError(f"the {stem} stem contains NaN or infinity")
-        options = {k: v for k, v in dataclasses.asdict(self.config).items() if k not in ("ticks_per_beat", "tightness")}
-        return transcribe(mono, model, line=stem == "bass", **options)
+        c = self.config
+        settings = basic_pitch.NoteSettings(onset_threshold=c.onset_threshold, frame_threshold=c.frame_threshold,
+                                            minimum_note_length_ms=c.minimum_note_length_ms)
+        return transcribe(mono, model, line=stem == "bass", settings=settings, snap_before_ms=c.snap_before_ms,
+                          snap_after_ms=c.snap_after_ms)
 
     def _bars(self, ctx: TrackContext) -> int:
         counted = ctx.features.get("downbeat_count")
