@@ -73,15 +73,18 @@ def _measure(sig) -> Content:
         return Content(duration, 0.0, 0.0, 0.0)
     mag = sig.stft_magnitude(sr=_SR, n_fft=_N_FFT, hop=_HOP)
     freqs = np.fft.rfftfreq(_N_FFT, 1.0 / _SR)
-    power = mag.astype(np.float64) ** 2
-    # mean square of each frame above 20 Hz (Parseval, Hann window)
+    # mean square of each frame above 20 Hz (Parseval, Hann window); float32 sums are ample
+    # for a threshold, and squaring only the rows and frames each measure reads saves most
+    # of this function's time
     scale = 2.0 / (_N_FFT * np.sum(np.hanning(_N_FFT + 1)[:-1] ** 2))
-    ms = power[freqs >= 20.0].sum(axis=0) * scale
+    above20 = mag[np.searchsorted(freqs, 20.0):]
+    ms = np.einsum("ij,ij->j", above20, above20).astype(np.float64) * scale
     sounding = 10 * np.log10(ms + 1e-20) > SOUND_DB
     sound_s = float(min(np.count_nonzero(sounding) * _HOP / _SR, duration))
     if np.count_nonzero(sounding) < 4:
         return Content(duration, sound_s, 0.0, 0.0)
-    band = power[(freqs >= 60.0) & (freqs <= 5000.0)][:, sounding]
+    band = mag[np.searchsorted(freqs, 60.0):np.searchsorted(freqs, 5000.0, side="right")][:, sounding]
+    band = band.astype(np.float64) ** 2
     # power over blocks of 8 sounding frames (0.19 s): what lasts, not a transient; noise
     # averaged over 8 frames stays within a few dB of its mean in every bin
     n_blocks = max(1, band.shape[1] // _BLOCK)

@@ -21,10 +21,41 @@ import numpy as np
 from sat_mir.audio.decode import Audio, load_audio
 from sat_mir.audio.resample import resample
 
-__all__ = ["STEM_NAMES", "SignalContext", "Spectrogram", "TrackContext"]
+__all__ = ["STEM_NAMES", "SignalContext", "Spectrogram", "TrackContext", "stft_blocks", "stft_frames", "stft_magnitude"]
 
 STEM_NAMES = ("drums", "bass", "other", "vocals")
 T = TypeVar("T")
+
+
+def stft_blocks(y: np.ndarray, n_fft: int, hop: int, block: int = 256):
+    """``librosa.stft(y, n_fft=n_fft, hop_length=hop, window="hann", center=True)`` (zero
+    padding, librosa's default) within float32 rounding, as ``(first frame, complex64
+    [frames, bins])`` blocks of ``block`` frames from a strided view: the caller keeps what it
+    needs of each block (a magnitude, a power), so no complex STFT of the whole signal is
+    held.  Callers lay their results out ``[bins, frames]`` in C order: librosa's
+    Fortran-ordered output made every reduction over frequency or channels downstream slow."""
+    import scipy.fft
+    from scipy.signal import get_window
+
+    window = get_window("hann", n_fft, fftbins=True).astype(np.float32)
+    padded = np.pad(np.asarray(y, dtype=np.float32), n_fft // 2)
+    view = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop]
+    for s in range(0, view.shape[0], block):
+        yield s, scipy.fft.rfft(view[s:s + block] * window, axis=1)
+
+
+def stft_frames(n_samples: int, n_fft: int, hop: int) -> int:
+    """Frames of a centred STFT of ``n_samples`` samples."""
+    return 1 + (n_samples + 2 * (n_fft // 2) - n_fft) // hop
+
+
+def stft_magnitude(y: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
+    """``np.abs(librosa.stft(y, ...))``, ``[1 + n_fft // 2, frames]`` float32, at 40 % of
+    librosa's time (:func:`stft_blocks`)."""
+    out = np.empty((n_fft // 2 + 1, stft_frames(np.shape(y)[-1], n_fft, hop)), dtype=np.float32)
+    for s, z in stft_blocks(y, n_fft, hop):
+        out[:, s:s + z.shape[0]] = np.abs(z).T
+    return out
 
 
 @dataclass(frozen=True)
@@ -103,12 +134,7 @@ class SignalContext:
     def stft_magnitude(self, *, sr: int = 22050, n_fft: int = 2048, hop: int = 512) -> np.ndarray:
         """|STFT| of the mono signal at ``sr``, ``[1 + n_fft // 2, frames]``, Hann window, centred."""
 
-        def compute() -> np.ndarray:
-            import librosa
-
-            return np.abs(librosa.stft(self.mono_at(sr), n_fft=n_fft, hop_length=hop, window="hann", center=True))
-
-        return self.memo(("stft_mag", sr, n_fft, hop), compute)
+        return self.memo(("stft_mag", sr, n_fft, hop), lambda: stft_magnitude(self.mono_at(sr), n_fft, hop))
 
     def spectrogram(self, *, n_fft: int = 2048, hop: int = 2048) -> Spectrogram:
         """Power per channel and mono magnitude of one native-rate STFT (Hann, centred).
@@ -119,11 +145,15 @@ class SignalContext:
         """
 
         def compute() -> Spectrogram:
-            import librosa
-
-            z = librosa.stft(self.audio.samples, n_fft=n_fft, hop_length=hop, window="hann", center=True)
-            power = (z.real**2 + z.imag**2).astype(np.float32)
-            mono = np.abs(z.mean(axis=0)).astype(np.float32)
+            x = self.audio.samples
+            frames = stft_frames(x.shape[-1], n_fft, hop)
+            power = np.zeros((x.shape[0], n_fft // 2 + 1, frames), dtype=np.float32)
+            mono = np.zeros((n_fft // 2 + 1, frames), dtype=np.complex64)
+            for c, channel in enumerate(x):
+                for s, z in stft_blocks(channel, n_fft, hop):
+                    power[c, :, s:s + z.shape[0]] = (np.square(z.real) + np.square(z.imag)).T
+                    mono[:, s:s + z.shape[0]] += z.T
+            mono = np.abs(mono / x.shape[0]).astype(np.float32, copy=False)
             freqs = np.fft.rfftfreq(n_fft, 1.0 / self.sr)
             # Parseval with a Hann window: sum(|X|^2) over bins ≈ n_fft * sum(w^2)/n_fft * frame energy
             scale = 2.0 / (n_fft * np.sum(np.hanning(n_fft + 1)[:-1] ** 2))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy.signal import resample_poly
@@ -19,16 +20,16 @@ def true_peak(samples: np.ndarray, sr: int) -> float:
 
     An inter-sample peak sits next to a local maximum of ``|x|``, so only windows
     around local maxima within 6 dB of the sample peak are oversampled, all in one
-    batched polyphase call; the file's first and last samples are left out (an
+    matrix product; the file's first and last samples are left out (an
     abrupt start rings in any interpolator and is not a peak of the signal).
     """
     x = np.atleast_2d(np.asarray(samples, dtype=np.float32))
     factor = max(1, int(np.ceil(176400 / sr)))
-    sample_peak = float(np.max(np.abs(x)))
+    a = np.abs(x)
+    sample_peak = float(a.max())
     if factor == 1 or sample_peak == 0.0:
         return sample_peak
     half = 24  # context each side: longer than the interpolation filter's reach
-    a = np.abs(x)
     n = a.shape[1]
     inner = a[:, 1:-1]
     is_max = (inner >= a[:, :-2]) & (inner >= a[:, 2:]) & (inner >= sample_peak * 10 ** (-6 / 20))
@@ -38,10 +39,23 @@ def true_peak(samples: np.ndarray, sr: int) -> float:
     ch, idx = ch[keep], idx[keep]
     if idx.size == 0:
         return sample_peak
-    windows = x[ch[:, None], idx[:, None] + np.arange(-half, half + 1)[None, :]]
-    up = resample_poly(windows, factor, 1, axis=1)
-    core = up[:, (half - 1) * factor : (half + 1) * factor + 1]  # between the neighbouring samples
+    taps = _interpolator(factor, half)
+    reach = np.flatnonzero(np.any(taps != 0.0, axis=1))  # the input samples the filter reaches
+    lo, hi = int(reach[0]), int(reach[-1]) + 1
+    windows = x[ch[:, None], idx[:, None] + np.arange(lo - half, hi - half)[None, :]]
+    core = windows @ taps[lo:hi]
     return max(sample_peak, float(np.max(np.abs(core))))
+
+
+@lru_cache(maxsize=8)
+def _interpolator(factor: int, half: int) -> np.ndarray:
+    """The linear map ``[2·half + 1, 2·factor + 1]`` from a window of samples centred on a
+    local maximum to the ``factor``-times oversampled values between its two neighbours:
+    ``resample_poly``'s own filter, read off its response to each unit impulse.  Applying it
+    as one matrix product computes only the oversampled values that are kept (the full
+    polyphase filtering of every window cost 5x more)."""
+    eye = np.eye(2 * half + 1, dtype=np.float32)
+    return resample_poly(eye, factor, 1, axis=1)[:, (half - 1) * factor : (half + 1) * factor + 1]
 
 
 def saturated_spans(samples: np.ndarray, sr: int, *, threshold: float, frame: int = 256,
