@@ -38,6 +38,9 @@ def run(cfg: DictConfig) -> int:
     Stages: scan the library → separate tracks without stems → features of the tracks →
     cut crops → features of the crops.  Each stage skips what is already current.
     """
+    from sat_mir.run.jit import use_own_cache
+
+    use_own_cache()  # before anything imports numba (librosa does), or this process compiles again
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from sat_mir.catalog import check_stems, scan_library

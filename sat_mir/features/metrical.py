@@ -47,6 +47,7 @@ from importlib import resources
 import numpy as np
 
 from sat_mir.errors import ExtractorError
+from sat_mir.features.beat_dp import track_beats
 
 __all__ = [
     "BAND_EDGES_HZ",
@@ -263,8 +264,7 @@ def beat_candidates(inp: RhythmInputs, *, tightness: float = 100.0) -> list[Cand
         target = bpm0 * ratio
         if not 30.0 <= target <= 320.0:
             continue
-        _, frames = librosa.beat.beat_track(onset_envelope=env, sr=sr_equiv, hop_length=512, bpm=target,
-                                            tightness=tightness, trim=True)
+        frames = track_beats(env, sr_equiv / 512, target, tightness=tightness)  # = librosa.beat.beat_track's
         if len(frames) < 4:
             continue
         frames = np.asarray(frames, dtype=np.float64)

@@ -1,6 +1,8 @@
 """The JIT-cache guard: a crashing cache is wiped and rebuilt, other failures are reported."""
 
+import os
 import subprocess
+import sys
 
 import pytest
 
@@ -33,7 +35,7 @@ def test_a_crashing_cache_is_wiped_and_rebuilt(own_cache, monkeypatch, caplog):
     monkeypatch.setattr(jit, "_probe", probe)
     jit.prepare_jit_cache(["tempo"])
     assert calls == [["tempo"], ["tempo"]]
-    assert not own_cache.exists()  # wiped before the second, successful probe
+    assert not (own_cache / "librosa_x").exists()  # wiped before the second, successful probe
     assert "crashed a process (signal 11)" in caplog.text
 
 
@@ -61,3 +63,37 @@ def test_the_real_warm_up_runs_in_a_subprocess(tmp_path, monkeypatch):
     proc = jit._probe(["info", "loudness", "rhythm"])
     assert proc.returncode == 0, proc.stderr
     assert any(cache.glob("librosa_*/*.nbi"))  # librosa's beat tracker is compiled and cached
+
+
+def test_a_probe_that_passed_is_not_repeated_until_something_changes(own_cache, monkeypatch):
+    probe, calls = fake_probe([0, 0, 0])
+    monkeypatch.setattr(jit, "_probe", probe)
+    jit.prepare_jit_cache(["tempo"])
+    jit.prepare_jit_cache(["tempo"])  # the stamp of the first probe stands
+    assert calls == [["tempo"]]
+    jit.prepare_jit_cache(["tempo", "rhythm"])  # another set of extractors: probe it
+    assert len(calls) == 2
+    monkeypatch.setattr(jit, "_stamp", lambda cache, names: cache / "sat-mir-ready-other-numba")
+    jit.prepare_jit_cache(["tempo"])  # other software versions: probe again
+    assert len(calls) == 3
+
+
+def test_a_user_cache_dir_is_always_probed_and_never_stamped(tmp_path, monkeypatch):
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "mine"))
+    monkeypatch.setattr(jit, "LOCK", tmp_path / "jit.lock")
+    probe, calls = fake_probe([0, 0])
+    monkeypatch.setattr(jit, "_probe", probe)
+    jit.prepare_jit_cache(["tempo"])
+    jit.prepare_jit_cache(["tempo"])
+    assert len(calls) == 2 and not list((tmp_path / "mine").glob("sat-mir-ready-*"))
+
+
+def test_the_command_points_numba_at_its_cache_before_numba_is_imported(tmp_path):
+    # a run computing in its own process (jobs=1) must load the compiled code, not compile it
+    code = ("import sys, os; from sat_mir.run.jit import use_own_cache; use_own_cache(); "
+            "assert 'numba' not in sys.modules; import numba; "
+            "print(numba.config.CACHE_DIR == os.environ['NUMBA_CACHE_DIR'])")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["SAT_MIR_CACHE"] = str(tmp_path)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.stdout.strip() == "True", out.stderr
