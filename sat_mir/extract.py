@@ -91,7 +91,8 @@ def run(cfg: DictConfig) -> int:
         log.info("removed %d temp file(s) an interrupted run left in %s", len(stale), ds.output)
     progress = bool(cfg.get("progress", True))
     common = dict(jobs=cfg.get("jobs"), overwrite=bool(cfg.get("overwrite", False)), progress=progress,
-                  batch_size=int(cfg.get("model_batch", 8)), executor=executor)
+                  batch_size=int(cfg.get("model_batch", 8)), executor=executor,
+                  signals_mb=None if cfg.get("signals_mb") is None else float(cfg.get("signals_mb")))
     with logging_redirect_tqdm():
         tracks, code = _separate(tracks, ds.output, separation, progress)
         write_catalog(ds.output, ds.root, tracks)

@@ -21,7 +21,7 @@ import numpy as np
 from sat_mir.audio.decode import Audio, load_audio
 from sat_mir.audio.resample import resample
 
-__all__ = ["STEM_NAMES", "SignalContext", "Spectrogram", "TrackContext", "stft_blocks", "stft_frames", "stft_magnitude"]
+__all__ = ["STEM_NAMES", "SignalContext", "Spectrogram", "SIGNALS_MB", "TrackContext", "stft_blocks", "stft_frames", "stft_magnitude"]
 
 STEM_NAMES = ("drums", "bass", "other", "vocals")
 T = TypeVar("T")
@@ -83,6 +83,20 @@ class SignalContext:
         self.audio = audio
         self.source = source
         self._memo: dict[Hashable, Any] = {}
+        self._sizes: dict[Hashable, int] = {}
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the decoded samples and of the arrays memoised on this signal."""
+        return int(self.audio.samples.nbytes) + sum(self._sizes.values())
+
+    def drop_large(self, min_bytes: int = 8 * 2**20) -> int:
+        """Forget memoised values of at least ``min_bytes`` (spectrograms, resampled copies:
+        recomputed if asked for again); the bytes let go."""
+        large = [k for k, n in self._sizes.items() if n >= min_bytes]
+        for k in large:
+            del self._memo[k]
+        return sum(self._sizes.pop(k) for k in large)
 
     @property
     def samples(self) -> np.ndarray:
@@ -106,12 +120,19 @@ class SignalContext:
             if isinstance(value, np.ndarray):
                 value.flags.writeable = False
             self._memo[key] = value
+            self._sizes[key] = _array_bytes(value)
         return self._memo[key]
 
     @property
     def mono(self) -> np.ndarray:
-        """Channel mean at the native rate, float32 ``[frames]``."""
-        return self.memo(("mono", self.sr), lambda: self.audio.samples.mean(axis=0, dtype=np.float32))
+        """Channel mean at the native rate, float32 ``[frames]``: computed on each use, not kept
+        (a channel mean costs less than a decode's hundredth; kept for five signals of a
+        10-minute track it held 0.5 GB)."""
+        if self.audio.samples.shape[0] == 1:
+            return self.samples[0]
+        mono = self.audio.samples.mean(axis=0, dtype=np.float32)
+        mono.flags.writeable = False
+        return mono
 
     def at_rate(self, sr: int) -> np.ndarray:
         """All channels resampled to ``sr`` Hz, ``[channels, frames]``."""
@@ -168,12 +189,38 @@ class SignalContext:
         def compute() -> np.ndarray:
             import librosa
 
-            # from the shared STFT (the same spectrogram chroma and low-band flux read), not a second one
-            mel = librosa.feature.melspectrogram(S=self.stft_magnitude(sr=sr, n_fft=2048, hop=hop) ** 2, sr=sr)
+            # from the shared STFT (the same spectrogram chroma and low-band flux read), not a second
+            # one; librosa.feature.melspectrogram's product, in blocks so no power spectrogram of the
+            # whole signal is held beside the magnitudes
+            mag = self.stft_magnitude(sr=sr, n_fft=2048, hop=hop)
+            basis = librosa.filters.mel(sr=sr, n_fft=2048).astype(np.float32)
+            mel = np.empty((basis.shape[0], mag.shape[1]), dtype=np.float32)
+            for s in range(0, mag.shape[1], 2048):
+                mel[:, s:s + 2048] = basis @ np.square(mag[:, s:s + 2048])
             env = librosa.onset.onset_strength(S=librosa.power_to_db(mel), sr=sr, hop_length=hop)
             return env.astype(np.float32)
 
         return self.memo(("onset_env", sr, hop), compute)
+
+
+def _array_bytes(value: Any) -> int:
+    """Bytes of the numpy arrays in a memoised value (an array, a dataclass, a tuple, a dict)."""
+    if isinstance(value, np.ndarray):
+        return int(value.nbytes)
+    if isinstance(value, dict):
+        return sum(_array_bytes(v) for v in value.values())
+    if isinstance(value, (tuple, list)):
+        return sum(_array_bytes(v) for v in value)
+    if hasattr(value, "__dataclass_fields__"):
+        return sum(_array_bytes(getattr(value, f)) for f in value.__dataclass_fields__)
+    return 0
+
+
+# What a track's decoded signals and their shared analysis may hold before large memoised
+# values, then stems, are let go (recomputed or decoded again if asked for): a 3-minute track
+# with four stems holds about 0.6 GB and never reaches it; a 10-minute one held 1.8 GB, and
+# at this bound it recomputes a few spectrograms and decodes nothing twice.
+SIGNALS_MB = 1200.0
 
 
 class TrackContext:
@@ -181,10 +228,16 @@ class TrackContext:
 
     ``sources`` maps a signal name (``"mix"`` or a stem name) to its file.  Stems
     are brought to the mix's sample rate so sample indices line up across signals.
+
+    ``signals_mb`` bounds what the signals hold (samples and memoised analysis): when a
+    signal is asked for and the others hold more, the stems used longest ago are let go and
+    decoded again when asked for (the results are the same; only long tracks pay the
+    decodes).  ``None``: no bound.  :meth:`release` lets go of signals no one needs any more.
     """
 
     def __init__(self, sources: dict[str, Path], *, loader: Callable[[Path], Audio] = load_audio,
-                 features: dict[str, Any] | None = None, track_id: str | None = None):
+                 features: dict[str, Any] | None = None, track_id: str | None = None,
+                 signals_mb: float | None = SIGNALS_MB):
         if "mix" not in sources:
             raise ValueError("a track needs a 'mix' source")
         self.sources = dict(sources)
@@ -194,8 +247,10 @@ class TrackContext:
         self.features: dict[str, Any] = dict(features or {})
         self.track_id = track_id  # the catalog id (stable across library moves), when known
         self._loader = loader
-        self._signals: dict[str, SignalContext] = {}
+        self._signals: dict[str, SignalContext] = {}  # in order of last use
         self._failed: dict[str, Exception] = {}
+        self._budget = None if signals_mb is None else int(signals_mb * 2**20)
+        self.decodes = 0  # files decoded so far (more than the signals when some were let go)
 
     @property
     def stem_names(self) -> list[str]:
@@ -212,10 +267,38 @@ class TrackContext:
             except Exception as exc:
                 self._failed[name] = exc
                 raise
+            self.decodes += 1
             if name != "mix" and audio.sr != self.mix.sr:
                 audio = Audio(resample(audio.samples, sr_in=audio.sr, sr_out=self.mix.sr), self.mix.sr)
             self._signals[name] = SignalContext(name, audio, source=self.sources[name])
-        return self._signals[name]
+        sig = self._signals.pop(name)
+        self._signals[name] = sig  # most recently used last
+        if self._budget is not None:
+            self._fit(keep=name)
+        return sig
+
+    def _fit(self, keep: str) -> None:
+        """While the signals hold more than the budget, let go of the large memoised values of
+        the signals used longest ago (cheap to recompute), then of whole stems (a decode;
+        never the mix nor ``keep``)."""
+        held = self.held_bytes
+        for name in [n for n in self._signals if n != keep]:
+            if held <= self._budget:
+                return
+            held -= self._signals[name].drop_large()
+        for name in [n for n in self._signals if n not in ("mix", keep)]:
+            if held <= self._budget:
+                return
+            held -= self._signals.pop(name).nbytes
+
+    def release(self, names) -> None:
+        """Let go of these signals (decoded again if asked for)."""
+        for name in names:
+            self._signals.pop(name, None)
+
+    @property
+    def held_bytes(self) -> int:
+        return sum(s.nbytes for s in self._signals.values())
 
     @property
     def mix(self) -> SignalContext:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from sat_mir.audio.context import SIGNALS_MB
 from sat_mir.catalog import Track
 from sat_mir.errors import EXIT_ITEMS_FAILED, EXIT_OK, EXIT_UNAVAILABLE, SatMirError, worst_exit
 from sat_mir.features.registry import Extractor
@@ -122,6 +123,7 @@ def run_extraction(
     batch_size: int = 8,
     unit: str = "track",
     executor: ExecutorSettings = LOCAL,
+    signals_mb: float | None = SIGNALS_MB,
 ) -> RunSummary:
     """Run ``extractors`` on ``tracks``; results go to sidecars under ``output``.
 
@@ -129,7 +131,8 @@ def run_extraction(
     cluster: ``executor``, :mod:`sat_mir.run.executor`).  Model extractors
     (``device == "model"``) run afterwards in this process, ``batch_size`` items at a time,
     so each model is loaded once and sees batches (and can use the values the CPU
-    extractors just measured).  Their weights are checked once (``preflight``): a model
+    extractors just measured).  ``signals_mb`` bounds what one track's decoded signals and
+    their shared analysis hold (:class:`~sat_mir.audio.context.TrackContext`).  Their weights are checked once (``preflight``): a model
     that cannot load is reported in one log line and recorded on every item, not computed.
 
     Failures are isolated per track and extractor: each failed file gets one log
@@ -141,7 +144,7 @@ def run_extraction(
     cpu = tuple(ex for ex in extractors if ex.device != "model")
     models = tuple(ex for ex in extractors if ex.device == "model")
     if cpu:
-        tasks = [TrackTask(t, root, output, cpu, overwrite) for t in todo]
+        tasks = [TrackTask(t, root, output, cpu, overwrite, signals_mb) for t in todo]
         n_jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks) or 1))
         with tqdm(total=len(tasks), unit=unit, desc="extract", disable=not progress or not tasks,
                   dynamic_ncols=True) as bar:
@@ -150,7 +153,7 @@ def run_extraction(
                 bar.update(1)
     if models and todo:
         summary.unavailable = _preflight(models)
-        tasks = [TrackTask(t, root, output, models, overwrite) for t in todo]
+        tasks = [TrackTask(t, root, output, models, overwrite, signals_mb) for t in todo]
         with tqdm(total=len(tasks), unit=unit, desc="models", disable=not progress, dynamic_ncols=True) as bar:
             for i in range(0, len(tasks), max(1, batch_size)):
                 batch = tasks[i:i + max(1, batch_size)]

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sat_mir.audio.context import TrackContext
+from sat_mir.audio.context import SIGNALS_MB, TrackContext
 from sat_mir.catalog import Track
 from sat_mir.errors import AudioReadError, ExtractorError, SatMirError
 from sat_mir.features.registry import Extractor, ExtractorResult
@@ -47,6 +47,7 @@ class TrackTask:
     output: Path
     extractors: tuple[Extractor, ...]
     overwrite: bool = False
+    signals_mb: float | None = SIGNALS_MB  # what the track's signals may hold (TrackContext)
 
 
 @dataclass
@@ -108,7 +109,8 @@ def _prepare(task: TrackTask) -> _Prepared | TrackOutcome:
         return outcome
     known = item_values(sidecar)
     return _Prepared(task, outcome, path, fps, records(sidecar), {**track.to_dict(task.root), "inputs": fps},
-                     TrackContext(track.sources, features=known, track_id=track.id), old_track=sidecar["track"])
+                     TrackContext(track.sources, features=known, track_id=track.id, signals_mb=task.signals_mb),
+                     old_track=sidecar["track"])
 
 
 def extractor_inputs(ex: Extractor, track: Track, hashes: dict[str, str], features: dict) -> dict[str, str]:
@@ -176,14 +178,20 @@ def _each_pending(task: TrackTask, compute: Callable[[Extractor, TrackContext], 
     p = _prepare(task)
     if isinstance(p, TrackOutcome):
         return p
-    for ex in task.extractors:
+    # the extractors that read stems first, then the stems are let go: the mix-only ones
+    # (timbral's analysis is the largest) run beside the mix alone
+    order = sorted(task.extractors, key=lambda ex: "stems" not in ex.signals)
+    last_stem_reader = max((i for i, ex in enumerate(order) if "stems" in ex.signals), default=-1)
+    for i, ex in enumerate(order):
         inputs = _pending(p, ex)
         if inputs is None:
             p.outcome.skipped.append(ex.name)
-            continue
-        t0 = time.perf_counter()
-        result = compute(ex, p.ctx)
-        _store(p, ex, inputs, result, time.perf_counter() - t0)
+        else:
+            t0 = time.perf_counter()
+            result = compute(ex, p.ctx)
+            _store(p, ex, inputs, result, time.perf_counter() - t0)
+        if i == last_stem_reader:
+            p.ctx.release(p.ctx.stem_names)
     return _close(p)
 
 
