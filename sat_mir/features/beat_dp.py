@@ -61,30 +61,33 @@ def _dp(local: np.ndarray, period: float, tightness: np.float32) -> tuple[np.nda
     n = local.size
     near, far = int(np.round(period / 2)), int(2 * period)
     backlink = np.full(n, -1, dtype=np.int64)
-    cumulative = np.zeros(n)
+    padded = np.full(far + n, -np.inf)  # cumulative scores after `far` frames before the start
+    cumulative = padded[far:]
     threshold = 0.01 * local.max()
     back = np.arange(near, far + 1)  # frames back, nearest first: argmax keeps the nearest of ties
     penalty = np.float64(tightness) * (np.log(back) - np.log(period)) ** 2
+    # row i: the cumulative scores of frames i - back (padded[far + i - back]); a view, so it
+    # sees the scores as they are written
+    windows = np.lib.stride_tricks.sliding_window_view(padded, far - near + 1)
     started = False
     step = max(1, near)
     for start in range(0, n, step):
-        frames = np.arange(start, min(start + step, n))
-        loc = frames[:, None] - back[None, :]
-        valid = loc >= 0
-        score = np.where(valid, cumulative[np.maximum(loc, 0)] - penalty, -np.inf)
+        end = min(start + step, n)
+        rows = np.arange(end - start)
+        score = windows[start:end, ::-1] - penalty
         best = np.argmax(score, axis=1)
-        found = valid[np.arange(frames.size), best]
-        best_score = score[np.arange(frames.size), best]
-        cumulative[frames] = np.where(found, local[frames] + best_score, local[frames])
-        links = np.where(found, loc[np.arange(frames.size), best], -1)
+        best_score = score[rows, best]
+        found = np.isfinite(best_score)  # a frame within half a beat of the start has none
+        cumulative[start:end] = np.where(found, local[start:end] + best_score, local[start:end])
+        links = np.where(found, start + rows - back[best], -1)
         if not started:  # no backlink until the first frame that reaches 1 % of the peak
-            strong = np.flatnonzero(local[frames] >= threshold)
+            strong = np.flatnonzero(local[start:end] >= threshold)
             if strong.size == 0:
                 continue
             links[: strong[0]] = -1
             started = True
-        backlink[frames] = links
-    return backlink, cumulative
+        backlink[start:end] = links
+    return backlink, cumulative.copy()
 
 
 def _last_beat(cumulative: np.ndarray) -> int:
