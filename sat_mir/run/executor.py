@@ -11,6 +11,12 @@ submitted at once (a 200k-track plan never holds 200k futures), no automatic ret
 that kills its worker is reported once, like the local pool's culprit, and a re-run finishes
 it).  ``address``: null starts a local cluster in this process, ``auto`` joins the running
 one, ``ray://host:10001`` a remote one.
+
+Batches of the model stage (:func:`execute_batches`) go to Ray actors, which load each model
+once and keep it for every batch they take: ``num_gpus`` GPUs per actor (0: CPU actors) and
+``model_actors`` of them (null: one per GPU of the cluster, or one without GPUs), each given
+its next batch as it returns one.  An actor that dies fails the batch it held; Ray restarts
+it for the next.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from typing import TypeVar
 from sat_mir.errors import ConfigError, MissingExtraError
 from sat_mir.run.pool import Crashed, run_pool
 
-__all__ = ["EXECUTORS", "ExecutorSettings", "execute"]
+__all__ = ["EXECUTORS", "ExecutorSettings", "execute", "execute_batches"]
 
 log = logging.getLogger("sat_mir.run")
 
@@ -41,12 +47,16 @@ class ExecutorSettings:
     address: str | None = None  # ray: null = a local cluster, auto, or ray://host:port
     num_cpus: float = 1.0  # ray: CPUs per task
     max_in_flight: int | None = None  # ray: tasks submitted at once (null: twice the cluster's CPUs)
+    num_gpus: float = 0.0  # ray: GPUs per model actor (0: the model stage's actors use CPUs)
+    model_actors: int | None = None  # ray: model actors (null: one per GPU, or one without GPUs)
 
     def __post_init__(self):
         if self.kind not in EXECUTORS:
             raise ConfigError(f"executor.kind must be one of {list(EXECUTORS)}, got {self.kind!r}")
         if not self.num_cpus > 0 or (self.max_in_flight is not None and self.max_in_flight < 1):
             raise ConfigError("executor.num_cpus must be > 0 and executor.max_in_flight >= 1 or null")
+        if self.num_gpus < 0 or (self.model_actors is not None and self.model_actors < 1):
+            raise ConfigError("executor.num_gpus must be >= 0 and executor.model_actors >= 1 or null")
 
 
 LOCAL = ExecutorSettings()
@@ -59,6 +69,61 @@ def execute(fn: Callable[[T], R], items: Sequence[T], jobs: int,
         yield from _on_ray(fn, list(items), settings)
     else:
         yield from run_pool(fn, items, jobs)
+
+
+def execute_batches(fn: Callable[[T], R], batches: Sequence[T],
+                    settings: ExecutorSettings = LOCAL) -> Iterator[tuple[T, R | Crashed]]:
+    """``(batch, fn(batch))`` for every batch of the model stage: in this process, one after the
+    other (local), or on Ray actors that keep their models loaded (see the module's text)."""
+    if settings.kind == "ray":
+        yield from _on_actors(fn, list(batches), settings)
+    else:
+        for batch in batches:
+            yield batch, fn(batch)
+
+
+class _Runner:
+    """A Ray actor's body: calls ``fn`` on each batch it is given, in one long-lived process,
+    so the models ``fn`` loads stay loaded."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def run(self, batch):
+        return self.fn(batch)
+
+
+def _on_actors(fn: Callable[[T], R], batches: list[T], settings: ExecutorSettings
+               ) -> Iterator[tuple[T, R | Crashed]]:
+    if not batches:
+        return
+    ray = connect(settings)
+    gpus = ray.cluster_resources().get("GPU", 0.0)
+    count = settings.model_actors or (max(1, int(gpus // settings.num_gpus)) if settings.num_gpus > 0 else 1)
+    actor = ray.remote(num_cpus=settings.num_cpus, num_gpus=settings.num_gpus, max_restarts=-1,
+                       max_task_retries=0)(_Runner)
+    fn_ref = ray.put(fn)
+    actors = [actor.remote(fn_ref) for _ in range(min(count, len(batches)))]
+    queue = iter(batches)
+    pending = {}
+    for a in actors:
+        batch = next(queue, None)
+        if batch is not None:
+            pending[a.run.remote(batch)] = (a, batch)
+    try:
+        while pending:
+            (done,), _ = ray.wait(list(pending), num_returns=1)
+            a, batch = pending.pop(done)
+            try:
+                yield batch, ray.get(done)
+            except ray.exceptions.RayError as exc:  # the actor died with this batch: the batch only
+                yield batch, Crashed(f"the Ray model actor died ({type(exc).__name__})")
+            nxt = next(queue, None)
+            if nxt is not None:
+                pending[a.run.remote(nxt)] = (a, nxt)
+    finally:
+        for a in actors:
+            ray.kill(a)
 
 
 def _ray():

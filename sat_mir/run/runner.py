@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -16,7 +17,7 @@ from sat_mir.catalog import Track
 from sat_mir.errors import EXIT_ITEMS_FAILED, EXIT_OK, EXIT_UNAVAILABLE, SatMirError, worst_exit
 from sat_mir.features.registry import Extractor
 from sat_mir.run.jit import prepare_jit_cache
-from sat_mir.run.executor import LOCAL, ExecutorSettings, execute
+from sat_mir.run.executor import LOCAL, ExecutorSettings, execute, execute_batches
 from sat_mir.run.pool import Crashed
 from sat_mir.run.worker import (
     TrackOutcome,
@@ -129,11 +130,12 @@ def run_extraction(
 
     CPU extractors run first, in a pool of ``jobs`` worker processes (or as tasks on a Ray
     cluster: ``executor``, :mod:`sat_mir.run.executor`).  Model extractors
-    (``device == "model"``) run afterwards in this process, ``batch_size`` items at a time,
-    so each model is loaded once and sees batches (and can use the values the CPU
-    extractors just measured).  ``signals_mb`` bounds what one track's decoded signals and
-    their shared analysis hold (:class:`~sat_mir.audio.context.TrackContext`).  Their weights are checked once (``preflight``): a model
-    that cannot load is reported in one log line and recorded on every item, not computed.
+    (``device == "model"``) run afterwards in this process (or on Ray actors), ``batch_size``
+    items at a time, so each model is loaded once and sees batches (and can use the values
+    the CPU extractors just measured).  Their weights are checked once (``preflight``): a
+    model that cannot load is reported in one log line and recorded on every item, not
+    computed.  ``signals_mb`` bounds what one track's decoded signals and their shared
+    analysis hold (:class:`~sat_mir.audio.context.TrackContext`).
 
     Failures are isolated per track and extractor: each failed file gets one log
     line (its path and the reason) and an error in its provenance; the run goes on.
@@ -154,10 +156,13 @@ def run_extraction(
     if models and todo:
         summary.unavailable = _preflight(models)
         tasks = [TrackTask(t, root, output, models, overwrite, signals_mb) for t in todo]
+        batches = [tasks[i:i + max(1, batch_size)] for i in range(0, len(tasks), max(1, batch_size))]
+        work = functools.partial(process_batch, extractors=models, unavailable=summary.unavailable)
         with tqdm(total=len(tasks), unit=unit, desc="models", disable=not progress, dynamic_ncols=True) as bar:
-            for i in range(0, len(tasks), max(1, batch_size)):
-                batch = tasks[i:i + max(1, batch_size)]
-                for outcome in process_batch(batch, models, summary.unavailable):
+            for batch, outcomes in execute_batches(work, batches, executor):
+                if isinstance(outcomes, Crashed):
+                    outcomes = [_record_crash(task, outcomes.reason) for task in batch]
+                for outcome in outcomes:
                     _report(summary, outcome)
                 bar.update(len(batch))
     summary.seconds = time.perf_counter() - t0
@@ -189,12 +194,14 @@ def _execute(tasks: list[TrackTask], jobs: int, executor: ExecutorSettings) -> I
         return
     prepare_jit_cache(list(dict.fromkeys(ex.name for ex in tasks[0].extractors)))
     for task, outcome in execute(_guarded, tasks, jobs, executor):
-        if isinstance(outcome, Crashed):
-            try:
-                outcome = record_crash(task, outcome.reason)
-            except Exception as exc:  # noqa: BLE001 - the sidecar could not say it; the log line still does
-                outcome = _crashed(task, f"{outcome.reason}; recording that failed too: {exc}")
-        yield outcome
+        yield _record_crash(task, outcome.reason) if isinstance(outcome, Crashed) else outcome
+
+
+def _record_crash(task: TrackTask, reason: str) -> TrackOutcome:
+    try:
+        return record_crash(task, reason)
+    except Exception as exc:  # noqa: BLE001 - the sidecar could not say it; the log line still does
+        return _crashed(task, f"{reason}; recording that failed too: {exc}")
 
 
 def _guarded(task: TrackTask) -> TrackOutcome:

@@ -47,6 +47,73 @@ class DiesOn(Extractor):
         return ExtractorResult(values={"test_peak": round(float(np.max(np.abs(ctx.mix.samples))), 6)})
 
 
+class ModelDiesOn(DiesOn):
+    """The same measurement as a model extractor: it runs in the model stage, on Ray's actors."""
+
+    name = "test_model_dies_on"
+    device = "model"
+    outputs = (OutputSpec("test_model_peak", "linear", "peak of the mix", (0.0, 10.0)),)
+
+    def compute(self, ctx) -> ExtractorResult:
+        result = super().compute(ctx)
+        return ExtractorResult(values={"test_model_peak": result.values["test_peak"]})
+
+
+def test_a_dead_model_actor_fails_only_its_batch_and_a_rerun_finishes_it(cluster, demo_library, tmp_path):
+    from dataclasses import replace
+
+    from sat_mir.catalog import scan_library
+    from sat_mir.run import run_extraction
+    from sat_mir.store import read_sidecar, sidecar_path
+
+    cluster, marker = cluster
+    actors = replace(cluster, model_actors=2)
+    marker.write_text("Waltz")
+    tracks = scan_library(demo_library)
+    out = tmp_path / "out"
+    # batches of one track: the actor that dies takes the Waltz with it, and only the Waltz
+    summary = run_extraction(tracks, [ModelDiesOn()], root=demo_library, output=out, progress=False,
+                             batch_size=1, executor=actors)
+    assert summary.failed == 1 and summary.done == len(tracks) - 1
+    (label,) = summary.failed_tracks
+    assert "Waltz" in label and "Ray model actor died" in summary.failed_tracks[label]
+    marker.unlink()
+    again = run_extraction(tracks, [ModelDiesOn()], root=demo_library, output=out, progress=False,
+                           batch_size=1, executor=actors)
+    assert again.failed == 0 and again.done == 1 and again.skipped == len(tracks) - 1
+    waltz = next(t for t in tracks if "Waltz" in t.name)
+    assert read_sidecar(sidecar_path(out, waltz.id))["features"]["test_model_peak"] > 0.1
+
+
+def test_the_model_stage_on_ray_actors_gives_the_local_values(cluster, demo_library, tmp_path):
+    """A real model (Basic Pitch's bass and other transcription, whose weights ship in its wheel)
+    on two actors, batches of two, against the same run in this process: every value and MIDI file."""
+    pytest.importorskip("basic_pitch", reason="notes_midi needs basic-pitch (--no-deps, see the README)")
+    from dataclasses import replace
+
+    from sat_mir.catalog import scan_library
+    from sat_mir.features import build_extractors
+    from sat_mir.run import run_extraction
+    from sat_mir.run.executor import LOCAL
+    from sat_mir.store import read_sidecar, sidecar_path
+
+    cluster, _ = cluster
+    tracks = scan_library(demo_library)
+    outs = {}
+    for kind, executor in (("local", LOCAL), ("ray", replace(cluster, model_actors=2))):
+        outs[kind] = tmp_path / kind
+        summary = run_extraction(tracks, build_extractors({"notes_midi": {}}), root=demo_library,
+                                 output=outs[kind], progress=False, batch_size=2, executor=executor)
+        assert summary.failed == 0 and summary.done == len(tracks), summary.failed_tracks
+    for track in tracks:
+        local = read_sidecar(sidecar_path(outs["local"], track.id))
+        ray_ = read_sidecar(sidecar_path(outs["ray"], track.id))
+        assert local["features"] == ray_["features"] and "bass_note_count" in local["features"]
+        for midi in ("bass.mid", "other.mid"):
+            a = (sidecar_path(outs["local"], track.id).parent / midi).read_bytes()
+            assert a == (sidecar_path(outs["ray"], track.id).parent / midi).read_bytes()
+
+
 def test_a_dead_worker_fails_only_its_track_and_a_rerun_finishes_it(cluster, demo_library, tmp_path):
     from sat_mir.catalog import scan_library
     from sat_mir.run import run_extraction
