@@ -94,7 +94,7 @@ def run(cfg: DictConfig) -> int:
                   batch_size=int(cfg.get("model_batch", 8)), executor=executor,
                   signals_mb=None if cfg.get("signals_mb") is None else float(cfg.get("signals_mb")))
     with logging_redirect_tqdm():
-        tracks, code = _separate(tracks, ds.output, separation, progress)
+        tracks, code = _separate(tracks, ds.output, separation, progress, executor)
         write_catalog(ds.output, ds.root, tracks)
         on_tracks = extractors
         if crops is not None and target == "crops":
@@ -155,12 +155,12 @@ def _settings(cls, node, group: str):
     return options_to_dataclass(cls, opts, group)
 
 
-def _separate(tracks, output: Path, settings, progress: bool):
+def _separate(tracks, output: Path, settings, progress: bool, executor):
     from sat_mir.separation.stage import attach_stems, separate_tracks
 
     if not settings.enabled:
         return attach_stems(tracks, output, settings)[0], EXIT_OK
-    tracks, summary = separate_tracks(tracks, output, settings, progress=progress)
+    tracks, summary = separate_tracks(tracks, output, settings, progress=progress, executor=executor)
     if summary.separated or summary.failed or summary.unavailable:
         (log.warning if summary.failed or summary.unavailable else log.info)("%s", summary.line())
     return tracks, worst_exit(EXIT_ITEMS_FAILED if summary.failed else EXIT_OK,

@@ -102,8 +102,8 @@ def _on_actors(fn: Callable[[T], R], batches: list[T], settings: ExecutorSetting
     count = settings.model_actors or (max(1, int(gpus // settings.num_gpus)) if settings.num_gpus > 0 else 1)
     actor = ray.remote(num_cpus=settings.num_cpus, num_gpus=settings.num_gpus, max_restarts=-1,
                        max_task_retries=0)(_Runner)
-    fn_ref = ray.put(fn)
-    actors = [actor.remote(fn_ref) for _ in range(min(count, len(batches)))]
+    # fn by value (it is small): a restarted actor must not depend on an object-store copy
+    actors = [actor.remote(fn) for _ in range(min(count, len(batches)))]
     queue = iter(batches)
     pending = {}
     for a in actors:

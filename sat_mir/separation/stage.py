@@ -6,12 +6,14 @@ never separated.  Generated stems go into the track's work folder,
 (model, settings, the mix's SHA-256, the files).  A track whose ``separation.json``
 matches its mix and the settings is not separated again; a killed run redoes only the
 track it was in.  The model is loaded once, in this process (one GPU, one copy of the
-weights), and only when some track needs it.
+weights), or once per Ray actor (``executor=ray``: one per GPU), and only when some track
+needs it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -24,6 +26,8 @@ from sat_mir.audio.decode import load_audio
 from sat_mir.catalog import Track
 from sat_mir.errors import AudioReadError, SatMirError
 from sat_mir.fsutil import atomic_write_json
+from sat_mir.run.executor import LOCAL, ExecutorSettings, execute_batches
+from sat_mir.run.pool import Crashed
 from sat_mir.store.sidecar import fingerprint_inputs, read_sidecar, sidecar_path, track_dir
 
 __all__ = ["SeparationSettings", "SeparationSummary", "attach_stems", "separate_tracks", "stems_folder"]
@@ -98,8 +102,13 @@ def attach_stems(tracks: list[Track], output: Path, settings: SeparationSettings
 
 
 def separate_tracks(tracks: list[Track], output: Path, settings: SeparationSettings, *,
-                    progress: bool = True) -> tuple[list[Track], SeparationSummary]:
-    """Separate every track without stems; return the tracks with their stems attached."""
+                    progress: bool = True, executor: ExecutorSettings = LOCAL
+                    ) -> tuple[list[Track], SeparationSummary]:
+    """Separate every track without stems; return the tracks with their stems attached.
+
+    ``executor``: in this process (local), or on Ray actors that load the model once each
+    (``executor.num_gpus`` GPUs per actor, one per GPU by default; :mod:`sat_mir.run.executor`).
+    """
     summary = SeparationSummary(provided=sum(1 for t in tracks if t.stems))
     tracks, missing = attach_stems(tracks, output, settings)
     summary.current = sum(1 for t in tracks if t.stems) - summary.provided
@@ -109,27 +118,73 @@ def separate_tracks(tracks: list[Track], output: Path, settings: SeparationSetti
         from sat_mir.extras import require
 
         require("separation", f"stem separation (separation={settings.model})")
-        from sat_mir.separation.demucs_separator import load_separator
-
-        separator = load_separator(settings.model, models_dir=_demucs_dir(settings), device=_device(settings),
-                                   segment=settings.segment, overlap=settings.overlap, shifts=settings.shifts,
-                                   keep_extra=settings.keep_extra, batch_segments=settings.batch_segments)
+        if executor.kind == "local":
+            device = str(_separator(settings).device)
+        else:
+            device = f"Ray actors ({executor.num_gpus:g} GPU each)"
     except SatMirError as exc:
         summary.unavailable = str(exc)
         log.error("separation cannot run, so %d track(s) without stems get no stem features this run: %s",
                   len(missing), exc)
         return tracks, summary
-    log.info("separating %d track(s) with Demucs %s on %s", len(missing), settings.model, separator.device)
+    log.info("separating %d track(s) with Demucs %s on %s", len(missing), settings.model, device)
     done: dict[str, Track] = {}
-    for t in tqdm(missing, desc="separate", unit="track", disable=not progress, dynamic_ncols=True):
-        try:
-            done[t.id] = _separate_one(t, output, settings, separator)
-            summary.separated += 1
-        except SatMirError as exc:
-            reason = exc.reason if isinstance(exc, AudioReadError) else str(exc)
-            summary.failed[t.rel] = reason
-            log.error("FAILED %s: separation: %s", t.rel, reason)
+    work = functools.partial(separate_batch, output=output, settings=settings)
+    with tqdm(total=len(missing), desc="separate", unit="track", disable=not progress, dynamic_ncols=True) as bar:
+        for batch, results in execute_batches(work, [[t] for t in missing], executor):
+            if isinstance(results, Crashed):
+                results = [results.reason] * len(batch)
+            for t, result in zip(batch, results):
+                if isinstance(result, Track):
+                    done[t.id] = result
+                    summary.separated += 1
+                elif isinstance(result, _Unavailable):  # the actors could not load the model
+                    summary.unavailable = str(result)
+                else:
+                    summary.failed[t.rel] = result
+                    log.error("FAILED %s: separation: %s", t.rel, result)
+            bar.update(len(batch))
+    if summary.unavailable:
+        log.error("separation cannot run, so %d track(s) without stems get no stem features this run: %s",
+                  len(missing) - summary.separated, summary.unavailable)
     return [done.get(t.id, t) for t in tracks], summary
+
+
+class _Unavailable(str):
+    """The model could not be loaded where the batch ran (said once, not once per track)."""
+
+
+_SEPARATORS: dict[str, object] = {}
+
+
+def _separator(settings: SeparationSettings):
+    """The Demucs separator for ``settings``, loaded once per process (an actor keeps it)."""
+    key = json.dumps(dataclasses.asdict(settings), sort_keys=True, default=str)
+    if key not in _SEPARATORS:
+        from sat_mir.separation.demucs_separator import load_separator
+
+        _SEPARATORS.clear()  # one model in memory at a time
+        _SEPARATORS[key] = load_separator(
+            settings.model, models_dir=_demucs_dir(settings), device=_device(settings), segment=settings.segment,
+            overlap=settings.overlap, shifts=settings.shifts, keep_extra=settings.keep_extra,
+            batch_segments=settings.batch_segments)
+    return _SEPARATORS[key]
+
+
+def separate_batch(tracks: list[Track], *, output: Path, settings: SeparationSettings) -> list[Track | str]:
+    """Separate each track (in this process, or on a Ray actor): the track with its stems, or
+    the reason it failed."""
+    try:
+        separator = _separator(settings)
+    except SatMirError as exc:
+        return [_Unavailable(str(exc))] * len(tracks)
+    out: list[Track | str] = []
+    for t in tracks:
+        try:
+            out.append(_separate_one(t, output, settings, separator))
+        except SatMirError as exc:
+            out.append(exc.reason if isinstance(exc, AudioReadError) else str(exc))
+    return out
 
 
 def _demucs_dir(settings: SeparationSettings) -> Path | None:

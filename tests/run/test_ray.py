@@ -164,3 +164,42 @@ def test_ray_and_the_local_pool_give_the_same_dataset(cluster, tmp_path):
     assert len(list(outs["ray"].glob("crops/*/*/features.json"))) >= 4
     assert len(list(outs["ray"].glob("sat/latents/*.npy"))) >= 4
     assert compare(outs["local"], outs["ray"]) == []
+
+
+def test_separation_on_ray_actors_writes_the_local_stems(cluster, tmp_path):
+    """The tiny Demucs stand-in on two actors against the same separation in this process: the
+    same stems (to a few 24-bit steps: an actor's torch uses one thread, this process two, and
+    sums in another order), and a missing model said once, not per track."""
+    from dataclasses import replace
+
+    from sat_mir.audio import load_audio, write_audio
+    from sat_mir.catalog import scan_library
+    from sat_mir.separation.stage import SeparationSettings, separate_tracks, stems_folder
+
+    cluster, _ = cluster
+    models = tmp_path / "models"
+    load_tool("make_tiny_demucs").make_tiny_demucs(models / "demucs", name="tiny_htdemucs", seed=0)
+    lib = tmp_path / "lib"
+    t = np.arange(3 * 44100) / 44100
+    for i, f in enumerate((110.0, 165.0, 220.0)):
+        x = (0.3 * np.sin(2 * np.pi * f * t)).astype(np.float32)
+        write_audio(lib / f"song{i}.flac", np.stack([x, 0.8 * x]), sr=44100)
+    tracks = scan_library(lib)
+    settings = SeparationSettings(model="tiny_htdemucs", models_dir=str(models), device="cpu")
+    actors = replace(cluster, model_actors=2)
+    runs = {}
+    for kind, executor in (("local", None), ("ray", actors)):
+        extra = {} if executor is None else {"executor": executor}
+        out, summary = separate_tracks(tracks, tmp_path / kind, settings, progress=False, **extra)
+        assert summary.separated == len(tracks) and not summary.failed
+        runs[kind] = {t.name: {s: load_audio(p).samples for s, p in t.stems.items()} for t in out}
+        assert all(p.parent == stems_folder(tmp_path / kind, t.id) for t in out for p in t.stems.values())
+    assert runs["local"].keys() == runs["ray"].keys()
+    for name, stems in runs["local"].items():
+        assert stems.keys() == runs["ray"][name].keys() == {"drums", "bass", "other", "vocals"}
+        for stem, x in stems.items():
+            assert np.abs(x).max() > 1e-3  # not silence on both sides
+            np.testing.assert_allclose(runs["ray"][name][stem], x, rtol=0, atol=1e-5)
+    missing = replace(settings, model="not_a_model")
+    _, summary = separate_tracks(tracks, tmp_path / "missing", missing, progress=False, executor=actors)
+    assert summary.separated == 0 and summary.unavailable and not summary.failed
