@@ -52,6 +52,7 @@ def run(cfg: DictConfig) -> int:
             device=cfg.model.get("device"),
             progress=bool(cfg.get("progress", True)),
             sa3_captions=int(cfg.get("sa3", {}).get("captions", 1)),
+            executor=_executor_settings(cfg),
         )
         log_dir = start_run_log(ds.output, "build", cfg)
         stale = remove_stale_temp_files(ds.output)
@@ -75,6 +76,15 @@ def run(cfg: DictConfig) -> int:
         log.error("%d item(s) failed (see the lines above and %s)", len(summary.failed), log_dir)
     log.info("next: see %s", ds.output / "sat" / "TRAINING.md")
     return summary.exit_code
+
+
+def _executor_settings(cfg: DictConfig):
+    from sat_mir.run.executor import ExecutorSettings
+    from sat_mir.settings import options_to_dataclass
+
+    node = cfg.get("executor")
+    return options_to_dataclass(ExecutorSettings, OmegaConf.to_container(node, resolve=True) if node else {},
+                                "executor")
 
 
 main = hydra_entry("build", run)

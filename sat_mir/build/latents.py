@@ -46,7 +46,7 @@ from sat_mir.errors import AudioRangeError, AudioReadError, ConfigError
 from sat_mir.fsutil import atomic_path, atomic_write_json, atomic_write_text
 
 __all__ = ["LATENT_DTYPES", "Autoencoder", "EncodeItem", "EncodeSummary", "encode_items", "item_seed",
-           "load_autoencoder"]
+           "load_autoencoder", "write_filelist"]
 
 log = logging.getLogger(__name__)
 
@@ -368,11 +368,16 @@ def encode_items(
         finally:
             bar.close()
 
+    write_filelist(out_dir, items)
+    return EncodeSummary(encoded=encoded, skipped=skipped, failed=failed,
+                         seconds=time.perf_counter() - t0, audio_seconds=audio_seconds, left_out=left_out)
+
+
+def write_filelist(out_dir: Path, items: Iterable[EncodeItem]) -> None:
+    """``filelist.txt``: the latents of ``items`` whose pair is complete, sorted."""
     present = sorted(f"{it.id}.npy" for it in items
                      if (out_dir / f"{it.id}.npy").is_file() and (out_dir / f"{it.id}.json").is_file())
     atomic_write_text(out_dir / "filelist.txt", "".join(f"{name}\n" for name in present))
-    return EncodeSummary(encoded=encoded, skipped=skipped, failed=failed,
-                         seconds=time.perf_counter() - t0, audio_seconds=audio_seconds, left_out=left_out)
 
 
 def _sidecar(item: EncodeItem, n_item: int, n_real: int, sr: int, ratio: int, n_frames: int,

@@ -13,6 +13,7 @@ from sat_mir.build import steps
 from sat_mir.build.corpus import ITEM_KINDS
 from sat_mir.build.steps import AUDIO_FORMATS, FORMATS, LATENT_FORMATS, not_music
 from sat_mir.errors import EXIT_ITEMS_FAILED, EXIT_OK, ConfigError
+from sat_mir.run.executor import LOCAL, ExecutorSettings
 from sat_mir.store.keys import check_feature_keys
 
 __all__ = ["FORMATS", "BuildSettings", "BuildSummary", "not_music", "run_build"]
@@ -43,6 +44,7 @@ class BuildSettings:
     device: str | None = None
     progress: bool = True
     sa3_captions: int = 1  # sa3_data_dir: captions (duplicated clips) per item
+    executor: ExecutorSettings = LOCAL  # where the latent encoding runs (local, or Ray actors)
 
 
 @dataclass

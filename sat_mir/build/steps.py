@@ -19,10 +19,12 @@ work of each step lives in the module it imports.)
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -296,19 +298,52 @@ def encode_latents(items: list[BuildItem], model: ModelFiles, latent_dir: Path, 
                    gains: dict[str, float], numbers: dict[str, dict], settings: BuildSettings,
                    summary: BuildSummary) -> tuple[int, int]:
     """Step 6: pre-encoded latents of every item (current ones are kept); returns the latent
-    frames per item and the autoencoder's downsampling ratio (samples per latent frame)."""
-    from sat_mir.build.latents import EncodeItem, encode_items, load_autoencoder
+    frames per item and the autoencoder's downsampling ratio (samples per latent frame).
 
-    ae = load_autoencoder(model.config_path, model.ckpt, device=settings.device)
-    enc = encode_items(
-        [EncodeItem(id=it.id, **latent_source(it, audio_dir),
-                    metadata={"sat_mir_id": it.id, "seconds_start": it.seconds_start,
-                              "seconds_total": it.seconds_total, "gain_db": gains.get(it.id, 0.0),
-                              **numbers[it.id]}) for it in items],
-        ae, latent_dir, sample_size=model.sample_size, batch_size=settings.batch_size,
-        num_workers=settings.encode_workers, latent_dtype=settings.latent_dtype,
-        peak_policy=settings.peak_policy, progress=settings.progress,
-    )
+    ``settings.executor`` on Ray: the items, grouped by source file, go in shares to Ray actors
+    that load the autoencoder once each (``executor.num_gpus`` per actor, one per GPU by
+    default).  This process first checks the folder against the checkpoint (stale latents
+    removed, ``details.json`` written) with the autoencoder on the CPU, so the actors find it
+    current and only add pairs; it writes ``filelist.txt`` when they are done."""
+    from sat_mir.build.latents import EncodeItem, EncodeSummary, load_autoencoder, write_filelist
+
+    enc_items = [EncodeItem(id=it.id, **latent_source(it, audio_dir),
+                            metadata={"sat_mir_id": it.id, "seconds_start": it.seconds_start,
+                                      "seconds_total": it.seconds_total, "gain_db": gains.get(it.id, 0.0),
+                                      **numbers[it.id]}) for it in items]
+    options = dict(sample_size=model.sample_size, batch_size=settings.batch_size,
+                   num_workers=settings.encode_workers, latent_dtype=settings.latent_dtype,
+                   peak_policy=settings.peak_policy)
+    on_ray = settings.executor.kind == "ray"
+    ae = load_autoencoder(model.config_path, model.ckpt, device="cpu" if on_ray else settings.device)
+    ratio = ae.downsampling_ratio
+    if not on_ray:
+        enc = _encode_share(enc_items, model=model, latent_dir=latent_dir, device=settings.device, options=options,
+                            progress=settings.progress, ae=ae)
+    else:
+        _encode_share([], model=model, latent_dir=latent_dir, device="cpu", options=options, progress=False, ae=ae)
+        del ae  # the actors load their own
+        from sat_mir.run.executor import execute_batches
+        from sat_mir.run.pool import Crashed
+
+        t0 = time.perf_counter()
+        import torch
+
+        # this process's torch threads: CPU kernels sum in an order that depends on them, and
+        # latents encoded on CPU actors must equal this process's
+        work = functools.partial(_encode_share, model=model, latent_dir=latent_dir, device=settings.device,
+                                 options=options, progress=False, threads=torch.get_num_threads())
+        parts = []
+        for share, done in execute_batches(work, _shares(enc_items, 4 * settings.batch_size), settings.executor):
+            if isinstance(done, Crashed):
+                done = EncodeSummary(encoded=0, skipped=0, seconds=0.0, audio_seconds=0.0,
+                                     failed={it.id: done.reason for it in share})
+            parts.append(done)
+        write_filelist(latent_dir, enc_items)
+        enc = EncodeSummary(encoded=sum(p.encoded for p in parts), skipped=sum(p.skipped for p in parts),
+                            failed={k: v for p in parts for k, v in p.failed.items()},
+                            seconds=time.perf_counter() - t0, audio_seconds=sum(p.audio_seconds for p in parts),
+                            left_out={k: v for p in parts for k, v in p.left_out.items()})
     for iid, reason in enc.left_out.items():
         _leave_out(summary, iid, reason)
     for iid, reason in enc.failed.items():
@@ -316,7 +351,40 @@ def encode_latents(items: list[BuildItem], model: ModelFiles, latent_dir: Path, 
         log.error("FAILED item %s: latent encoding: %s", iid, reason)
     log.info("latents: %d encoded, %d already present, %d failed (%.1f s of audio in %.1f s)",
              enc.encoded, enc.skipped, len(enc.failed), enc.audio_seconds, enc.seconds)
-    return model.sample_size // ae.downsampling_ratio, ae.downsampling_ratio
+    return model.sample_size // ratio, ratio
+
+
+def _shares(items: list, size: int) -> list[list]:
+    """Consecutive shares of about ``size`` items, never splitting the items of one source file
+    (each share decodes its files once)."""
+    shares: list[list] = [[]]
+    for i, item in enumerate(items):
+        if len(shares[-1]) >= size and item.audio != items[i - 1].audio:
+            shares.append([])
+        shares[-1].append(item)
+    return [share for share in shares if share]
+
+
+_AUTOENCODERS: dict[tuple, Any] = {}
+
+
+def _encode_share(items: list, *, model: ModelFiles, latent_dir: Path, device: str | None, options: dict,
+                  progress: bool, ae=None, threads: int | None = None):
+    """encode_items on ``items`` with the autoencoder loaded once per process (a Ray actor keeps it)."""
+    from sat_mir.build.latents import encode_items, load_autoencoder
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+    if ae is None:
+        key = (str(model.config_path), str(model.ckpt), device)
+        if key not in _AUTOENCODERS:
+            _AUTOENCODERS.clear()
+            _AUTOENCODERS[key] = load_autoencoder(model.config_path, model.ckpt, device=device)
+        ae = _AUTOENCODERS[key]
+    return encode_items(items, ae, latent_dir, progress=progress, **options)
 
 
 def write_series(items: Sequence[BuildItem], dataset: Dataset, folder: Path, grid_of, what: str) -> None:

@@ -140,8 +140,8 @@ def test_a_dead_worker_fails_only_its_track_and_a_rerun_finishes_it(cluster, dem
 
 @pytest.mark.slow
 def test_ray_and_the_local_pool_give_the_same_dataset(cluster, tmp_path):
-    """The demo through extract (features, crops, crop features) and build, once with each executor:
-    every feature value, crop, item, latent and the manifest compared by value."""
+    """The demo through extract (features, crops, crop features) and build (latents on Ray actors),
+    once with each executor: every feature value, crop, item, latent and the manifest compared by value."""
     ray.shutdown()  # the command starts its own local cluster
     compare = load_tool("compare_outputs").compare
     models = load_tool("make_tiny_sat_model").make_tiny_sat_model(tmp_path / "models", sample_size=524288)
@@ -157,7 +157,8 @@ def test_ray_and_the_local_pool_give_the_same_dataset(cluster, tmp_path):
         import subprocess
 
         built = subprocess.run([sys.executable, "-m", "sat_mir.build", "+dataset=demo", f"dataset.output={out}",
-                                f"model.dir={models}", "formats=[audio_dir,pre_encoded]", "progress=false"],
+                                f"model.dir={models}", "formats=[audio_dir,pre_encoded]", "progress=false",
+                                f"executor={kind}"],
                                cwd=tmp_path, env={**os.environ, **env}, capture_output=True, text=True)
         assert built.returncode == 0, built.stderr[-2000:]
         outs[kind] = out
