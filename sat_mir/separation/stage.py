@@ -144,6 +144,7 @@ def separate_tracks(tracks: list[Track], output: Path, settings: SeparationSetti
                     summary.failed[t.rel] = result
                     log.error("FAILED %s: separation: %s", t.rel, result)
             bar.update(len(batch))
+    _SEPARATORS.clear()  # the model's memory goes back before the features run
     if summary.unavailable:
         log.error("separation cannot run, so %d track(s) without stems get no stem features this run: %s",
                   len(missing) - summary.separated, summary.unavailable)
