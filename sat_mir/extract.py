@@ -70,9 +70,10 @@ def run(cfg: DictConfig) -> int:
             ensure_demo_library(ds.root)
         tracks = check_stems(scan_library(ds.root, exclude=[ds.output]), ds.root)
         if executor.kind == "ray":
-            from sat_mir.run.executor import connect
+            from sat_mir.run.executor import actor_room, connect
 
             ray = connect(executor)
+            actor_room(ray, executor)  # a model actor that fits, said now rather than after the features
             log.info("executor: Ray cluster with %g CPUs (%s)", ray.cluster_resources().get("CPU", 0),
                      executor.address or "local")
     except MissingExtraError as exc:

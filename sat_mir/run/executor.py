@@ -12,11 +12,12 @@ that kills its worker is reported once, like the local pool's culprit, and a re-
 it).  ``address``: null starts a local cluster in this process, ``auto`` joins the running
 one, ``ray://host:10001`` a remote one.
 
-Batches of the model stage (:func:`execute_batches`) go to Ray actors, which load each model
-once and keep it for every batch they take: ``num_gpus`` GPUs per actor (0: CPU actors) and
-``model_actors`` of them (null: one per GPU of the cluster, or one without GPUs), each given
-its next batch as it returns one.  An actor that dies fails the batch it held; Ray restarts
-it for the next.
+The work with models (separation, model extractors, latent encoding: :func:`execute_batches`)
+goes to Ray actors, which load each model once and keep it for every batch they take:
+``num_gpus`` GPUs per actor (0: CPU actors) and ``model_actors`` of them (null: one per GPU
+of the cluster, or one without GPUs; never more than the cluster can place), each given its
+next batch as it returns one.  An actor that dies fails the batch it held; Ray restarts it
+for the next.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import TypeVar
 from sat_mir.errors import ConfigError, MissingExtraError
 from sat_mir.run.pool import Crashed, run_pool
 
-__all__ = ["EXECUTORS", "ExecutorSettings", "execute", "execute_batches"]
+__all__ = ["EXECUTORS", "ExecutorSettings", "actor_room", "execute", "execute_batches"]
 
 log = logging.getLogger("sat_mir.run")
 
@@ -93,13 +94,33 @@ class _Runner:
         return self.fn(batch)
 
 
+def actor_room(ray, settings: ExecutorSettings) -> int:
+    """How many model actors the cluster can hold at once (an actor that cannot be placed would
+    keep its first batch waiting for ever).
+
+    Raises
+    ------
+    ConfigError
+        Not even one fits.
+    """
+    resources = ray.cluster_resources()
+    room = int(resources.get("CPU", 0.0) // settings.num_cpus)
+    if settings.num_gpus > 0:
+        room = min(room, int(resources.get("GPU", 0.0) // settings.num_gpus))
+    if room < 1:
+        raise ConfigError(f"the Ray cluster has no room for one model actor of {settings.num_cpus:g} CPU and "
+                          f"{settings.num_gpus:g} GPU (it has {resources.get('CPU', 0):g} CPUs, "
+                          f"{resources.get('GPU', 0):g} GPUs): lower executor.num_gpus or executor.num_cpus")
+    return room
+
+
 def _on_actors(fn: Callable[[T], R], batches: list[T], settings: ExecutorSettings
                ) -> Iterator[tuple[T, R | Crashed]]:
     if not batches:
         return
     ray = connect(settings)
-    gpus = ray.cluster_resources().get("GPU", 0.0)
-    count = settings.model_actors or (max(1, int(gpus // settings.num_gpus)) if settings.num_gpus > 0 else 1)
+    room = actor_room(ray, settings)
+    count = min(settings.model_actors or (room if settings.num_gpus > 0 else 1), room)
     actor = ray.remote(num_cpus=settings.num_cpus, num_gpus=settings.num_gpus, max_restarts=-1,
                        max_task_retries=0)(_Runner)
     # fn by value (it is small): a restarted actor must not depend on an object-store copy

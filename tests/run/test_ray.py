@@ -204,3 +204,17 @@ def test_separation_on_ray_actors_writes_the_local_stems(cluster, tmp_path):
     missing = replace(settings, model="not_a_model")
     _, summary = separate_tracks(tracks, tmp_path / "missing", missing, progress=False, executor=actors)
     assert summary.separated == 0 and summary.unavailable and not summary.failed
+
+
+def test_model_actors_the_cluster_cannot_place_are_said_at_once(cluster):
+    from dataclasses import replace
+
+    from sat_mir.errors import ConfigError
+    from sat_mir.run.executor import actor_room, connect
+
+    cluster, _ = cluster
+    ray_ = connect(cluster)
+    cpus = int(ray_.cluster_resources()["CPU"])
+    assert actor_room(ray_, cluster) == cpus
+    with pytest.raises(ConfigError, match="no room for one model actor"):
+        actor_room(ray_, replace(cluster, num_gpus=1.0))  # this cluster has no GPU
