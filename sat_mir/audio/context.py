@@ -221,7 +221,7 @@ def _array_bytes(value: Any) -> int:
 # What a track's decoded signals and their shared analysis may hold before large memoised
 # values, then stems, are let go (recomputed or decoded again if asked for): a 3-minute track
 # with four stems holds about 0.6 GB and never reaches it; a 10-minute one held 1.8 GB, and
-# at this bound it recomputes a few spectrograms and decodes nothing twice.
+# at this bound it recomputes a few spectrograms and decodes one stem twice.
 SIGNALS_MB = 1200.0
 
 
@@ -232,9 +232,9 @@ class TrackContext:
     are brought to the mix's sample rate so sample indices line up across signals.
 
     ``signals_mb`` bounds what the signals hold (samples and memoised analysis): when a
-    signal is asked for and the others hold more, the stems used longest ago are let go and
-    decoded again when asked for (the results are the same; only long tracks pay the
-    decodes).  ``None``: no bound.  :meth:`release` lets go of signals no one needs any more.
+    signal is asked for and they hold more, the large memoised values of the signals used
+    longest ago are let go, then those stems themselves (recomputed or decoded again when
+    asked for: the results are the same; only long tracks pay).  ``None``: no bound.  :meth:`release` lets go of signals no one needs any more.
     """
 
     def __init__(self, sources: dict[str, Path], *, loader: Callable[[Path], Audio] = load_audio,

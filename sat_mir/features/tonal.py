@@ -44,9 +44,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.fft
 
-from sat_mir.audio.context import SignalContext, TrackContext
+from sat_mir.audio.context import SignalContext, TrackContext, stft_blocks, stft_frames
 from sat_mir.errors import ConfigError, ExtractorError
 from sat_mir.features.registry import Extractor, ExtractorResult, Needs, OutputSpec, register
 
@@ -354,19 +353,12 @@ def band_stft(samples: np.ndarray, sr: int, *, n_fft: int, hop: int, max_hz: flo
     x = np.asarray(samples, dtype=np.float32)
     if x.ndim == 1:
         x = x[None]
-    pad = n_fft // 2
-    x = np.pad(x, ((0, 0), (pad, pad)))
-    if x.shape[1] < n_fft:
-        x = np.pad(x, ((0, 0), (0, n_fft - x.shape[1])))
-    frames = np.lib.stride_tricks.sliding_window_view(x, n_fft, axis=-1)[:, ::hop]
     n_bins = min(n_fft // 2 + 1, int(max_hz * n_fft / sr) + 3)
-    window = np.hanning(n_fft + 1)[:-1].astype(np.float32)
-    out = np.empty(frames.shape[:2] + (n_bins,), dtype=np.complex64)
+    out = np.empty((x.shape[0], stft_frames(x.shape[1], n_fft, hop), n_bins), dtype=np.complex64)
     step = max(1, 2 ** 22 // n_fft)  # transform in blocks to bound the temporary memory
-    for c in range(frames.shape[0]):
-        for t in range(0, frames.shape[1], step):
-            block = frames[c, t : t + step] * window
-            out[c, t : t + step] = scipy.fft.rfft(block, axis=-1, workers=1)[:, :n_bins]
+    for c, channel in enumerate(x):
+        for t, z in stft_blocks(channel, n_fft, hop, block=step):
+            out[c, t: t + z.shape[0]] = z[:, :n_bins]
     return out
 
 
