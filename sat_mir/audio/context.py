@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from sat_mir.audio.decode import Audio, load_audio
+from sat_mir.audio.decode import Audio, load_audio, probe_header
 from sat_mir.audio.resample import resample
 
 __all__ = ["STEM_NAMES", "SignalContext", "Spectrogram", "SIGNALS_MB", "TrackContext", "stft_blocks", "stft_frames", "stft_magnitude"]
@@ -76,19 +76,41 @@ class Spectrogram:
 
 
 class SignalContext:
-    """One decoded signal (the mix or one stem) and its memoised representations."""
+    """One decoded signal (the mix or one stem) and its memoised representations.
 
-    def __init__(self, name: str, audio: Audio, *, source: Path | None = None):
+    With ``reload`` (how to decode the signal again), its samples may be let go
+    (:meth:`drop_samples`) while its small memoised values stay: they are decoded again only
+    when something asks for the samples or for a representation not kept."""
+
+    def __init__(self, name: str, audio: Audio, *, source: Path | None = None,
+                 reload: Callable[[], Audio] | None = None):
         self.name = name
-        self.audio = audio
         self.source = source
+        self._audio: Audio | None = audio
+        self._reload = reload
+        self._sr, self._shape = audio.sr, audio.samples.shape
         self._memo: dict[Hashable, Any] = {}
         self._sizes: dict[Hashable, int] = {}
 
     @property
+    def audio(self) -> Audio:
+        if self._audio is None:
+            self._audio = self._reload()
+        return self._audio
+
+    @property
     def nbytes(self) -> int:
-        """Bytes of the decoded samples and of the arrays memoised on this signal."""
-        return int(self.audio.samples.nbytes) + sum(self._sizes.values())
+        """Bytes of the decoded samples (when held) and of the arrays memoised on this signal."""
+        held = 0 if self._audio is None else int(self._audio.samples.nbytes)
+        return held + sum(self._sizes.values())
+
+    def drop_samples(self) -> int:
+        """Let go of the decoded samples (decoded again when asked for); the bytes let go."""
+        if self._audio is None or self._reload is None:
+            return 0
+        freed = int(self._audio.samples.nbytes)
+        self._audio = None
+        return freed
 
     def drop_large(self, min_bytes: int = 8 * 2**20) -> int:
         """Forget memoised values of at least ``min_bytes`` (spectrograms, resampled copies:
@@ -107,11 +129,11 @@ class SignalContext:
 
     @property
     def sr(self) -> int:
-        return self.audio.sr
+        return self._sr
 
     @property
     def duration_s(self) -> float:
-        return self.audio.duration_s
+        return self._shape[-1] / float(self._sr)
 
     def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
         """Return the value stored under ``key``, computing it once with ``compute()``."""
@@ -125,16 +147,12 @@ class SignalContext:
 
     @property
     def mono(self) -> np.ndarray:
-        """Channel mean at the native rate, float32 ``[frames]``: kept for the mix, which several
-        extractors read; computed on each use for a stem (read once or twice: kept for four
-        stems of a 10-minute track it held 0.4 GB)."""
-        if self.audio.samples.shape[0] == 1:
+        """Channel mean at the native rate, float32 ``[frames]``, a new array on each use (30 ms
+        for 10 minutes of stereo, while kept it held 100 MB per signal: a caller may scale it in
+        place); a mono signal's own samples (read-only)."""
+        if self._shape[0] == 1:
             return self.samples[0]
-        if self.name == "mix":
-            return self.memo(("mono", self.sr), lambda: self.audio.samples.mean(axis=0, dtype=np.float32))
-        mono = self.audio.samples.mean(axis=0, dtype=np.float32)
-        mono.flags.writeable = False
-        return mono
+        return self.audio.samples.mean(axis=0, dtype=np.float32)
 
     def at_rate(self, sr: int) -> np.ndarray:
         """All channels resampled to ``sr`` Hz, ``[channels, frames]``."""
@@ -219,10 +237,11 @@ def _array_bytes(value: Any) -> int:
 
 
 # What a track's decoded signals and their shared analysis may hold before large memoised
-# values, then stems, are let go (recomputed or decoded again if asked for): a 3-minute track
-# with four stems holds about 0.6 GB and never reaches it; a 10-minute one held 1.8 GB, and
-# at this bound it recomputes a few spectrograms and decodes one stem twice.
-SIGNALS_MB = 1200.0
+# values, then stems' samples, are let go (recomputed or decoded again if asked for).  The
+# worker measures each stem in one pass (Extractor.prepare), so stems let go are not decoded
+# again: a 10-minute track with four stems held 1.2 GB and its process peaked at 2.2 GB
+# unbounded; at this bound about 1.3 GB, at the same CPU time (tools/bench_memory.py).
+SIGNALS_MB = 750.0
 
 
 class TrackContext:
@@ -264,39 +283,61 @@ class TrackContext:
         if name not in self._signals:
             if name not in self.sources:
                 raise KeyError(f"track has no signal {name!r} (has: {', '.join(self.sources)})")
-            try:
-                audio = self._loader(self.sources[name])
-            except Exception as exc:
-                self._failed[name] = exc
-                raise
-            self.decodes += 1
-            if name != "mix" and audio.sr != self.mix.sr:
-                audio = Audio(resample(audio.samples, sr_in=audio.sr, sr_out=self.mix.sr), self.mix.sr)
-            self._signals[name] = SignalContext(name, audio, source=self.sources[name])
+            audio = self._decode(name)
+            self._signals[name] = SignalContext(name, audio, source=self.sources[name],
+                                                reload=None if name == "mix" else lambda: self._decode(name))
         sig = self._signals.pop(name)
         self._signals[name] = sig  # most recently used last
         if self._budget is not None:
             self._fit(keep=name)
         return sig
 
-    def _fit(self, keep: str) -> None:
-        """While the signals hold more than the budget, let go of the large memoised values of
-        the signals used longest ago (cheap to recompute), then of whole stems (a decode;
-        never the mix nor ``keep``)."""
-        held = self.held_bytes
+    def _decode(self, name: str) -> Audio:
+        """Decode one signal (at the mix's rate), first making room for it within the bound."""
+        if self._budget is not None:
+            header = probe_header(self.sources[name])
+            if header is not None:
+                self._fit(keep=name, incoming=4 * header.channels * header.frames)
+        try:
+            audio = self._loader(self.sources[name])
+        except Exception as exc:
+            self._failed[name] = exc
+            raise
+        self.decodes += 1
+        if name != "mix" and audio.sr != self.mix.sr:
+            audio = Audio(resample(audio.samples, sr_in=audio.sr, sr_out=self.mix.sr), self.mix.sr)
+        return audio
+
+    def _fit(self, keep: str, incoming: int = 0) -> None:
+        """While the signals (and ``incoming`` bytes about to be decoded) hold more than the
+        budget, let go of the large memoised values of the signals used longest ago (cheap to
+        recompute), then of those stems' samples (a decode; never the mix's, ``keep``'s nor
+        the stem used last's).
+        A stem's small memoised values (onset envelopes, band fluxes, chroma) stay, so what
+        was measured on it needs no second decode."""
+        held = self.held_bytes + incoming
         for name in [n for n in self._signals if n != keep]:
             if held <= self._budget:
                 return
             held -= self._signals[name].drop_large()
-        for name in [n for n in self._signals if n not in ("mix", keep)]:
+        # the stem used last stays too: a stem being measured asks for the mix in between
+        # (its grid, its length), and two stems are measured together (the harmonic stems)
+        for name in [n for n in self._signals if n not in ("mix", keep)][:-1]:
             if held <= self._budget:
                 return
-            held -= self._signals.pop(name).nbytes
+            held -= self._signals[name].drop_samples()
 
     def release(self, names) -> None:
         """Let go of these signals (decoded again if asked for)."""
         for name in names:
             self._signals.pop(name, None)
+
+    def drop_large(self, names) -> None:
+        """Let go of the large memoised values of those of these signals that are held
+        (recomputed if asked for); decodes nothing."""
+        for name in names:
+            if name in self._signals:
+                self._signals[name].drop_large()
 
     @property
     def held_bytes(self) -> int:

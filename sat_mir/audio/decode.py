@@ -70,7 +70,7 @@ def load_audio(path: str | Path, *, sr: int | None = None) -> Audio:
         samples, native_sr = _decode_soundfile(path)
     if samples.shape[-1] == 0:
         raise AudioReadError(path, "holds no audio frames")
-    if not np.all(np.isfinite(samples)):
+    if not _all_finite(samples):
         raise AudioReadError(path, "decoded samples contain NaN or infinity")
     if sr is not None and sr != native_sr:
         samples = resample(samples, sr_in=native_sr, sr_out=sr)
@@ -109,23 +109,41 @@ def probe_frames(path: str | Path) -> tuple[int, int] | None:
     return (h.frames, h.sr) if h else None
 
 
+# Frames decoded per read: the whole file is never held twice (a 10-minute stereo track read
+# at once and then transposed held 2 x 200 MB, the peak of a long track's extraction).
+_BLOCK = 1 << 18
+
+
 def _decode_soundfile(path: Path) -> tuple[np.ndarray, int]:
     try:
         with sf.SoundFile(str(path)) as f:
             declared = f.frames
             native_sr = f.samplerate
-            data = f.read(dtype="float32", always_2d=True)
+            if declared <= 0:  # a stream that does not say its length: read it whole
+                data = np.ascontiguousarray(f.read(dtype="float32", always_2d=True).T)
+            else:
+                data = np.empty((f.channels, declared), dtype=np.float32)
+                got = 0
+                while got < declared:
+                    block = f.read(min(_BLOCK, declared - got), dtype="float32", always_2d=True)
+                    if block.shape[0] == 0:
+                        break
+                    data[:, got:got + block.shape[0]] = block.T
+                    got += block.shape[0]
+                # A truncated FLAC/WAV declares more frames in its header than it holds;
+                # libsndfile then returns fewer without complaint.
+                if got < declared:
+                    raise AudioReadError(path, f"truncated (decoded {got} of {declared} frames declared in the header)")
     except sf.LibsndfileError as exc:
         raise AudioReadError(path, f"not decodable as audio ({_clean(exc)})") from exc
     except RuntimeError as exc:  # soundfile raises plain RuntimeError for some read errors
         raise AudioReadError(path, f"decoding failed ({_clean(exc)})") from exc
-    # A truncated FLAC/WAV declares more frames in its header than it holds; libsndfile
-    # then returns the shorter array without complaint.
-    if declared > 0 and data.shape[0] < declared:
-        raise AudioReadError(
-            path, f"truncated (decoded {data.shape[0]} of {declared} frames declared in the header)"
-        )
-    return np.ascontiguousarray(data.T), int(native_sr)
+    return data, int(native_sr)
+
+
+def _all_finite(x: np.ndarray) -> bool:
+    """``np.isfinite(x).all()`` a block at a time (no boolean copy of the whole signal)."""
+    return all(np.isfinite(x[:, s:s + _BLOCK]).all() for s in range(0, x.shape[-1], _BLOCK))
 
 
 def _decode_ffmpeg(path: Path) -> tuple[np.ndarray, int]:

@@ -35,12 +35,19 @@ def hold_decay_envelope(x: np.ndarray, sr: int, *, block: int, decay_s: float, h
     hold = max(int(hold_s * fe), 0)
     slope = a.max() / (decay_s * fe)  # per block
     held = maximum_filter1d(a, size=hold + 1, origin=hold // 2)  # max of the last hold+1 blocks
-    m = np.arange(n, dtype=np.float64)
-    decayed = np.full(n, -np.inf)
     if n > hold + 1:
-        best = np.maximum.accumulate(a + slope * m)  # max over m' ≤ m of a[m'] + slope·m'
-        decayed[hold + 1:] = best[: n - hold - 1] - slope * (m[hold + 1:] - hold)
-    return np.maximum(held, decayed)
+        # in place, the same operations: a 10-minute track's temporaries held 0.4 GB
+        best = np.arange(n, dtype=np.float64)
+        best *= slope
+        best += a
+        np.maximum.accumulate(best, out=best)  # max over m' ≤ m of a[m'] + slope·m'
+        decayed = np.arange(hold + 1, n, dtype=np.float64)
+        decayed -= hold
+        decayed *= slope
+        np.subtract(best[: n - hold - 1], decayed, out=decayed)
+        del best
+        np.maximum(held[hold + 1:], decayed, out=held[hold + 1:])
+    return held
 
 
 def _refine_onset(loc: int, env: np.ndarray, look: int, span: int, min_rise: float, guard: int) -> int:

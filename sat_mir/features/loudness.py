@@ -35,6 +35,10 @@ class Loudness(Extractor):
     class Config:
         stems: bool = True
 
+    def prepare(self, ctx: TrackContext, stem: str) -> None:
+        if self.config.stems:
+            _measure(ctx.stem(stem))
+
     def compute(self, ctx: TrackContext) -> ExtractorResult:
         result = ExtractorResult()
         lufs, lra = _measure(ctx.mix)

@@ -169,6 +169,15 @@ class Extractor(ABC):
         blob = json.dumps(opts, sort_keys=True, default=str)
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
+    def prepare(self, ctx: TrackContext, stem: str) -> None:
+        """Compute and memoise on ``ctx.stem(stem)`` what :meth:`compute` will read of that stem.
+
+        The worker calls it for each stem in turn before the extractors that read stems run,
+        so a long track's stems can be let go one after the other (``signals_mb``) and each is
+        decoded once: what is measured on a stem is done while it is held.  Optional: without
+        it a stem let go is decoded again when :meth:`compute` asks for it.  Errors are left to
+        :meth:`compute`, which meets them again and records them."""
+
     def gate(self, ctx: TrackContext) -> ExtractorResult | None:
         """Every key absent with the reason when the mix does not meet :attr:`needs`, else None
         (also None when the mix cannot be measured: :meth:`compute` then reports why)."""

@@ -24,7 +24,7 @@ from sat_mir.features.metrical import (
     tempo_from_beats,
 )
 from sat_mir.features.registry import Extractor, ExtractorResult, Needs, OutputSpec, register
-from sat_mir.features.tonal import harmonic_frames
+from sat_mir.features.tonal import HARMONIC_STEMS, harmonic_frames
 
 __all__ = ["BEATS_FILE", "DOWNBEATS_FILE", "ONSETS_FILE", "TRACKERS", "GridConfig", "Rhythm", "StemRhythm",
            "UsesBeatGrid",
@@ -69,8 +69,29 @@ SILENT_STEM_PEAK = 10.0 ** (-60.0 / 20.0)  # a stem quieter than -60 dBFS adds n
 def _sounding(ctx: TrackContext, name: str) -> bool:
     if name not in ctx.stem_names:
         return False
-    x = ctx.stem(name).samples
-    return bool(x.size) and float(np.abs(x).max()) >= SILENT_STEM_PEAK
+    sig = ctx.stem(name)
+    # memoised: a long track's stem let go after this is not decoded again to ask it twice
+    peak = sig.memo(("peak_abs",), lambda: float(np.abs(sig.samples).max()) if sig.samples.size else 0.0)
+    return peak >= SILENT_STEM_PEAK
+
+
+def _bands(sig: SignalContext) -> dict[str, np.ndarray]:
+    import librosa
+
+    return sig.memo(("band_flux", SR, HOP), lambda: band_flux(sig.stft_magnitude(sr=SR, n_fft=2048, hop=HOP),
+                                                              librosa.fft_frequencies(sr=SR, n_fft=2048)))
+
+
+def prepare_rhythm_inputs(ctx: TrackContext, stem: str) -> None:
+    """Memoise what :func:`rhythm_inputs` reads of ``stem`` (see :meth:`Extractor.prepare`)."""
+    if stem in ("drums", "bass") and _sounding(ctx, stem):
+        if stem == "drums":
+            _bands(ctx.stem(stem))
+        else:
+            ctx.stem(stem).onset_envelope(sr=SR, hop=HOP)
+    harmonic = [s for s in HARMONIC_STEMS if s in ctx.stem_names]
+    if harmonic and stem == harmonic[-1]:  # the others were just prepared: still held
+        harmonic_frames(ctx)
 
 
 def rhythm_inputs(ctx: TrackContext, *, use_stems: bool = True) -> RhythmInputs:
@@ -81,12 +102,6 @@ def rhythm_inputs(ctx: TrackContext, *, use_stems: bool = True) -> RhythmInputs:
 
     mix = ctx.mix
     env = mix.onset_envelope(sr=SR, hop=HOP)
-    freqs = librosa.fft_frequencies(sr=SR, n_fft=2048)
-
-    def bands(sig: SignalContext) -> dict[str, np.ndarray]:
-        return sig.memo(("band_flux", SR, HOP), lambda: band_flux(sig.stft_magnitude(sr=SR, n_fft=2048, hop=HOP),
-                                                                  freqs))
-
     drums = _sounding(ctx, "drums") if use_stems else False
     bass = _sounding(ctx, "bass") if use_stems else False
     if use_stems:
@@ -96,9 +111,9 @@ def rhythm_inputs(ctx: TrackContext, *, use_stems: bool = True) -> RhythmInputs:
     low = harmonic.stems["bass"].chroma if bass and "bass" in harmonic.stems else harmonic.frames.low_chroma
     n = env.size
     return RhythmInputs(
-        env=env, bands=bands(mix), fps=SR / HOP, latency=float(LATENCY_FRAMES),
+        env=env, bands=_bands(mix), fps=SR / HOP, latency=float(LATENCY_FRAMES),
         chroma=harmonic.frames.chroma, bass_chroma=low, chroma_hop_s=harmonic.frames.hop_s,
-        drum_bands={k: _fit(v, n) for k, v in bands(ctx.stem("drums")).items()} if drums else None,
+        drum_bands={k: _fit(v, n) for k, v in _bands(ctx.stem("drums")).items()} if drums else None,
         bass_env=_fit(ctx.stem("bass").onset_envelope(sr=SR, hop=HOP), n) if bass else None,
     )
 
@@ -227,6 +242,10 @@ class UsesBeatGrid(Extractor):
     redo the grid with Beat This!."""
 
     Config = GridConfig
+
+    def prepare(self, ctx: TrackContext, stem: str) -> None:
+        if self.config.use_stems:
+            prepare_rhythm_inputs(ctx, stem)
 
     @property
     def config_hash(self) -> str:
@@ -368,6 +387,11 @@ class StemRhythm(UsesBeatGrid):
     )
 
     warmup = Rhythm.warmup
+
+    def prepare(self, ctx: TrackContext, stem: str) -> None:
+        super().prepare(ctx, stem)
+        if stem in self.config.stems:
+            onsets_of(ctx.stem(stem))
 
     def compute(self, ctx: TrackContext) -> ExtractorResult:
         c = self.config

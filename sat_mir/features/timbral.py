@@ -124,7 +124,7 @@ class Timbral(Extractor):
 
     def compute(self, ctx: TrackContext) -> ExtractorResult:
         c = self.config
-        a = _analyse(ctx.mix, c)  # not memoised: nothing else uses it, and it holds ~2 copies of the mix
+        a = _analyse(ctx.mix, c)  # not memoised: nothing else uses it, and it holds a copy of the mix
         result = ExtractorResult()
         for key in MODELS:
             try:
@@ -179,20 +179,35 @@ def _analyse(sig: SignalContext, c: Timbral.Config) -> _Analysis:
     win_energy = N_FFT * float(np.sum(window.astype(np.float64) ** 2))
     two_sided = np.where((freqs > 0) & (freqs < SR / 2), 2.0, 1.0)
     gain = _normalising_gain(power, two_sided, freqs, win_energy, c.hop, peak, sig.name)
-    x = x * np.float32(gain)
+    if x.flags.writeable:  # the mix's mono made for us: scaled in place, no second copy
+        x *= np.float32(gain)
+    else:
+        x = x * np.float32(gain)
     power *= np.float32(gain * gain)
     frame_ms = (power @ two_sided.astype(np.float32)).astype(np.float64) / win_energy
     ns, loud_ms = _loudness_windows(x)
-    n = -(-x.size // 256)
-    padded = np.zeros(n * 256, dtype=np.float32)
-    padded[: x.size] = x
-    energy = np.square(padded).reshape(n, 256).sum(axis=1, dtype=np.float64)
+    energy = _block_energy(x, 256)
     env = hold_decay_envelope(x, SR, block=c.envelope_block, decay_s=0.1, hold_s=0.01)
     strength = np.asarray(sig.onset_envelope(sr=c.onset_sr, hop=c.onset_hop), dtype=np.float64)
     rate = c.onset_sr / c.onset_hop
     onsets = note_onsets(env, SR / c.envelope_block, strength, rate, onset_sr=c.onset_sr, onset_hop=c.onset_hop)
     return _Analysis(x, freqs, power, frame_ms, win_energy, c.hop, ns, loud_ms, energy, env, c.envelope_block,
                      onsets * c.envelope_block, strength, rate, c.roughness_stride)
+
+
+def _block_energy(x: np.ndarray, block: int) -> np.ndarray:
+    """Sum of squares of each ``block`` samples (the last one zero-padded), float64, a few
+    thousand blocks at a time: no padded copy or squares of the whole signal."""
+    n = -(-x.size // block)
+    out = np.empty(n, dtype=np.float64)
+    step = 4096 * block
+    for s in range(0, x.size, step):
+        chunk = x[s:s + step]
+        if chunk.size % block:
+            chunk = np.concatenate([chunk, np.zeros(block - chunk.size % block, dtype=x.dtype)])
+        out[s // block:s // block + chunk.size // block] = np.square(chunk).reshape(-1, block).sum(axis=1,
+                                                                                                  dtype=np.float64)
+    return out
 
 
 def _power_spectrogram(x: np.ndarray, n_fft: int, hop: int, window: np.ndarray) -> np.ndarray:

@@ -174,6 +174,11 @@ class Tonal(Extractor):
                 raise ConfigError(
                     f"extractors.tonal: harmonics={self.harmonics} must be >= 0, max_peaks={self.max_peaks} >= 1")
 
+    def prepare(self, ctx: TrackContext, stem: str) -> None:
+        harmonic = [s for s in HARMONIC_STEMS if s in ctx.stem_names]
+        if harmonic and stem == harmonic[-1]:  # the others were just prepared: still held
+            harmonic_frames(ctx, self.config)
+
     def compute(self, ctx: TrackContext) -> ExtractorResult:
         c = self.config
         result = ExtractorResult()

@@ -181,6 +181,8 @@ def _each_pending(task: TrackTask, compute: Callable[[Extractor, TrackContext], 
     # the extractors that read stems first, then the stems are let go: the mix-only ones
     # (timbral's analysis is the largest) run beside the mix alone
     order = sorted(task.extractors, key=lambda ex: "stems" not in ex.signals)
+    if compute is _compute:  # (whether one is current is asked again below: earlier values may change it)
+        _prepare_stems(p.ctx, [ex for ex in order if "stems" in ex.signals and _pending(p, ex) is not None])
     last_stem_reader = max((i for i, ex in enumerate(order) if "stems" in ex.signals), default=-1)
     for i, ex in enumerate(order):
         inputs = _pending(p, ex)
@@ -191,8 +193,23 @@ def _each_pending(task: TrackTask, compute: Callable[[Extractor, TrackContext], 
             result = compute(ex, p.ctx)
             _store(p, ex, inputs, result, time.perf_counter() - t0)
         if i == last_stem_reader:
+            # and the mix's large analysis arrays made for them (recomputed if a mix-only
+            # extractor asks): a 10-minute track's timbral analysis beside them peaked at 1.5 GB
             p.ctx.release(p.ctx.stem_names)
+            p.ctx.drop_large(["mix"])
     return _close(p)
+
+
+def _prepare_stems(ctx: TrackContext, readers: list[Extractor]) -> None:
+    """Stem after stem, let the extractors that read stems measure what they will read of it
+    (:meth:`Extractor.prepare`), so each stem is decoded once and a long track's stems need
+    not be held together.  A failure here is met again by ``compute``, which records it."""
+    for stem in ctx.stem_names if readers else ():
+        for ex in readers:
+            try:
+                ex.prepare(ctx, stem)
+            except Exception:  # noqa: BLE001 - compute() reports it
+                log.debug("%s could not prepare %s", ex.name, stem, exc_info=True)
 
 
 def process_batch(tasks: list[TrackTask], extractors: tuple[Extractor, ...],

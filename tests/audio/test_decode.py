@@ -127,3 +127,17 @@ def test_an_mp3_that_holds_only_an_id3_tag(tmp_path):
     tag.write_bytes(b"ID3\x04\x00\x00\x00\x00\x02\x00" + b"\x00" * 256)  # a 256-byte tag and nothing after it
     with pytest.raises(AudioReadError, match="holds only an ID3 tag"):
         load_audio(tag)
+
+
+@pytest.mark.parametrize("channels", [1, 2, 6])
+def test_a_long_file_decoded_in_blocks_equals_soundfiles_whole_read(tmp_path, channels):
+    from sat_mir.audio import decode
+
+    rng = np.random.default_rng(channels)
+    x = (0.3 * rng.standard_normal((2 * decode._BLOCK + 123, channels))).astype(np.float32)
+    path = tmp_path / "long.flac"
+    sf.write(path, x, SR, subtype="PCM_24")
+    audio = load_audio(path)
+    ref, _ = sf.read(path, dtype="float32", always_2d=True)
+    assert audio.samples.shape == (channels, x.shape[0]) and audio.samples.flags.c_contiguous
+    np.testing.assert_array_equal(audio.samples, ref.T)

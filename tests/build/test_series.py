@@ -138,3 +138,23 @@ def test_the_demo_build_writes_series_beside_every_latent_and_into_the_shards(tm
         with tarfile.open(shard) as tar:
             members |= set(tar.getnames())
     assert {f"{iid}.series.npz" for iid in ids} <= members
+
+
+def test_the_blockwise_rms_and_momentary_loudness_equal_one_pass():
+    from scipy.signal import sosfilt
+
+    from sat_mir.audio.context import SignalContext
+    from sat_mir.features import series as S
+    from sat_mir.features.bs1770 import channel_weights, k_weighting_sos
+
+    rng = np.random.default_rng(2)
+    x = (0.2 * rng.standard_normal((2, 3 * S._BLOCK + 77))).astype(np.float32)
+    sig = SignalContext("stem", Audio(x, SR))
+    frames = int(x.shape[1] / SR * S.FPS) + 1
+    energy, n = S.frame_blocks(np.square(x.mean(axis=0, dtype=np.float32)), SR, frames)
+    np.testing.assert_array_equal(S._rms(sig, frames), np.sqrt(energy / np.maximum(n, 1)).astype(np.float32))
+    power = sum(w * S.frame_blocks(np.square(sosfilt(k_weighting_sos(SR).astype(np.float32), c)), SR, frames)[0]
+                for w, c in zip(channel_weights(2), x))
+    kernel = np.ones(S.MOMENTARY_FRAMES)
+    ref = -0.691 + 10 * np.log10(np.convolve(power, kernel, "same") / np.convolve(n.astype(float), kernel, "same"))
+    np.testing.assert_array_equal(S._momentary_lufs(sig, frames), np.maximum(ref, S.SILENCE_LUFS).astype(np.float32))

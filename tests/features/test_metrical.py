@@ -83,3 +83,26 @@ def test_choose_is_a_softmax_over_the_hypotheses():
     hidden = dict(linear, hidden={"W1": [[0.0], [5.0]], "b1": [0.0], "w2": [10.0]})
     q = choose(X, hidden)  # the hidden unit rewards the second feature: row 0 now beats row 1
     assert q[0] > q[1]
+
+
+def test_the_blockwise_tempogram_and_band_flux_equal_the_whole_array_ones():
+    import librosa
+
+    from sat_mir.features.metrical import BAND_EDGES_HZ, band_flux, mean_tempogram
+
+    rng = np.random.default_rng(5)
+    for n in (300, 2048, 5000, 9000):  # shorter than one block, and several blocks
+        env = np.abs(rng.standard_normal(n)).astype(np.float32)
+        whole = librosa.feature.tempogram(onset_envelope=env, sr=22050, hop_length=512, win_length=344)
+        np.testing.assert_allclose(mean_tempogram(env, 22050, 512)[:, 0], whole.mean(axis=1), rtol=0, atol=1e-12)
+        assert librosa.feature.tempo(tg=mean_tempogram(env, 22050, 512), sr=22050)[0] == \
+            librosa.feature.tempo(onset_envelope=env, sr=22050)[0]
+    freqs = np.fft.rfftfreq(2048, 1 / 22050)
+    for n in (1, 2, 2049, 2050, 4098, 5000):  # 2050 and 4098 end on a block of one difference
+        mag = np.abs(rng.standard_normal((1025, n))).astype(np.float32)
+        got = band_flux(mag, freqs)
+        for name, (lo, hi) in BAND_EDGES_HZ.items():  # the one-pass formula
+            m = mag[(freqs >= lo) & (freqs < hi)]
+            ref = np.concatenate([[0.0], np.maximum(np.diff(np.log1p(100.0 * m), axis=1), 0.0).sum(axis=0)])
+            assert got[name].dtype == np.float32
+            np.testing.assert_array_equal(got[name], ref.astype(np.float32))

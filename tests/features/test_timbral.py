@@ -177,3 +177,28 @@ def test_warmup_runs():
 
     Timbral.warmup()
     assert {spec.key for spec in Timbral.outputs} == KEYS
+
+
+def test_the_in_place_envelope_and_block_energies_equal_the_one_pass_formulas():
+    from sat_mir.features.envelopes import hold_decay_envelope
+    from sat_mir.features.timbral import _block_energy
+
+    rng = np.random.default_rng(0)
+    for n in (1000, 100003, 2_000_001):
+        x = rng.standard_normal(n).astype(np.float32) * np.linspace(0, 1, n, dtype=np.float32)
+        for block, hold_s in ((1, 0.0), (4, 0.01), (64, 0.5)):
+            k = n // block  # the formula the envelope is documented by
+            a = np.abs(x[: k * block]).reshape(k, block).max(axis=1).astype(np.float64)
+            fe = 44100 / block
+            hold, slope = int(hold_s * fe), a.max() / (0.1 * fe)
+            from scipy.ndimage import maximum_filter1d
+
+            m = np.arange(k, dtype=np.float64)
+            decayed = np.full(k, -np.inf)
+            decayed[hold + 1:] = np.maximum.accumulate(a + slope * m)[: k - hold - 1] - slope * (m[hold + 1:] - hold)
+            ref = np.maximum(maximum_filter1d(a, size=hold + 1, origin=hold // 2), decayed)
+            np.testing.assert_array_equal(hold_decay_envelope(x, 44100, block=block, decay_s=0.1, hold_s=hold_s), ref)
+        padded = np.zeros(-(-n // 256) * 256, dtype=np.float32)
+        padded[:n] = x
+        np.testing.assert_array_equal(_block_energy(x, 256),
+                                      np.square(padded).reshape(-1, 256).sum(axis=1, dtype=np.float64))
