@@ -8,8 +8,9 @@ drums, bass and other stems) and adds a fourth, ``vocals`` (the other stem three
 at a third of its level, added to the mix too), so the track has the four stems Demucs writes.
 Then extracts it once per ``--signals-mb`` value (the bound on what a track's decoded signals
 and their shared analysis hold, ``conf/extract.yaml``), each time into a fresh output folder,
-and prints the peak RSS (``wait4``), CPU seconds and wall seconds of each process.  The
-process's numba cache is warmed first on a 10-s clip.  Prints figures; asserts nothing.
+and prints the peak RSS (``wait4``), CPU seconds and wall seconds of each process, after an
+untimed run that fills numba's cache (a first run on a long track also compiles: about 0.25 GB
+more).  Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -69,16 +70,9 @@ def main() -> None:
         env["SAT_MIR_CACHE"] = str(tmp / "cache")
         extract = [sys.executable, "-m", "sat_mir.extract", "+dataset=mine", "separation=none", "jobs=1",
                    "progress=false", f"extractors={EXTRACTORS}"]
-        warm = tmp / "warm"
-        warm.mkdir()
-        import soundfile as sf
-
-        song = next(library.iterdir())
-        for f in song.iterdir():  # a 10-s clip of the same track: fills numba's cache, untimed
-            x, sr = sf.read(str(f), frames=10 * sf.info(str(f)).samplerate, always_2d=True)
-            (warm / "clip").mkdir(exist_ok=True)
-            sf.write(str(warm / "clip" / f.name), x, sr)
-        run([*extract, f"dataset.root={warm}", f"dataset.output={tmp / 'warm-out'}"], env)
+        # an untimed run on the same track first: numba compiles the specialisations this
+        # track's arrays need into the cache (a user's first run; 0.25 GB of compiler memory)
+        run([*extract, f"dataset.root={library}", f"dataset.output={tmp / 'warm-out'}"], env)
         print(f"one track of {args.minutes:g} min, mix + drums, bass, other, vocals (44.1 kHz stereo), "
               f"the DSP extractors, jobs=1")
         for i, bound in enumerate(args.signals_mb.split(",")):
