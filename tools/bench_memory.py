@@ -8,21 +8,21 @@ drums, bass and other stems) and adds a fourth, ``vocals`` (the other stem three
 at a third of its level, added to the mix too), so the track has the four stems Demucs writes.
 Then extracts it once per ``--signals-mb`` value (the bound on what a track's decoded signals
 and their shared analysis hold, ``conf/extract.yaml``), each time into a fresh output folder,
-and prints the peak RSS (``wait4``), CPU seconds and wall seconds of each process, after an
-untimed run that fills numba's cache (a first run on a long track also compiles: about 0.25 GB
-more).  Prints figures; asserts nothing.
+and prints the peak RSS (``wait4``, through ``tools/peak_rss.py``: the process's own), CPU
+seconds and wall seconds of each process, after an untimed run (a user's first run also probes
+the JIT cache once, in a process of its own).  Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))  # the sibling tools: make_eval_corpus, peak_rss
+from peak_rss import measure  # noqa: E402
 
 EXTRACTORS = "[info,loudness,rhythm,stem_rhythm,spectral,peaks,tonal,chords,timbral,series]"
 THREADS = {v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
@@ -32,10 +32,7 @@ def render(folder: Path, minutes: float) -> Path:
     import numpy as np
     import soundfile as sf
 
-    spec = importlib.util.spec_from_file_location("make_eval_corpus", Path(__file__).with_name("make_eval_corpus.py"))
-    corpus = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = corpus  # its dataclasses look their module up there
-    spec.loader.exec_module(corpus)
+    import make_eval_corpus as corpus  # a sibling tool (see sys.path above)
     corpus.make_corpus(folder, songs=1, seconds=minutes * 60, seed=5, jobs=1, styles=["rock"])
     song = next((folder / "library").iterdir())
     other, sr = sf.read(str(song / "other.flac"), dtype="float32", always_2d=True)
@@ -47,14 +44,11 @@ def render(folder: Path, minutes: float) -> Path:
 
 
 def run(cmd: list[str], env: dict) -> tuple[float, float, float]:
-    """(wall s, CPU s, peak RSS MB) of one process."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    err = proc.stderr.read().decode(errors="replace")
-    _, status, usage = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"extraction failed:\n{err[-2000:]}")
-    return time.perf_counter() - t0, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    """(wall s, CPU s, peak RSS MB) of one process, its own (tools/peak_rss.py: not this one's render)."""
+    m = measure(cmd, env)
+    if m.returncode != 0:
+        raise SystemExit(f"extraction failed:\n{m.stderr[-2000:]}")
+    return m.wall_s, m.cpu_s, m.rss_mb
 
 
 def main() -> None:
@@ -70,8 +64,7 @@ def main() -> None:
         env["SAT_MIR_CACHE"] = str(tmp / "cache")
         extract = [sys.executable, "-m", "sat_mir.extract", "+dataset=mine", "separation=none", "jobs=1",
                    "progress=false", f"extractors={EXTRACTORS}"]
-        # an untimed run on the same track first: numba compiles the specialisations this
-        # track's arrays need into the cache (a user's first run; 0.25 GB of compiler memory)
+        # an untimed run on the same track first: the file in the page cache, the JIT probe done
         run([*extract, f"dataset.root={library}", f"dataset.output={tmp / 'warm-out'}"], env)
         print(f"one track of {args.minutes:g} min, mix + drums, bass, other, vocals (44.1 kHz stereo), "
               f"the DSP extractors, jobs=1")

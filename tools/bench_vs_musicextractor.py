@@ -5,12 +5,12 @@
 What a user would run instead of sat-mir for per-track features is Essentia's MusicExtractor
 (C++, installed with essentia-tensorflow).  Both run as their own process on the same mixes
 (no stems: ``separation=none``), pinned to one CPU core (``taskset``, one thread per library),
-timed from start to exit, with the peak resident memory of that process (``wait4``):
+timed from start to exit, with the peak resident memory of that process (``wait4`` through ``tools/peak_rss.py``):
 
 - **sat-mir**: ``python -m sat_mir.extract`` with the default extractors as they resolve here
   (model extractors without weights are off), ``jobs=1``, into a fresh output folder, after an
-  untimed run on a 10-s clip that fills numba's compiled-code cache as a user's first run does
-  (``--cold`` times a first run instead);
+  untimed run on a 10-s clip that does a user's first-run work (the JIT cache probe, in a process
+  of its own) (``--cold`` times a first run instead);
 - **MusicExtractor**: ``essentia.standard.MusicExtractor()`` with its defaults on each file.
 
 The mixes are realistic renders (``tools/make_eval_corpus.py``: General MIDI songs through
@@ -21,14 +21,14 @@ Prints seconds, × real time and peak RSS for each and the throughput ratio; nev
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))  # the sibling tools: make_eval_corpus, peak_rss
+from peak_rss import measure  # noqa: E402
 
 AUDIO = (".flac", ".wav", ".mp3", ".m4a", ".ogg")
 THREADS = {v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
@@ -45,10 +45,7 @@ for path in sys.argv[1:]:
 
 
 def render(folder: Path, tracks: int, minutes: float) -> list[Path]:
-    spec = importlib.util.spec_from_file_location("make_eval_corpus", Path(__file__).with_name("make_eval_corpus.py"))
-    corpus = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = corpus  # its dataclasses look their module up there
-    spec.loader.exec_module(corpus)
+    import make_eval_corpus as corpus  # a sibling tool (see sys.path above)
     corpus.make_corpus(folder / "corpus", songs=tracks, seconds=minutes * 60, seed=5, jobs=2,
                        styles=["pop", "rock", "bossa", "swing", "waltz"])
     library = folder / "library"
@@ -65,14 +62,10 @@ def run(cmd: list[str], env: dict) -> tuple[float, float, float]:
     """(wall s, CPU s, peak RSS MB) of one process, pinned to CPU 0 where taskset exists."""
     if shutil.which("taskset"):
         cmd = ["taskset", "-c", "0", *cmd]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    err = proc.stderr.read().decode(errors="replace")
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(cmd[:6])} ... failed:\n{err[-2000:]}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    m = measure(cmd, env)  # the process's own peak, not this one's renders
+    if m.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:6])} ... failed:\n{m.stderr[-2000:]}")
+    return m.wall_s, m.cpu_s, m.rss_mb
 
 
 def main() -> None:
@@ -99,7 +92,7 @@ def main() -> None:
                    "progress=false"]
         ours_env = {**env, "SAT_MIR_CACHE": str(tmp / "cache")}
         if not args.cold:
-            # a user's runs after the first find numba's compiled code cached: warm it on 10 s of one file
+            # a user's runs after the first find the JIT probe done: do it on 10 s of one file
             warm = tmp / "warm"
             warm.mkdir()
             x, sr = sf.read(str(files[0]), frames=int(10 * sf.info(str(files[0])).samplerate), always_2d=True)

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from sat_mir.audio.decode import Audio, load_audio, probe_header
+from sat_mir.audio.filterbanks import mel_filters, onset_strength, power_to_db
 from sat_mir.audio.resample import resample
 
 __all__ = ["STEM_NAMES", "SignalContext", "Spectrogram", "SIGNALS_MB", "TrackContext", "stft_blocks", "stft_frames", "stft_magnitude"]
@@ -207,17 +208,15 @@ class SignalContext:
         """Spectral-flux onset strength (librosa's mel flux) of the mono signal at ``sr``."""
 
         def compute() -> np.ndarray:
-            import librosa
-
             # from the shared STFT (the same spectrogram chroma and low-band flux read), not a second
             # one; librosa.feature.melspectrogram's product, in blocks so no power spectrogram of the
             # whole signal is held beside the magnitudes
             mag = self.stft_magnitude(sr=sr, n_fft=2048, hop=hop)
-            basis = librosa.filters.mel(sr=sr, n_fft=2048).astype(np.float32)
+            basis = mel_filters(sr, 2048)
             mel = np.empty((basis.shape[0], mag.shape[1]), dtype=np.float32)
             for s in range(0, mag.shape[1], 2048):
                 mel[:, s:s + 2048] = basis @ np.square(mag[:, s:s + 2048])
-            env = librosa.onset.onset_strength(S=librosa.power_to_db(mel), sr=sr, hop_length=hop)
+            env = onset_strength(power_to_db(mel), hop=hop)
             return env.astype(np.float32)
 
         return self.memo(("onset_env", sr, hop), compute)

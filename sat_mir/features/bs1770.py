@@ -63,6 +63,24 @@ def channel_weights(channels: int) -> np.ndarray:
     return np.ones(channels)
 
 
+_BLOCK = 1 << 18  # samples per channel filtered together
+
+# An IIR filter fed exact zeros (digital silence: a stem that rests, a padded intro) decays into
+# subnormal floats, which the CPU computes 10-50x slower: a 3-minute drum stem with rests took
+# 0.84 s to K-weight instead of 0.10 s.  A +-1e-15 dither at the Nyquist rate keeps the filter's
+# state normal; it leaves the K-filter at about 1.6e-15, adding ~1e-26 to a 100-ms chunk's
+# energy: nothing at float32 precision beside any sound, and silence stays ~190 LU below the
+# -70 LUFS gate.
+DITHER = 1e-15
+
+
+def denormal_guard(block: np.ndarray) -> np.ndarray:
+    """``block`` (``[..., samples]`` float32) plus the +-:data:`DITHER` alternation (a copy)."""
+    guard = np.full(block.shape[-1], DITHER, dtype=np.float32)
+    guard[1::2] = -DITHER
+    return block + guard
+
+
 def _chunk_energy(samples: np.ndarray, sr: int) -> np.ndarray:
     """Energy ``[channels, chunks]`` of the K-weighted signal in consecutive 100 ms chunks.
 
@@ -73,11 +91,20 @@ def _chunk_energy(samples: np.ndarray, sr: int) -> np.ndarray:
     0.00001 LU, at a fifth of the cost of squaring into a temporary).
     """
     x = np.atleast_2d(np.asarray(samples, dtype=np.float32))
-    y = sosfilt(k_weighting_sos(sr).astype(np.float32), x, axis=-1)
+    sos = k_weighting_sos(sr).astype(np.float32)
     step = int(round(0.1 * sr))
-    n = y.shape[-1] // step
-    v = y[:, : n * step].reshape(y.shape[0], n, step)
-    return np.einsum("cnk,cnk->cn", v, v).astype(np.float64)
+    n = x.shape[-1] // step
+    out = np.empty((x.shape[0], n), dtype=np.float32)
+    # the filter a block of chunks at a time, its state carried across (the same samples as one
+    # pass): no K-weighted copy of the whole signal (64 MB for a 3-minute stereo track)
+    state = np.zeros((sos.shape[0], x.shape[0], 2), dtype=np.float32)
+    per = max(1, _BLOCK // step)
+    for a in range(0, n, per):
+        b = min(a + per, n)
+        y, state = sosfilt(sos, denormal_guard(x[:, a * step:b * step]), axis=-1, zi=state)
+        v = y.reshape(x.shape[0], b - a, step)
+        out[:, a:b] = np.einsum("cnk,cnk->cn", v, v)
+    return out.astype(np.float64)
 
 
 def _window_power(chunks: np.ndarray, sr: int, window_s: float) -> np.ndarray:

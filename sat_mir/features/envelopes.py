@@ -14,6 +14,8 @@ import numpy as np
 from scipy.ndimage import convolve1d, maximum_filter1d
 from scipy.signal import lfilter
 
+from sat_mir.features.onset_detect import onset_detect
+
 __all__ = ["attack_start", "attack_time", "hold_decay_envelope", "note_onsets", "rt60_blind"]
 
 
@@ -90,10 +92,7 @@ def note_onsets(env: np.ndarray, env_rate: float, strength: np.ndarray, strength
     10 % of the envelope's range, that follow the previous one within 100 ms, or
     whose segment never reaches an onset strength of ``min_strength``.
     """
-    import librosa
-
-    times = librosa.onset.onset_detect(onset_envelope=strength, sr=onset_sr, hop_length=onset_hop,
-                                       backtrack=True, units="time")
+    times = (onset_detect(strength, sr=onset_sr, hop=onset_hop, backtrack=True) * onset_hop) / float(onset_sr)
     if times.size == 0:
         return np.zeros(0, dtype=np.int64)
     dyn = float(env.max() - env.min())
@@ -191,20 +190,34 @@ def rt60_blind(x: np.ndarray, sr: int, *, grid: np.ndarray, min_decays: int = 10
     """
     grid = np.asarray(grid, dtype=np.float64)
     down = 2 if sr > 8000 else 1
-    h = np.asarray(x[::down], dtype=np.float64)
     shift = max(1, round(sr / 240 / down))  # frame shift: 200 samples at 24 kHz
-    nb = h.size // shift
+    nb = -(-x.size // down) // shift
     frames = nb - 7 * 7 + 1
     if frames <= 0:
         raise ValueError(f"too short for the RT60 estimator ({x.size / sr:.2f} s)")
-    blocks = h[: nb * shift].reshape(nb, shift)
+    # per block of `shift` decimated samples: max, min, sum of squares, sum, and the moments
+    # sum(r^q·|h_r|) of the likelihood's expansion; a few thousand blocks at a time, so no
+    # float64 copies of the whole signal are held (three of them were 96 MB for 3 minutes)
+    r = np.arange(shift, dtype=np.float64)
+    powers = [r**q for q in range(4)]
+    bmax, bmin, bsq, bsum = (np.empty(nb) for _ in range(4))
+    moment_rows = np.empty((nb, 4))
+    step = 4096
+    for s in range(0, nb, step):
+        e = min(s + step, nb)
+        blocks = np.asarray(x[s * shift * down:e * shift * down:down], dtype=np.float64).reshape(e - s, shift)
+        bmax[s:e], bmin[s:e] = blocks.max(axis=1), blocks.min(axis=1)
+        bsq[s:e], bsum[s:e] = (blocks**2).sum(axis=1), blocks.sum(axis=1)
+        mag = np.abs(blocks)
+        for q in range(4):
+            moment_rows[s:e, q] = mag @ powers[q]
 
     def sub(values: np.ndarray, how) -> np.ndarray:  # statistics of 7-block sub-frames
         return how(np.lib.stride_tricks.sliding_window_view(values, 7), axis=1)
 
     n_sub = 7 * shift
-    top, bottom = sub(blocks.max(axis=1), np.max), sub(blocks.min(axis=1), np.min)
-    var = sub((blocks**2).sum(axis=1), np.sum) / n_sub - (sub(blocks.sum(axis=1), np.sum) / n_sub) ** 2
+    top, bottom = sub(bmax, np.max), sub(bmin, np.min)
+    var = sub(bsq, np.sum) / n_sub - (sub(bsum, np.sum) / n_sub) ** 2
     at = np.arange(frames)[:, None] + 7 * np.arange(7)[None, :]
     v, hi, lo = var[at], top[at], bottom[at]
     falling = (v[:, 1:] < v[:, :-1]) & (hi[:, 1:] < hi[:, :-1]) & (lo[:, 1:] > lo[:, :-1])
@@ -212,9 +225,7 @@ def rt60_blind(x: np.ndarray, sr: int, *, grid: np.ndarray, min_decays: int = 10
     cand = np.flatnonzero(run >= 3)
     # ML fit: sigma_T = mean(exp(lam_T·n)·|h_n|), log-likelihood -N·ln(sigma_T) + lam_T·N(N-1)/2.
     lam = 3.0 * math.log(10.0) / (grid * sr / down)
-    mag = np.abs(blocks)
-    r = np.arange(shift, dtype=np.float64)
-    moments = [mag @ r**q for q in range(4)]  # per block: sum of r^q·|h|
+    moments = [np.ascontiguousarray(moment_rows[:, q]) for q in range(4)]  # per block: sum of r^q·|h|
     est = np.empty(cand.size, dtype=np.int64)
     for length in range(3, 7):
         sel = np.flatnonzero(run[cand] == length)

@@ -46,6 +46,7 @@ from importlib import resources
 
 import numpy as np
 
+from sat_mir.audio.filterbanks import normalize
 from sat_mir.errors import ExtractorError
 from sat_mir.features.beat_dp import track_beats
 
@@ -267,27 +268,43 @@ def mean_tempogram(env: np.ndarray, sr: float, hop: int, *, block: int = 2048) -
     """``librosa.feature.tempogram(onset_envelope=env, ...)`` averaged over frames, ``[lags, 1]``
     (what ``librosa.feature.tempo`` aggregates with its default ``np.mean``), computed a block of
     frames at a time: librosa's whole autocorrelation tempogram of a 10-minute envelope held
-    0.45 GB of float64 FFTs at once, the peak of a long track's extraction."""
-    import librosa
+    0.45 GB of float64 FFTs at once, the peak of a long track's extraction.  In numpy and scipy
+    (librosa's steps, the same values: tests/features/test_metrical.py), so no numba is loaded."""
+    import scipy.fft
+    import scipy.signal
 
-    win = int(librosa.time_to_frames(8.0, sr=sr, hop_length=hop))  # tempo's default ac_size
-    window = librosa.filters.get_window("hann", win, fftbins=True)
+    win = int(8.0 * sr) // hop  # tempo's default ac_size, 8 s
+    window = scipy.signal.get_window("hann", win, fftbins=True)
     padded = np.pad(env, (win // 2, win // 2), mode="linear_ramp", end_values=[0, 0])
-    frames = librosa.util.frame(padded, frame_length=win, hop_length=1)[:, : env.shape[-1]]
+    frames = np.lib.stride_tricks.sliding_window_view(padded, win).T[:, : env.shape[-1]]
+    n_pad = scipy.fft.next_fast_len(2 * win - 1, real=True)
     total = np.zeros(win)
     for s in range(0, frames.shape[1], block):
-        chunk = librosa.autocorrelate(frames[:, s:s + block] * window[:, None], axis=0)
-        total += librosa.util.normalize(chunk, norm=np.inf, axis=0).sum(axis=1)
+        spectrum = np.fft.rfft(frames[:, s:s + block] * window[:, None], n=n_pad, axis=0)
+        chunk = np.fft.irfft(spectrum.real ** 2 + spectrum.imag ** 2, n=n_pad, axis=0)[:win]
+        total += normalize(chunk, norm=np.inf, axis=0).sum(axis=1)
     return (total / frames.shape[1])[:, None]
+
+
+def tempo_of(tempogram: np.ndarray, sr: float, hop: int, *, start_bpm: float = 120.0,
+             max_tempo: float = 320.0) -> float:
+    """The tempo (BPM) of a mean tempogram ``[lags, 1]``: the lag whose log-compressed strength
+    plus a log-normal prior (one octave wide, centred at ``start_bpm``) is largest, below
+    ``max_tempo`` (``librosa.feature.tempo(tg=...)``)."""
+    bpms = np.zeros(tempogram.shape[-2])
+    bpms[0] = np.inf
+    bpms[1:] = 60.0 * sr / (hop * np.arange(1.0, bpms.size))
+    logprior = -0.5 * (np.log2(bpms) - np.log2(start_bpm)) ** 2
+    logprior[: int(np.argmax(bpms < max_tempo))] = -np.inf
+    strength = np.log1p(1e6 * np.mean(tempogram, axis=-1, keepdims=True)) + logprior[:, None]
+    return float(bpms[int(np.argmax(strength[:, 0]))])
 
 
 def beat_candidates(inp: RhythmInputs, *, tightness: float = 100.0) -> list[Candidate]:
     """The candidate beat grids of :func:`choose_beats` (see the module docstring)."""
-    import librosa
-
     sr_equiv = int(round(inp.fps * 512))  # librosa reads the frame rate as sr / hop
     env = inp.env
-    bpm0 = float(librosa.feature.tempo(tg=mean_tempogram(env, sr_equiv, 512), sr=sr_equiv, hop_length=512)[0])
+    bpm0 = tempo_of(mean_tempogram(env, sr_equiv, 512), sr_equiv, 512)
     out: list[Candidate] = []
     for ratio in RATIOS:
         target = bpm0 * ratio

@@ -14,6 +14,8 @@ from sat_mir.features.registry import Extractor, ExtractorResult, OutputSpec, re
 
 __all__ = ["Peaks", "saturated_spans", "true_peak"]
 
+_BLOCK = 1 << 18  # samples per channel looked at together
+
 
 def true_peak(samples: np.ndarray, sr: int) -> float:
     """Largest absolute value of the signal oversampled to at least 176.4 kHz (linear).
@@ -25,16 +27,26 @@ def true_peak(samples: np.ndarray, sr: int) -> float:
     """
     x = np.atleast_2d(np.asarray(samples, dtype=np.float32))
     factor = max(1, int(np.ceil(176400 / sr)))
-    a = np.abs(x)
-    sample_peak = float(a.max())
+    n = x.shape[1]
+    # |x| a block at a time (with one sample of context each side): no copy of the whole signal
+    sample_peak = max((float(np.abs(x[:, s:s + _BLOCK]).max()) for s in range(0, n, _BLOCK)), default=0.0)
     if factor == 1 or sample_peak == 0.0:
         return sample_peak
     half = 24  # context each side: longer than the interpolation filter's reach
-    n = a.shape[1]
-    inner = a[:, 1:-1]
-    is_max = (inner >= a[:, :-2]) & (inner >= a[:, 2:]) & (inner >= sample_peak * 10 ** (-6 / 20))
-    ch, idx = np.nonzero(is_max)
-    idx = idx + 1
+    floor = sample_peak * 10 ** (-6 / 20)
+    found = []
+    for s in range(1, n - 1, _BLOCK):  # local maxima at s .. e-1 within 6 dB of the peak
+        e = min(s + _BLOCK, n - 1)
+        a = np.abs(x[:, s - 1:e + 1])
+        inner = a[:, 1:-1]
+        is_max = (inner >= a[:, :-2]) & (inner >= a[:, 2:]) & (inner >= floor)
+        c, i = np.nonzero(is_max)
+        found.append((c, i + s))
+    if not found:
+        return sample_peak
+    ch, idx = (np.concatenate(v) for v in zip(*found))
+    order = np.lexsort((idx, ch))  # channel by channel, as one pass over the whole signal finds them
+    ch, idx = ch[order], idx[order]
     keep = (idx >= half) & (idx < n - half)
     ch, idx = ch[keep], idx[keep]
     if idx.size == 0:
@@ -69,7 +81,9 @@ def saturated_spans(samples: np.ndarray, sr: int, *, threshold: float, frame: in
     n = x.shape[1] // frame
     if n == 0:
         return 0.0, 0
-    peaks = np.abs(x[:, : n * frame]).reshape(x.shape[0], n, frame).max(axis=(0, 2))
+    per = max(1, _BLOCK // frame)  # frames per block: no |x| of the whole signal at once
+    peaks = np.concatenate([np.abs(x[:, s * frame:min(s + per, n) * frame]).reshape(x.shape[0], -1, frame)
+                            .max(axis=(0, 2)) for s in range(0, n, per)])
     flagged = np.flatnonzero(peaks >= threshold)
     if flagged.size == 0:
         return 0.0, 0

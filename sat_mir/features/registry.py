@@ -145,6 +145,10 @@ class Extractor(ABC):
     device: ClassVar[str] = "cpu"
     outputs: ClassVar[tuple[OutputSpec, ...]]
     needs: ClassVar[Needs] = Needs()
+    # Reads the samples into large analysis arrays of its own and no large shared ones (the
+    # context's spectrograms): the worker runs it first among the mix-only extractors, when
+    # those shared arrays are let go, so its peak does not stack on theirs.
+    own_analysis: ClassVar[bool] = False
 
     @dataclass(frozen=True)
     class Config:

@@ -14,7 +14,9 @@ from functools import lru_cache
 import numpy as np
 
 from sat_mir.audio.context import SignalContext, TrackContext
+from sat_mir.audio.filterbanks import fft_frequencies
 from sat_mir.errors import ConfigError, ExtractorError, MissingExtraError, WeightsError
+from sat_mir.features.onset_detect import onset_detect
 from sat_mir.features.metrical import (
     Metrical,
     RhythmInputs,
@@ -54,10 +56,8 @@ def onsets_of(sig: SignalContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(onset envelope, onset times in s, envelope strength at each onset) of a signal, memoised."""
 
     def compute():
-        import librosa
-
         env = sig.onset_envelope(sr=SR, hop=HOP)
-        frames = librosa.onset.onset_detect(onset_envelope=env, sr=SR, hop_length=HOP, backtrack=False)
+        frames = onset_detect(env, sr=SR, hop=HOP)
         return env, _times(frames), env[frames].astype(np.float64)
 
     return sig.memo(("onsets", SR, HOP), compute)
@@ -76,10 +76,8 @@ def _sounding(ctx: TrackContext, name: str) -> bool:
 
 
 def _bands(sig: SignalContext) -> dict[str, np.ndarray]:
-    import librosa
-
     return sig.memo(("band_flux", SR, HOP), lambda: band_flux(sig.stft_magnitude(sr=SR, n_fft=2048, hop=HOP),
-                                                              librosa.fft_frequencies(sr=SR, n_fft=2048)))
+                                                              fft_frequencies(SR, 2048)))
 
 
 def prepare_rhythm_inputs(ctx: TrackContext, stem: str) -> None:
@@ -98,8 +96,6 @@ def rhythm_inputs(ctx: TrackContext, *, use_stems: bool = True) -> RhythmInputs:
     """What :func:`sat_mir.features.metrical.analyse` reads, from the context's shared front ends:
     the mix's onset envelope and band flux, the drums stem's band flux and the bass stem's
     onset envelope when they sound, and the chroma of the harmonic content (tonal frames)."""
-    import librosa
-
     mix = ctx.mix
     env = mix.onset_envelope(sr=SR, hop=HOP)
     drums = _sounding(ctx, "drums") if use_stems else False
@@ -308,18 +304,6 @@ class Rhythm(UsesBeatGrid):
         defined_min_beats: int = 15  # the seed's bpm_is_defined conditions
         defined_max_cv: float = 0.1
 
-
-    @classmethod
-    def warmup(cls) -> None:
-        from pathlib import Path
-
-        from sat_mir.audio.decode import Audio
-
-        sr = 22050
-        clicks = np.zeros((1, sr * 6), dtype=np.float32)
-        clicks[0, :: sr // 2] = 1.0  # 120 BPM
-        ctx = TrackContext({"mix": Path("<warmup>")}, loader=lambda _: Audio(clicks, sr))
-        cls().compute(ctx)
 
     def compute(self, ctx: TrackContext) -> ExtractorResult:
         c = self.config

@@ -31,6 +31,7 @@ import io
 import numpy as np
 
 from sat_mir.audio.context import SignalContext, TrackContext, stft_frames
+from sat_mir.audio.filterbanks import chroma_filters, normalize
 from sat_mir.errors import ExtractorError
 from sat_mir.features.registry import ExtractorResult, OutputSpec, register
 from sat_mir.features.rhythm import LATENCY_FRAMES, UsesBeatGrid, grid_settings, metrical_of
@@ -94,7 +95,7 @@ def _stem_rms(sig: SignalContext, frames: int) -> np.ndarray:
 def _momentary_lufs(sig: SignalContext, frames: int) -> np.ndarray:
     from scipy.signal import sosfilt
 
-    from sat_mir.features.bs1770 import channel_weights, k_weighting_sos
+    from sat_mir.features.bs1770 import channel_weights, denormal_guard, k_weighting_sos
 
     x = np.atleast_2d(sig.samples)
     weights = channel_weights(x.shape[0])
@@ -107,7 +108,7 @@ def _momentary_lufs(sig: SignalContext, frames: int) -> np.ndarray:
         # pass, with only the squares signal-long
         state = np.zeros((sos.shape[0], 2), dtype=np.float32)
         for a in range(0, x.shape[-1], _BLOCK):
-            y, state = sosfilt(sos, x[c, a:a + _BLOCK], zi=state)
+            y, state = sosfilt(sos, denormal_guard(x[c, a:a + _BLOCK]), zi=state)  # _BLOCK is even
             squares[a:a + y.shape[0]] = np.square(y)
         energy, count = frame_blocks(squares, sig.sr, frames)
         power += weights[c] * energy
@@ -117,6 +118,14 @@ def _momentary_lufs(sig: SignalContext, frames: int) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         lufs = _LUFS_OFFSET + 10.0 * np.log10(summed / np.maximum(samples, 1))
     return np.where(np.isfinite(lufs) & (lufs > SILENCE_LUFS), lufs, SILENCE_LUFS).astype(np.float32)
+
+
+def _chroma(mag: np.ndarray) -> np.ndarray:
+    """``librosa.feature.chroma_stft(S=mag**2, sr=SR, n_fft=2048, tuning=0.0)``: the chroma
+    filters' product with the power spectrum, each frame scaled to a maximum of 1 (the same
+    values, without importing librosa's numba)."""
+    raw = np.einsum("cf,ft->ct", chroma_filters(SR, 2048), mag ** 2, optimize=True)
+    return normalize(raw, norm=np.inf, axis=-2).astype(np.float32)
 
 
 def _centroid(mag: np.ndarray) -> np.ndarray:
@@ -162,8 +171,6 @@ class Series(UsesBeatGrid):
         _stem_rms(ctx.stem(stem), stft_frames(ctx.mix.mono_at(SR).shape[-1], 2048, HOP))
 
     def compute(self, ctx: TrackContext) -> ExtractorResult:
-        import librosa
-
         mix = ctx.mix
         if mix.samples.size == 0:
             raise ExtractorError("the mix is empty")
@@ -179,7 +186,7 @@ class Series(UsesBeatGrid):
             "beat_phase": phase_at(times, grid.beats),
             "downbeat_phase": phase_at(times, grid.downbeats),
             # tuned to A440: librosa's tuning estimate would cost more than every other series together
-            "chroma": librosa.feature.chroma_stft(S=mag**2, sr=SR, n_fft=2048, tuning=0.0).astype(np.float32),
+            "chroma": _chroma(mag),
             "spectral_centroid": _centroid(mag),
             "rms_mix": _rms(mix, frames),
         }

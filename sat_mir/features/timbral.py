@@ -82,6 +82,7 @@ class Timbral(Extractor):
     needs = Needs(min_seconds=1.0, min_sound_s=1.0, music=True)
     version = "1"
     signals = ("mix",)
+    own_analysis = True  # its own spectrogram and envelopes of the 44.1-kHz mono
     outputs = (
         OutputSpec("brightness", "AC score", "apparent brightness (Audio Commons regression)", _SCORE),
         OutputSpec("depth", "AC score", "apparent depth (Audio Commons regression)", _SCORE),
@@ -108,19 +109,6 @@ class Timbral(Extractor):
         rt60_max_s: float = 3.0
         rt60_steps: int = 70
         rt60_min_decays: int = 10
-
-    @classmethod
-    def warmup(cls) -> None:
-        from pathlib import Path
-
-        from sat_mir.audio.decode import Audio
-
-        rng = np.random.default_rng(0)
-        clicks = np.zeros((1, 2 * SR), dtype=np.float32)
-        for start in range(SR // 20, clicks.shape[1] - SR // 10, SR // 4):
-            clicks[0, start:start + 2000] = rng.standard_normal(2000) * np.exp(-np.arange(2000) / 300.0)
-        ctx = TrackContext({"mix": Path("<warmup>")}, loader=lambda _: Audio(clicks, SR))
-        cls().compute(ctx)
 
     def compute(self, ctx: TrackContext) -> ExtractorResult:
         c = self.config
@@ -303,13 +291,21 @@ def _brightness(a: _Analysis) -> float:
 
 
 def _depth(a: _Analysis) -> float:
-    spec = a.power * _butter_power(a.freqs, 20.0, "high").astype(np.float32)
-    tpower = spec.sum(axis=1, dtype=np.float64)
+    # the 20-Hz high-passed spectrogram's frame sums, low-pass products and long-term spectrum,
+    # a block of frames at a time (a second whole spectrogram was the timbral peak: 64 MB at 3 min)
+    hp20 = _butter_power(a.freqs, 20.0, "high").astype(np.float32)
+    lp2k, lp500 = _butter_power(a.freqs, 2000.0, "low"), _butter_power(a.freqs, 500.0, "low")
+    weights = np.stack([lp2k, lp2k * a.freqs, lp500], axis=1).astype(np.float32)
+    frames = a.power.shape[0]
+    tpower, low, total = np.empty(frames), np.empty((frames, 3), dtype=np.float32), np.zeros(a.power.shape[1])
+    for s in range(0, frames, 1024):
+        spec = a.power[s:s + 1024] * hp20
+        tpower[s:s + 1024] = spec.sum(axis=1, dtype=np.float64)
+        low[s:s + 1024] = spec @ weights
+        total += spec.sum(axis=0, dtype=np.float64)
     # Frames under -60 dB ('spectrum'-scaled power of the peak-normalised signal; 1.363 = N·Σw²/(Σw)²
     # of the original's Hamming window) count with a lower centroid and ratio of 0.
     active = a.frame_ms * 1.363 / float(np.max(np.abs(a.x))) ** 2 > 1e-3
-    lp2k, lp500 = _butter_power(a.freqs, 2000.0, "low"), _butter_power(a.freqs, 500.0, "low")
-    low = spec @ np.stack([lp2k, lp2k * a.freqs, lp500], axis=1).astype(np.float32)
     centroid = np.divide(low[:, 1], low[:, 0], out=np.zeros(low.shape[0]), where=active & (low[:, 0] > 0))
     m_centroid = min(_mean(centroid, tpower), 2000.0)
     m_ratio = float(np.sum(np.where(active, low[:, 2], 0.0)) / np.sum(tpower))
@@ -329,7 +325,6 @@ def _depth(a: _Analysis) -> float:
         durations.append((below[0] if below.size else post.size) * 256 / SR)
     m_decay = _log10(float(np.mean(durations)), "the mean decay time")
     # Pitch proxy: the lowest peak of the long-term spectrum.
-    total = spec.sum(axis=0, dtype=np.float64)
     _, _, peak_f, _ = spectral_peaks((total - total.min()) / max(total.max() - total.min(), 1e-300),
                                      threshold=0.01, freqs=a.freqs)
     pitch = math.log10(float(peak_f[peak_f > 0].min())) if np.any(peak_f > 0) else 0.0
@@ -381,12 +376,19 @@ def _hardness(a: _Analysis) -> float:
 def _bandwidth(a: _Analysis) -> np.ndarray:
     """Per-frame bandwidth (Hz): 5 % cumulative roll-on to the highest bin whose density-scaled
     magnitude reaches −75 dB; 0 for frames below 10 % of the frames' level range."""
-    mag = np.sqrt(a.power / np.float32(SR * a.win_energy / N_FFT))  # scipy's 'density' magnitude |X|/√(fs·Σw²)
-    level = mag.sum(axis=1, dtype=np.float64)
-    above = mag >= 10.0 ** (-75.0 / 20.0)
-    top = mag.shape[1] - 1 - np.argmax(above[:, ::-1], axis=1)
-    rollon = np.argmax(np.cumsum(mag, axis=1) >= np.float32(0.05) * level[:, None].astype(np.float32), axis=1)
-    keep = (level > level.min() + 0.1 * (level.max() - level.min())) & above.any(axis=1)
+    frames = a.power.shape[0]
+    level, top, rollon = np.empty(frames), np.empty(frames, dtype=np.intp), np.empty(frames, dtype=np.intp)
+    sounding = np.empty(frames, dtype=bool)
+    scale = np.float32(SR * a.win_energy / N_FFT)
+    for s in range(0, frames, 1024):  # a block of frames at a time: no second spectrogram held
+        mag = np.sqrt(a.power[s:s + 1024] / scale)  # scipy's 'density' magnitude |X|/√(fs·Σw²)
+        level[s:s + 1024] = mag.astype(np.float64).sum(axis=1)
+        above = mag >= 10.0 ** (-75.0 / 20.0)
+        top[s:s + 1024] = mag.shape[1] - 1 - np.argmax(above[:, ::-1], axis=1)
+        sounding[s:s + 1024] = above.any(axis=1)
+        rollon[s:s + 1024] = np.argmax(np.cumsum(mag, axis=1) >= np.float32(0.05) *
+                                       level[s:s + 1024, None].astype(np.float32), axis=1)
+    keep = (level > level.min() + 0.1 * (level.max() - level.min())) & sounding
     return np.where(keep, a.freqs[top] - a.freqs[rollon], 0.0)
 
 
@@ -468,12 +470,22 @@ def _pair_roughness(row: np.ndarray, f: np.ndarray, v: np.ndarray, frames: int) 
     return out
 
 
+def _row_sums(x: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """``np.add.reduceat(x, starts, axis=0, dtype=np.float64)`` (the same sums, row after row)
+    without the float64 copy of the whole of ``x`` that reduceat makes first: 64 MB for a
+    3-minute track's spectrogram, the peak of the whole extraction."""
+    out = np.empty((starts.size, x.shape[1]))
+    for k, (s, e) in enumerate(zip(starts.tolist(), np.append(starts[1:], x.shape[0]).tolist())):
+        out[k] = x[s] if s >= e else np.add.reduce(x[s:e], axis=0, dtype=np.float64)
+    return out
+
+
 def _warmth(a: _Analysis) -> float:
     mean_wr = float(np.mean(a.ns @ bark_weight(10, 40)))
     weighted_hf = _mean(a.ns @ bark_weight(80, 240), np.sqrt(a.loud_ms))
     starts = _segments(a)
     centred = np.ceil((starts - N_FFT // 2) / a.hop).clip(0, a.power.shape[0] - 1).astype(int)
-    spec = np.add.reduceat(a.power, centred, axis=0, dtype=np.float64)  # frames centred in each note (or one)
+    spec = _row_sums(a.power, centred)  # frames centred in each note (or one)
     first = starts // 256  # note energies from the 256-sample blocks
     seg_rms = np.sqrt(np.add.reduceat(a.energy, first) / (256.0 * np.diff(np.append(first, a.energy.size)).clip(1)))
     peak = spec.max(axis=1)

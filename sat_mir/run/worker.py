@@ -178,9 +178,10 @@ def _each_pending(task: TrackTask, compute: Callable[[Extractor, TrackContext], 
     p = _prepare(task)
     if isinstance(p, TrackOutcome):
         return p
-    # the extractors that read stems first, then the stems are let go: the mix-only ones
-    # (timbral's analysis is the largest) run beside the mix alone
-    order = sorted(task.extractors, key=lambda ex: "stems" not in ex.signals)
+    # the extractors that read stems first, then the stems are let go: the mix-only ones run
+    # beside the mix alone, those with a large analysis of their own (timbral's) first, before
+    # the mix's shared spectrograms are made again
+    order = sorted(task.extractors, key=lambda ex: ("stems" not in ex.signals, not ex.own_analysis))
     if compute is _compute:  # (whether one is current is asked again below: earlier values may change it)
         _prepare_stems(p.ctx, [ex for ex in order if "stems" in ex.signals and _pending(p, ex) is not None])
     last_stem_reader = max((i for i, ex in enumerate(order) if "stems" in ex.signals), default=-1)

@@ -88,15 +88,21 @@ def test_choose_is_a_softmax_over_the_hypotheses():
 def test_the_blockwise_tempogram_and_band_flux_equal_the_whole_array_ones():
     import librosa
 
-    from sat_mir.features.metrical import BAND_EDGES_HZ, band_flux, mean_tempogram
+    from sat_mir.features.metrical import BAND_EDGES_HZ, band_flux, mean_tempogram, tempo_of
 
     rng = np.random.default_rng(5)
     for n in (300, 2048, 5000, 9000):  # shorter than one block, and several blocks
         env = np.abs(rng.standard_normal(n)).astype(np.float32)
         whole = librosa.feature.tempogram(onset_envelope=env, sr=22050, hop_length=512, win_length=344)
         np.testing.assert_allclose(mean_tempogram(env, 22050, 512)[:, 0], whole.mean(axis=1), rtol=0, atol=1e-12)
-        assert librosa.feature.tempo(tg=mean_tempogram(env, 22050, 512), sr=22050)[0] == \
+        assert tempo_of(mean_tempogram(env, 22050, 512), 22050, 512) == \
             librosa.feature.tempo(onset_envelope=env, sr=22050)[0]
+    for fps in (86.13, 100.0, 43.07):  # the frame rates the metrical analysis runs at
+        sr = int(round(fps * 512))
+        env = np.abs(rng.standard_normal(3000)).astype(np.float32) ** 3
+        env[:: int(fps * 60 / rng.uniform(60, 200))] += 5.0  # a pulse somewhere in 60-200 BPM
+        tg = mean_tempogram(env, sr, 512)
+        assert tempo_of(tg, sr, 512) == librosa.feature.tempo(tg=tg, sr=sr, hop_length=512)[0]
     freqs = np.fft.rfftfreq(2048, 1 / 22050)
     for n in (1, 2, 2049, 2050, 4098, 5000):  # 2050 and 4098 end on a block of one difference
         mag = np.abs(rng.standard_normal((1025, n))).astype(np.float32)

@@ -58,11 +58,45 @@ def test_a_user_cache_dir_is_never_wiped(tmp_path, monkeypatch):
 
 
 def test_the_real_warm_up_runs_in_a_subprocess(tmp_path, monkeypatch):
-    cache = tmp_path / "numba"  # empty: the probe must compile, not find a user's leftovers
+    cache = tmp_path / "numba"
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(cache))
-    proc = jit._probe(["info", "loudness", "rhythm"])
+    proc = jit._probe(["info", "loudness", "rhythm", "timbral"])
     assert proc.returncode == 0, proc.stderr
-    assert any(cache.glob("util_*/*peak_pick*.nbi"))  # librosa's onset peak picking is compiled and cached
+
+
+def test_the_dsp_extractors_load_neither_librosa_nor_numba(tmp_path):
+    """librosa's onset detection, filter banks and tempo estimate are done in numpy
+    (sat_mir.features.onset_detect, sat_mir.audio.filterbanks): importing librosa loads numba,
+    0.7 s and 60-100 MB in every worker.  Every DSP extractor on a short song, in a fresh process."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+import numpy as np
+from pathlib import Path
+from sat_mir.audio.context import TrackContext
+from sat_mir.audio.decode import Audio
+from sat_mir.features import REGISTRY
+sr = 44100
+t = np.arange(sr * 8) / sr
+rng = np.random.default_rng(0)
+kick = np.sin(2 * np.pi * 60 * t) * np.exp(-((t * 2) % 1) * 30)
+tone = 0.3 * np.sin(2 * np.pi * 220 * t) + 0.2 * np.sin(2 * np.pi * 330 * t)
+y = np.stack([kick + tone, kick + 0.9 * tone]).astype(np.float32) * 0.5
+stems = {n: Path(n) for n in ("drums", "bass", "other", "vocals")}
+parts = {"mix": y, "drums": y * 0, "bass": y * 0.5, "other": y * 0.5, "vocals": y * 0}
+ctx = TrackContext({"mix": Path("mix"), **stems}, loader=lambda p: Audio(parts[str(p)], sr))
+for name in ("info", "loudness", "rhythm", "stem_rhythm", "spectral", "peaks", "tonal", "chords", "timbral",
+             "series"):
+    ex = REGISTRY[name]()
+    result = ex.gate(ctx) or ex.compute(ctx)
+    assert result.values or result.absent, name
+print(sorted(m for m in ("numba", "librosa", "llvmlite") if m in sys.modules))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_a_probe_that_passed_is_not_repeated_until_something_changes(own_cache, monkeypatch):
