@@ -74,10 +74,14 @@ _BLOCK = 1 << 18  # samples per channel filtered together
 DITHER = 1e-15
 
 
+_GUARD = np.full(_BLOCK, DITHER, dtype=np.float32)
+_GUARD[1::2] = -DITHER
+
+
 def denormal_guard(block: np.ndarray) -> np.ndarray:
     """``block`` (``[..., samples]`` float32) plus the +-:data:`DITHER` alternation (a copy)."""
-    guard = np.full(block.shape[-1], DITHER, dtype=np.float32)
-    guard[1::2] = -DITHER
+    n = block.shape[-1]
+    guard = _GUARD[:n] if n <= _GUARD.size else np.resize(_GUARD, n)
     return block + guard
 
 
