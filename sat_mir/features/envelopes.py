@@ -36,20 +36,36 @@ def hold_decay_envelope(x: np.ndarray, sr: int, *, block: int, decay_s: float, h
     fe = sr / block
     hold = max(int(hold_s * fe), 0)
     slope = a.max() / (decay_s * fe)  # per block
-    held = maximum_filter1d(a, size=hold + 1, origin=hold // 2)  # max of the last hold+1 blocks
-    if n > hold + 1:
-        # in place, the same operations: a 10-minute track's temporaries held 0.4 GB
-        best = np.arange(n, dtype=np.float64)
+    # the max of the last hold+1 blocks (the filter's window is [m - hold, m]), a step at a time
+    # with hold blocks of context: ndimage buffers a whole line twice, 2 x 46 MB for 9 minutes
+    # (the first step reaches past hold blocks: the filter reflects the signal at its start)
+    held = np.empty_like(a)
+    s = 0
+    while s < n:
+        e = min(n, s + _STEP if s else max(_STEP, hold + 1))
+        lo = max(0, s - hold)
+        held[s:e] = maximum_filter1d(a[lo:e], size=hold + 1, origin=hold // 2)[s - lo:]
+        s = e
+    # the same operations a block of blocks at a time, the running maximum carried across: a
+    # 10-minute track's whole-signal temporaries held 0.4 GB
+    run = -np.inf
+    for s in range(0, max(n - hold - 1, 0), _STEP):
+        e = min(s + _STEP, n - hold - 1)
+        best = np.arange(s, e, dtype=np.float64)
         best *= slope
-        best += a
+        best += a[s:e]
+        best[0] = max(best[0], run)
         np.maximum.accumulate(best, out=best)  # max over m' ≤ m of a[m'] + slope·m'
-        decayed = np.arange(hold + 1, n, dtype=np.float64)
+        run = best[-1]
+        decayed = np.arange(s + hold + 1, e + hold + 1, dtype=np.float64)
         decayed -= hold
         decayed *= slope
-        np.subtract(best[: n - hold - 1], decayed, out=decayed)
-        del best
-        np.maximum(held[hold + 1:], decayed, out=held[hold + 1:])
+        np.subtract(best, decayed, out=decayed)
+        np.maximum(held[s + hold + 1:e + hold + 1], decayed, out=held[s + hold + 1:e + hold + 1])
     return held
+
+
+_STEP = 1 << 16  # envelope blocks per step of the hold-decay maximum
 
 
 def _refine_onset(loc: int, env: np.ndarray, look: int, span: int, min_rise: float, guard: int) -> int:

@@ -179,7 +179,7 @@ def test_the_in_place_envelope_and_block_energies_equal_the_one_pass_formulas():
     rng = np.random.default_rng(0)
     for n in (1000, 100003, 2_000_001):
         x = rng.standard_normal(n).astype(np.float32) * np.linspace(0, 1, n, dtype=np.float32)
-        for block, hold_s in ((1, 0.0), (4, 0.01), (64, 0.5)):
+        for block, hold_s in ((1, 0.0), (4, 0.01), (64, 0.5), (1, 2.0)):  # 2 s: a hold past one step
             k = n // block  # the formula the envelope is documented by
             a = np.abs(x[: k * block]).reshape(k, block).max(axis=1).astype(np.float64)
             fe = 44100 / block
