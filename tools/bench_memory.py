@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))  # the sibling tools: make_eval_corpus, peak_rss
-from peak_rss import measure  # noqa: E402
+from peak_rss import figures as run  # noqa: E402  (a process's own peak, not this one's render)
 
 EXTRACTORS = "[info,loudness,rhythm,stem_rhythm,spectral,peaks,tonal,chords,timbral,series]"
 THREADS = {v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
@@ -41,14 +41,6 @@ def render(folder: Path, minutes: float) -> Path:
     sf.write(str(song / "vocals.flac"), vocals, sr, subtype="PCM_24")
     sf.write(str(song / "full_mix.flac"), mix + vocals, sr, subtype="PCM_24")
     return folder / "library"
-
-
-def run(cmd: list[str], env: dict) -> tuple[float, float, float]:
-    """(wall s, CPU s, peak RSS MB) of one process, its own (tools/peak_rss.py: not this one's render)."""
-    m = measure(cmd, env)
-    if m.returncode != 0:
-        raise SystemExit(f"extraction failed:\n{m.stderr[-2000:]}")
-    return m.wall_s, m.cpu_s, m.rss_mb
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))  # the sibling tools: make_eval_corpus, peak_rss
-from peak_rss import measure  # noqa: E402
+from peak_rss import figures  # noqa: E402
 
 AUDIO = (".flac", ".wav", ".mp3", ".m4a", ".ogg")
 THREADS = {v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
@@ -62,10 +62,7 @@ def run(cmd: list[str], env: dict) -> tuple[float, float, float]:
     """(wall s, CPU s, peak RSS MB) of one process, pinned to CPU 0 where taskset exists."""
     if shutil.which("taskset"):
         cmd = ["taskset", "-c", "0", *cmd]
-    m = measure(cmd, env)  # the process's own peak, not this one's renders
-    if m.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd[:6])} ... failed:\n{m.stderr[-2000:]}")
-    return m.wall_s, m.cpu_s, m.rss_mb
+    return figures(cmd, env)  # the process's own peak, not this one's renders
 
 
 def main() -> None:

@@ -62,6 +62,14 @@ def measure(cmd: list[str], env: dict | None = None, cwd: str | None = None) -> 
     return Measured(wall, cpu, rss, code, err)
 
 
+def figures(cmd: list[str], env: dict | None = None) -> tuple[float, float, float]:
+    """(wall s, CPU s, peak RSS MB) of ``cmd``; a failing command stops the benchmark with its stderr."""
+    m = measure(cmd, env)
+    if m.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:6])} ... failed:\n{m.stderr[-2000:]}")
+    return m.wall_s, m.cpu_s, m.rss_mb
+
+
 if __name__ == "__main__":
     m = measure(sys.argv[1:])
     sys.stderr.write(m.stderr)
