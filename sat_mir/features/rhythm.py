@@ -16,7 +16,6 @@ import numpy as np
 from sat_mir.audio.context import SignalContext, TrackContext
 from sat_mir.audio.filterbanks import fft_frequencies
 from sat_mir.errors import ConfigError, ExtractorError, MissingExtraError, WeightsError
-from sat_mir.features.onset_detect import onset_detect
 from sat_mir.features.metrical import (
     Metrical,
     RhythmInputs,
@@ -25,6 +24,7 @@ from sat_mir.features.metrical import (
     from_beats_and_downbeats,
     tempo_from_beats,
 )
+from sat_mir.features.onset_detect import onset_detect
 from sat_mir.features.registry import Extractor, ExtractorResult, Needs, OutputSpec, register
 from sat_mir.features.tonal import HARMONIC_STEMS, harmonic_frames
 
@@ -303,7 +303,6 @@ class Rhythm(UsesBeatGrid):
         min_beats: int = 8  # fewer beats: no tempo at all (an error, not a number)
         defined_min_beats: int = 15  # the seed's bpm_is_defined conditions
         defined_max_cv: float = 0.1
-
 
     def compute(self, ctx: TrackContext) -> ExtractorResult:
         c = self.config
