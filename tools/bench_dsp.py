@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 from sat_mir.audio import TrackContext, write_audio  # noqa: E402
 from sat_mir.demo import SongSpec, render_song  # noqa: E402
 from sat_mir.features import REGISTRY  # noqa: E402
-from sat_mir.run.worker import _prepare_stems  # noqa: E402
+from sat_mir.run.worker import _prepare_stems, run_order  # noqa: E402
 
 # extractors backed by neural models are not DSP
 DSP = [name for name, cls in REGISTRY.items() if cls.device == "cpu"]
@@ -49,7 +49,7 @@ def run_shared(sources: dict[str, Path], extractors, per: dict[str, float] | Non
     first, then the stems let go and the mix-only extractors, timbral first."""
     t0 = time.process_time()
     ctx = TrackContext(sources)
-    order = sorted(extractors, key=lambda ex: ("stems" not in ex.signals, not ex.own_analysis))
+    order = run_order(extractors)
     _prepare_stems(ctx, [ex for ex in order if "stems" in ex.signals])
     last = max((i for i, ex in enumerate(order) if "stems" in ex.signals), default=-1)
     for i, ex in enumerate(order):

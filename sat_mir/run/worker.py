@@ -173,15 +173,19 @@ def _compute(ex: Extractor, ctx: TrackContext) -> ExtractorResult | BaseExceptio
         return exc
 
 
+def run_order(extractors) -> list[Extractor]:
+    """The order a worker runs a track's extractors in: those that read stems first (the stems
+    are let go after them), then the mix-only ones beside the mix alone, those with a large
+    analysis of their own (timbral's) first, before the mix's shared spectrograms are made again."""
+    return sorted(extractors, key=lambda ex: ("stems" not in ex.signals, not ex.own_analysis))
+
+
 def _each_pending(task: TrackTask, compute: Callable[[Extractor, TrackContext], ExtractorResult | BaseException],
                   ) -> TrackOutcome:
     p = _prepare(task)
     if isinstance(p, TrackOutcome):
         return p
-    # the extractors that read stems first, then the stems are let go: the mix-only ones run
-    # beside the mix alone, those with a large analysis of their own (timbral's) first, before
-    # the mix's shared spectrograms are made again
-    order = sorted(task.extractors, key=lambda ex: ("stems" not in ex.signals, not ex.own_analysis))
+    order = run_order(task.extractors)
     if compute is _compute:  # (whether one is current is asked again below: earlier values may change it)
         _prepare_stems(p.ctx, [ex for ex in order if "stems" in ex.signals and _pending(p, ex) is not None])
     last_stem_reader = max((i for i, ex in enumerate(order) if "stems" in ex.signals), default=-1)
