@@ -1,7 +1,8 @@
 """Chords: a beat-synchronous chord sequence of the harmonic content, per-bar chords, and the
 keys prompts use (``chord_progression``, ``chord_changes_per_bar``, ``chord_vocabulary_size``).
 
-Per beat (the metrical analysis's grid, shared with ``rhythm``), the mean chroma of the
+Per beat (the metrical analysis's grid, shared with ``rhythm``, continued at its period to the
+start and the end of the track), the mean chroma of the
 harmonic content (the tonal front end: bass+other stems when the track has them, else the
 mix) and of its lowest notes (the bass stem, else the peaks below 250 Hz) are compared with
 chord templates: maj, min, 7, maj7, min7, dim, sus4, sus2 on each of the 12 roots.  A
@@ -29,7 +30,8 @@ from sat_mir.features.registry import ExtractorResult, Needs, OutputSpec, regist
 from sat_mir.features.rhythm import GridConfig, UsesBeatGrid, grid_settings, metrical_of
 from sat_mir.features.tonal import PITCH_CLASSES, harmonic_frames
 
-__all__ = ["CHORDS_FILE", "CHORD_LAB_FILE", "QUALITIES", "ChordSegment", "Chords", "recognise", "short_name"]
+__all__ = ["CHORDS_FILE", "CHORD_LAB_FILE", "QUALITIES", "ChordSegment", "Chords", "covering_beats", "recognise",
+           "short_name"]
 
 CHORDS_FILE = "chords.json"
 CHORD_LAB_FILE = "chords.lab"
@@ -90,7 +92,7 @@ def _templates(qualities: tuple[str, ...]) -> tuple[np.ndarray, list[tuple[int, 
 def recognise(chroma: np.ndarray, bass: np.ndarray, active: np.ndarray, hop_s: float, beats: np.ndarray,
               downbeats: np.ndarray, *, qualities: tuple[str, ...] = tuple(QUALITIES), bass_weight: float = 0.0,
               change_cost: float = 0.08, downbeat_discount: float = 0.5, seventh_penalty: float = 0.03,
-              key: tuple[int, str] | None = None, key_bonus: float = 0.1,
+              sus_penalty: float = 0.0, key: tuple[int, str] | None = None, key_bonus: float = 0.1,
               end_s: float | None = None) -> list[ChordSegment]:
     """Chord segments from beat to beat.
 
@@ -105,6 +107,9 @@ def recognise(chroma: np.ndarray, bass: np.ndarray, active: np.ndarray, hop_s: f
         a downbeat.
     seventh_penalty : subtracted from four-note chords, so a plain triad is not called a seventh
         on a trace of overtone.
+    sus_penalty : subtracted from sus4 and sus2 chords: a triad whose third sounds softly beside
+        a passing second or fourth (or its fifth's overtones) otherwise reads as the sus chord a
+        fifth away (C:maj as G:sus4), and sus chords are far rarer than triads.
     end_s : the end of the last segment (default: one beat after the last beat).
     """
     beats = np.asarray(beats, dtype=np.float64)
@@ -115,7 +120,8 @@ def recognise(chroma: np.ndarray, bass: np.ndarray, active: np.ndarray, hop_s: f
     edges = np.append(beats, end_s if end_s is not None else beats[-1] + period)
     idx = np.clip(np.round(edges / hop_s).astype(int), 0, n_frames)
     T, names = _templates(qualities)
-    penalty = np.array([seventh_penalty if len(QUALITIES[q]) > 3 else 0.0 for _, q in names])
+    penalty = np.array([seventh_penalty if len(QUALITIES[q]) > 3 else sus_penalty if q.startswith("sus") else 0.0
+                        for _, q in names])
     if key is not None:  # chords whose notes all belong to the key's scale are likelier
         scale = set(_scale(*key))
         penalty = penalty - key_bonus * np.array([all((r + i) % 12 in scale for i in QUALITIES[q]) for r, q in names])
@@ -180,6 +186,22 @@ def recognise(chroma: np.ndarray, bass: np.ndarray, active: np.ndarray, hop_s: f
     return segs
 
 
+def covering_beats(beats: np.ndarray, end_s: float) -> np.ndarray:
+    """``beats`` continued at their median period back to the start of the track and on to its
+    end (the first clipped to 0): the tracker's first beat often comes late (it needs a few
+    onsets, or the drums enter after the chords), and chords sound before it and after its last
+    beat (3.6 % of the chorded time of the development songs was "N" before the first beat)."""
+    beats = np.asarray(beats, dtype=np.float64)
+    if beats.size < 2:
+        return beats
+    period = float(np.median(np.diff(beats)))
+    before = beats[0] - period * np.arange(int(beats[0] / period) + 1, 0, -1)
+    before = np.maximum(before[before > -0.5 * period], 0.0)
+    after = beats[-1] + period * np.arange(1, int(max(0.0, end_s - beats[-1]) / period) + 1)
+    after = after[after < end_s - 0.5 * period]
+    return np.concatenate([before, beats, after])
+
+
 def per_bar(segs: list[ChordSegment], downbeats: np.ndarray, end_s: float) -> list[dict]:
     """The chords sounding in each bar (in order, no repeats), bar by bar."""
     bars = []
@@ -212,7 +234,7 @@ def most_common_progression(bars: list[dict], length: int = 4) -> list[str]:
 class Chords(UsesBeatGrid):
     name = "chords"
     needs = Needs(min_sound_s=4.0, pitched=True, rhythmic=True)  # chords per beat
-    version = "1"
+    version = "2"
     signals = ("mix", "stems")
     outputs = (
         OutputSpec("chord_progression", "chord names",
@@ -230,10 +252,11 @@ class Chords(UsesBeatGrid):
     @dataclass(frozen=True)
     class Config(GridConfig):
         qualities: tuple[str, ...] = tuple(QUALITIES)
-        bass_weight: float = 0.0
+        bass_weight: float = 0.04
         change_cost: float = 0.08
         downbeat_discount: float = 0.5
-        seventh_penalty: float = 0.03
+        seventh_penalty: float = 0.05
+        sus_penalty: float = 0.1
         progression_bars: int = 4
 
         def __post_init__(self):
@@ -255,10 +278,10 @@ class Chords(UsesBeatGrid):
         low = harmonic.stems["bass"].chroma if "bass" in harmonic.stems and harmonic.stems["bass"].active.any() \
             else fr.low_chroma
         end = ctx.mix.duration_s
-        segs = recognise(fr.note_chroma, low, fr.active, fr.hop_s, grid.beats, grid.downbeats, qualities=c.qualities,
-                         bass_weight=c.bass_weight, change_cost=c.change_cost,
+        segs = recognise(fr.note_chroma, low, fr.active, fr.hop_s, covering_beats(grid.beats, end), grid.downbeats,
+                         qualities=c.qualities, bass_weight=c.bass_weight, change_cost=c.change_cost,
                          downbeat_discount=c.downbeat_discount, seventh_penalty=c.seventh_penalty,
-                         end_s=min(end, float(grid.beats[-1] + np.median(np.diff(grid.beats)))))
+                         sus_penalty=c.sus_penalty, end_s=end)
         bars = per_bar(segs, grid.downbeats, segs[-1].end)
         chorded = [b for b in bars if b["chords"] and b["chords"] != ["N"]]
         if not chorded:

@@ -116,3 +116,27 @@ def test_the_extractor_on_a_rendered_progression():
 def test_unknown_quality_is_a_config_error():
     with pytest.raises(ConfigError, match="unknown"):
         Chords.Config(qualities=("maj", "power"))
+
+
+def test_a_soft_third_beside_a_passing_second_is_the_triad_not_a_sus_chord():
+    # C, G loud, E soft, D (a passing note or an overtone) as loud as E: the notes of G:sus4 and
+    # C:sus2 fit a little better than C:maj's; only the sus penalty (sus chords are rarer) says C.
+    v = np.full(12, 0.02)
+    v[[0, 7]], v[4], v[2] = 1.0, 0.4, 0.5
+    n = 8 * int(round(0.5 / HOP))
+    chroma = np.repeat(v[:, None], n, axis=1)
+    beats = np.arange(8) * 0.5
+    args = (chroma, np.zeros_like(chroma), np.ones(n, bool), HOP, beats, beats[::4])
+    plain = recognise(*args, sus_penalty=0.0)
+    assert [s.label for s in plain] in (["G:sus4"], ["C:sus2"])
+    assert [s.label for s in recognise(*args, sus_penalty=0.1)] == ["C:maj"]
+
+
+def test_covering_beats_continue_the_grid_to_both_ends_of_the_track():
+    from sat_mir.features.chords import covering_beats
+
+    out = covering_beats(np.array([1.3, 1.8, 2.3, 2.8]), end_s=4.0)
+    # back to 0.3 and a clipped beat at 0 (-0.2 is within half a period); on to 3.3 (3.8 is
+    # within half a period of the end)
+    np.testing.assert_allclose(out, [0.0, 0.3, 0.8, 1.3, 1.8, 2.3, 2.8, 3.3])
+    np.testing.assert_allclose(covering_beats(np.array([0.0, 0.5, 1.0]), end_s=1.2), [0.0, 0.5, 1.0])
