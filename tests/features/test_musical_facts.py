@@ -81,8 +81,11 @@ def test_key_and_chords(slice_scores):
     ours = s["sat-mir"]
     assert ours["key exact"] >= 8 / 12
     assert ours["key MIREX weighted"] >= 0.8
-    assert ours["chords majmin (WCSR)"] >= 0.6
-    assert ours["chords root (WCSR)"] >= 0.65
+    # measured 0.74, 0.80 and 0.59 (before sus chords were penalised and the grid continued to
+    # the track's ends: 0.69, 0.74, 0.51)
+    assert ours["chords majmin (WCSR)"] >= 0.70
+    assert ours["chords root (WCSR)"] >= 0.76
+    assert ours["chords sevenths (WCSR)"] >= 0.54
 
 
 def test_confidence_ranks_right_above_wrong(slice_scores):
