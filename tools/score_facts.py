@@ -15,7 +15,8 @@ Metrics (MIREX conventions, computed with mir_eval where it has them):
   tempo Acc1   estimate within 4 % of the truth; Acc2 also accepts ×2, ×½, ×3, ×⅓
   beat F       mir_eval.beat.f_measure (±70 ms; beats in the first 5 s ignored), mean over songs
   downbeat F   the same on downbeats; also the share of songs with F ≥ 0.8
-  meter        beats per bar equal to the time signature's numerator (6 for 6/8, 12 for 12/8)
+  meter        beats per bar equal to the time signature's numerator (6 for 6/8, 12 for 12/8);
+               "up to notation" also accepts 2 for 4, 4 for 2, 6 for 12 and 12 for 6
   key          exact tonic and mode; MIREX weighted score (fifth 0.5, relative 0.3, parallel 0.2)
   chords       weighted chord-symbol recall over the whole corpus (mir_eval.chord root, majmin,
                sevenths, mirex): the duration of correct chords over the total duration
@@ -45,6 +46,9 @@ ENGINES = ("sat-mir", "sat-mir-mix", "librosa", "essentia")
 PEERS = ("librosa", "essentia")  # results cached: they do not change with our code
 CROP_LENGTH, CROP_MIN = 524288, 262144  # the demo's crops: 11.9 s, at least half of it
 STEMS = ("drums", "bass", "other", "vocals")
+# Beats per bar that sound alike and differ in how the music is written: 2/4 against 4/4 (two
+# bars of one are one bar of the other), 6/8 against 12/8.
+NOTATION_PAIRS = {(2, 4), (4, 2), (6, 12), (12, 6)}
 
 
 # ------------------------------------------------------------------------------------------
@@ -231,6 +235,7 @@ def score_song(truth: dict, est: dict, mix_path: Path) -> dict:
     if "beats_per_bar" in est:
         row["beats_per_bar"] = est.get("beats_per_bar")
         row["meter_ok"] = est.get("beats_per_bar") == truth["beats_per_bar"]
+        row["meter_notation_ok"] = row["meter_ok"] or (est.get("beats_per_bar"), truth["beats_per_bar"]) in NOTATION_PAIRS
     if "key" in est and truth.get("key"):  # a piece whose key the score leaves open is not scored on it
         row["true_key"], row["key"] = truth["key"], est.get("key")
         row["key_ok"], row["key_weighted"] = key_scores(est.get("key"), truth["key"])
@@ -279,6 +284,7 @@ def summarise(rows: list[dict]) -> dict[str, float | str]:
         out["songs with downbeat F >= 0.8"] = float(np.mean(np.array(f) >= 0.8))
     if any("meter_ok" in r for r in rows):
         out["meter"] = mean("meter_ok")
+        out["meter up to notation"] = mean("meter_notation_ok")
     if any("key_ok" in r for r in rows):
         out["key exact"] = mean("key_ok")
         out["key MIREX weighted"] = mean("key_weighted")
