@@ -140,7 +140,7 @@ def _spec_list() -> tuple[OutputSpec, ...]:
 class Tonal(Extractor):
     name = "tonal"
     needs = Needs(min_sound_s=2.0, pitched=True)
-    version = "2"  # 2: Albrecht & Shanahan's key profiles by default (were Krumhansl & Kessler's)
+    version = "3"  # 3: minor_bias; 2: Albrecht & Shanahan's key profiles by default (were Krumhansl & Kessler's)
     signals = ("mix", "stems")
     outputs = _spec_list()
 
@@ -160,6 +160,7 @@ class Tonal(Extractor):
         profile: str = "albrecht"
         opening_s: float = 2.0
         opening_weight: float = 0.5
+        minor_bias: float = 0.02
 
         def __post_init__(self):
             if self.profile not in PROFILES:
@@ -225,7 +226,7 @@ class Tonal(Extractor):
         times = np.flatnonzero(use)
         opening = unit[:, times < times[0] + max(1, round(c.opening_s / fr.hop_s))].mean(axis=1)
         total, corr = key_scores(unit.mean(axis=1), opening=opening, profile=c.profile,
-                                 opening_weight=c.opening_weight)
+                                 opening_weight=c.opening_weight, minor_bias=c.minor_bias)
         m, tonic = np.unravel_index(int(np.argmax(total)), total.shape)
         mode, strength = MODES[m], float(corr[m, tonic])
         out: dict = {}
@@ -593,12 +594,13 @@ KEY_SOFTMAX_BETA = 12.0  # makes the mean confidence match the accuracy on the d
 
 
 def key_scores(pcp: np.ndarray, *, opening: np.ndarray | None = None, profile: str = "albrecht",
-               opening_weight: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+               opening_weight: float = 0.5, minor_bias: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """(total, correlation), each ``[2 modes, 12 tonics]``: every key's Pearson correlation of
     ``pcp`` with its rotated profile, and that plus ``opening_weight`` × the fit of its tonic
     triad to ``opening`` (the profile of the first seconds: a piece usually opens on its tonic,
     which tells a key from its relative, its dominant and its subdominant, whose scales it shares
-    all but one note with)."""
+    all but one note with), plus ``minor_bias`` for every minor key (the profiles lean major:
+    a minor piece read as its relative major is the commonest error)."""
     scores = _correlations(pcp, _profile_matrix(profile))
     total = scores.copy()
     if opening is not None and np.ptp(opening) > 0 and opening_weight > 0:
@@ -610,6 +612,7 @@ def key_scores(pcp: np.ndarray, *, opening: np.ndarray | None = None, profile: s
                 t -= t.mean()
                 triads[mode, tonic] = t / np.linalg.norm(t)
         total = total + opening_weight * _correlations(opening, triads)
+    total[1] += minor_bias
     return total, scores
 
 

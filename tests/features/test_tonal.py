@@ -208,3 +208,19 @@ def test_silence_raises():
 def test_unknown_profile_is_a_config_error():
     with pytest.raises(ConfigError, match="'edmx'"):
         Tonal.from_mapping({"profile": "edmx"})
+
+
+def test_the_minor_bias_adds_to_every_minor_key_and_can_turn_a_relative_major_into_its_minor():
+    from sat_mir.features.tonal import key_scores
+
+    pcp = np.zeros(12)
+    pcp[[0, 2, 4, 5, 7, 9, 11]] = 1.0  # the C major scale: C major and A minor share it
+    plain, corr = key_scores(pcp, minor_bias=0.0)
+    assert np.unravel_index(np.argmax(plain), plain.shape) == (0, 0)  # C major
+    margin = plain[0, 0] - plain[1, 9]
+    assert 0 < margin < 0.2
+    biased, corr2 = key_scores(pcp, minor_bias=margin + 0.01)
+    np.testing.assert_allclose(biased[1] - plain[1], margin + 0.01)
+    np.testing.assert_allclose(biased[0], plain[0])
+    np.testing.assert_allclose(corr2, corr)  # the reported key strength is the profile fit alone
+    assert np.unravel_index(np.argmax(biased), biased.shape) == (1, 9)  # A minor
