@@ -247,7 +247,8 @@ def score_song(truth: dict, est: dict, mix_path: Path) -> dict:
     for k in ("bpm", "beats_per_bar", "key"):
         if k in est and (k != "key" or truth.get("key")):
             row[f"{k}_stated"] = est.get(k) is not None
-    for k in ("tempo_confidence", "meter_confidence", "key_strength", "key_confidence", "time_signature", "beat_tracker"):
+    for k in ("tempo_confidence", "meter_confidence", "key_strength", "key_confidence", "chord_confidence",
+              "time_signature", "beat_tracker"):
         if k in (est.get("values") or {}):
             row[k] = est["values"][k]
     return row

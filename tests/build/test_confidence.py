@@ -17,6 +17,19 @@ def test_the_specs_name_their_confidences():
     assert conf["bpm"] == "tempo_confidence"
     assert conf["time_signature"] == conf["beats_per_bar"] == "meter_confidence"
     assert conf["key"] == conf["key_tonic"] == conf["key_mode"] == "key_confidence"
+    assert conf["chord_progression"] == "chord_confidence"
+
+
+def test_an_unsure_chord_progression_is_not_stated():
+    controls = {**CONTROLS, "chords": "chord_progression"}
+    feats = {"chord_progression": ["Am", "F", "C", "G"], "chord_confidence": 0.62, "key": "A minor",
+             "key_confidence": 0.9}
+    facts, dropped = trusted_facts(feats, {**MIN, "chord_confidence": 0.75}, confidence_keys())
+    assert set(dropped) == {"chord_progression"}
+    assert item_material(facts, bins=[], controls=controls, tags={}, descriptions=[])["controls"] == {"key": "A minor"}
+    facts, dropped = trusted_facts({**feats, "chord_confidence": 0.8}, {**MIN, "chord_confidence": 0.75},
+                                   confidence_keys())
+    assert not dropped and facts["chord_progression"] == ["Am", "F", "C", "G"]
 
 
 def test_unsure_facts_are_dropped_and_sure_ones_kept():

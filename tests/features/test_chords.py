@@ -109,6 +109,7 @@ def test_the_extractor_on_a_rendered_progression():
                                                   ["C", "G", "Am", "F"], ["G", "Am", "F", "C"])
     assert result.values["chord_vocabulary_size"] >= 4
     assert 0.4 <= result.values["chord_changes_per_bar"] <= 1.5  # one change per 4 beats: per bar of 2 or 4
+    assert result.values["chord_confidence"] >= 0.95  # sine triads: measured 1.0
     assert Chords().check(result) == {}
     assert "Am" in result.artifacts["chords.json"] and "A:min" in result.artifacts["chords.lab"]
 
@@ -140,3 +141,18 @@ def test_covering_beats_continue_the_grid_to_both_ends_of_the_track():
     # within half a period of the end)
     np.testing.assert_allclose(out, [0.0, 0.3, 0.8, 1.3, 1.8, 2.3, 2.8, 3.3])
     np.testing.assert_allclose(covering_beats(np.array([0.0, 0.5, 1.0]), end_s=1.2), [0.0, 0.5, 1.0])
+
+
+def test_segment_confidence_is_high_on_clear_chords_and_lower_on_ambiguous_ones():
+    clear, beats = chroma_of([(9, "min"), (5, "maj"), (0, "maj"), (7, "maj")], 4, noise=0.02)
+    n = clear.shape[1]
+    args = (np.zeros_like(clear), np.ones(n, bool), HOP, beats, beats[::4])
+    segs = recognise(clear, *args)
+    assert [s.label for s in segs] == ["A:min", "F:maj", "C:maj", "G:maj"]
+    assert all(0.85 <= s.confidence <= 1.0 for s in segs), [s.confidence for s in segs]
+    # every other pitch class half as loud: a chord is still named, with far less certainty
+    blurred = np.maximum(clear, 0.5 * clear.max(axis=0, keepdims=True))
+    unsure = recognise(blurred, *args)
+    assert len(unsure) >= 3 and all(0.2 < u.confidence < 0.7 for u in unsure), [u.confidence for u in unsure]
+    silent = recognise(clear, np.zeros_like(clear), np.zeros(n, bool), HOP, beats, beats[::4])
+    assert [s.confidence for s in silent] == [None]
