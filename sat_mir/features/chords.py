@@ -205,7 +205,7 @@ def _chosen_probability(scores: np.ndarray, path: np.ndarray, names: list[tuple[
                         beta: float) -> np.ndarray:
     """Per beat, the softmax probability (over the templates' scores) of every template with the
     chosen chord's root and triad kind; NaN on "N" beats."""
-    kind = np.array([r * 8 + _KIND_INDEX[TRIAD_KIND[q]] for r, q in names])
+    kind = np.array([r * len(_KIND_INDEX) + _KIND_INDEX[TRIAD_KIND[q]] for r, q in names])
     out = np.full(path.size, np.nan)
     for i, k in enumerate(path):
         if k >= len(names) or not np.isfinite(scores[i]).all():
@@ -274,8 +274,8 @@ class Chords(UsesBeatGrid):
                    kind="list", confidence="chord_confidence"),
         OutputSpec("chord_confidence", "probability",
                    "how sure the chord names are: per beat, the softmax probability of the chosen root and triad "
-                   "kind among all chord templates, averaged over the chorded time (tracks through about the "
-                   "share of the time named right)", (0.0, 1.0)),
+                   "kind among all chord templates, averaged over the chorded time; on the development corpora "
+                   "its mean matches the share of the chorded time named right", (0.0, 1.0)),
         OutputSpec("chord_changes_per_bar", "changes", "chord changes per bar, averaged over the bars with chords",
                    (0.0, 12.0)),
         OutputSpec("chord_vocabulary_size", "chords", "distinct chords (root and quality) in the track", (0, 96),
