@@ -326,22 +326,18 @@ class Chords(UsesBeatGrid):
             if prev["chords"][-1] != cur["chords"][0]:
                 changes[chorded.index(cur)] += 1
         named = [s for s in segs if s.root is not None]
-        dur = sum(s.end - s.start for s in named)
+        dur = sum(s.end - s.start for s in named)  # > 0: some bar has a chord for a fifth of it
         sevenths = sum(s.end - s.start for s in named if len(QUALITIES[s.quality]) > 3)
         values = {
             "chord_progression": most_common_progression(bars, c.progression_bars),
             "chord_changes_per_bar": round(float(np.mean(changes)), 4),
             "chord_vocabulary_size": len({(s.root, s.quality) for s in named}),
-            "chord_seventh_ratio": round(sevenths / dur, 4) if dur > 0 else 0.0,
+            "chord_seventh_ratio": round(sevenths / dur, 4),
+            "chord_confidence": round(sum(s.confidence * (s.end - s.start) for s in named) / dur, 4),
         }
-        result = ExtractorResult(values=values)
-        if dur > 0:
-            values["chord_confidence"] = round(sum(s.confidence * (s.end - s.start) for s in named) / dur, 4)
-        else:
-            result.absent["chord_confidence"] = "the named chords last no time"
         lab = "".join(f"{s.start:.4f}\t{s.end:.4f}\t{s.label}\n" for s in segs)
-        result.artifacts.update({CHORDS_FILE: json.dumps({"bars": bars}, indent=1) + "\n", CHORD_LAB_FILE: lab})
-        return result
+        return ExtractorResult(values=values, artifacts={
+            CHORDS_FILE: json.dumps({"bars": bars}, indent=1) + "\n", CHORD_LAB_FILE: lab})
 
 
 def _mix_only(ctx: TrackContext):
