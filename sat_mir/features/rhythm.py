@@ -256,8 +256,9 @@ class Rhythm(UsesBeatGrid):
     name = "rhythm"
     needs = Needs(min_seconds=5.0, min_sound_s=5.0, rhythmic=True)
     # 2: onset envelope no longer shifted 2 frames late; 3: metrical analysis (beat level, meter and
-    # downbeats chosen by a fitted model over the mix and the stems), confidences, time signature
-    version = "3"
+    # downbeats chosen by a fitted model over the mix and the stems), confidences, time signature;
+    # 4: the grid reaches back to the first sound, bar models per input (stems / mix alone)
+    version = "4"
     signals = ("mix", "stems")
     outputs = (
         OutputSpec("bpm", "BPM", "tempo of the beat grid (the felt pulse: the dotted quarter in 6/8 and 12/8)",
@@ -350,7 +351,9 @@ class Rhythm(UsesBeatGrid):
 class StemRhythm(UsesBeatGrid):
     name = "stem_rhythm"
     needs = Needs(min_seconds=5.0, min_sound_s=5.0, rhythmic=True)
-    version = "3"  # 2: onset envelope no longer shifted 2 frames late; 3: the metrical analysis's beats
+    # 2: onset envelope no longer shifted 2 frames late; 3: the metrical analysis's beats; 4: its grid
+    # reaches back to the first sound
+    version = "4"
     signals = ("mix", "stems")
 
     @dataclass(frozen=True)

@@ -8,6 +8,9 @@ from sat_mir.features.metrical import (
     LEVEL_FEATURES,
     METER_FEATURES,
     RhythmInputs,
+    entries,
+    extend_grid,
+    first_sounding,
     is_compound,
     load_model,
     periodicity,
@@ -23,6 +26,48 @@ def test_tempo_from_beats_ignores_a_missed_beat():
     assert tempo_from_beats(beats) == pytest.approx(120.0)
     with pytest.raises(ExtractorError):
         tempo_from_beats(np.array([1.0]))
+
+
+def test_extend_grid_reaches_back_to_the_first_sound_and_no_further():
+    env = np.zeros(1000)
+    env[100:901:25] = 10.0  # onsets every 25 frames from frame 100 to 900
+    env[100] = 2.0  # a weak first onset, as at the very start of a file, still counts
+    tracked = np.arange(200.0, 801.0, 25.0)  # the tracker dropped 4 beats at each end
+    out = extend_grid(env, tracked)
+    np.testing.assert_allclose(out, np.arange(100.0, 801.0, 25.0))  # the end is left as tracked
+    assert first_sounding(env, out) == 0 and first_sounding(env, tracked) == 0
+    # a grid that already starts at the sound is left as it is
+    np.testing.assert_allclose(extend_grid(env, out), out)
+    env[50] = 0.5  # noise below a tenth of the beats' strength is not sound
+    assert extend_grid(env, tracked)[0] == 100.0
+    env[100:180] = 0.0  # the sound starts at frame 190: the beat at 175 is too early, 200 is first
+    env[190] = 10.0
+    assert extend_grid(env, tracked)[0] == 200.0 and first_sounding(env, np.arange(150.0, 801.0, 25.0)) == 2
+    # a drifting tempo: continued at the period of the opening
+    truth = np.concatenate([np.arange(100.0, 400.0, 20.0), 400.0 + np.arange(0, 17) * 30.0])
+    env[:] = 0.0
+    env[truth.astype(int)] = 10.0
+    np.testing.assert_allclose(extend_grid(env, truth[5:]), truth)
+
+
+def test_entries_find_where_the_bass_and_the_drums_come_in():
+    # a two-beat pickup of melody alone, then bass and kick from the first downbeat (beat 2)
+    frames = np.arange(1, 41) * 25.0
+    melody = np.zeros(1100)
+    melody[frames.astype(int)] = 1.0
+    bass, kick = melody.copy(), melody.copy()
+    bass[:70] = 0.01  # bleed from the other stems, below a quarter of the bass's own strength
+    kick[:70] = 0.0
+    kick[frames[2::4].astype(int) + 1] = 1.0
+    kick[frames[3::4].astype(int)] = 0.0  # a kick pattern with rests
+    flat = np.ones((12, 10))
+    inp = RhythmInputs(env=melody, bands={k: melody for k in ("low", "mid", "high")}, fps=FPS, latency=1.0,
+                       chroma=flat, bass_chroma=flat, chroma_hop_s=0.1,
+                       drum_bands={k: kick for k in ("low", "mid", "high")}, bass_env=bass)
+    assert entries(inp, frames) == (0, 2, 2)
+    mix_only = RhythmInputs(env=melody, bands=inp.bands, fps=FPS, latency=1.0, chroma=flat, bass_chroma=flat,
+                            chroma_hop_s=0.1)
+    assert entries(mix_only, frames) == (0, None, None)  # the mix's low band is not the bass
 
 
 def test_periodicity_peaks_at_the_period():
@@ -62,14 +107,16 @@ def test_triplets_are_compound_and_swing_and_sixteenths_are_not():
 def test_the_shipped_weights_match_the_features():
     model = load_model()
     assert model["level"]["features"] == list(LEVEL_FEATURES)
-    assert model["meter"]["features"] == list(METER_FEATURES)
-    for part in ("level", "meter"):
+    for part in ("meter", "meter_mix"):
+        assert model[part]["features"] == list(METER_FEATURES)
+    for part in ("level", "meter", "meter_mix"):
         n = len(model[part]["features"])
         assert len(model[part]["weights"]) == len(model[part]["mean"]) == len(model[part]["scale"]) == n
         hidden = model[part].get("hidden")
         if hidden:
             assert np.asarray(hidden["W1"]).shape == (n, len(hidden["b1"])) and len(hidden["w2"]) == len(hidden["b1"])
-    assert set(model["fitted_on"]["corpora"]).isdisjoint({"eval"})  # never the evaluation corpus
+    for part in ("level", "meter", "meter_mix"):  # never the evaluation corpus
+        assert model["fitted_on"][part]["corpora"] and set(model["fitted_on"][part]["corpora"]).isdisjoint({"eval"})
 
 
 def test_choose_is_a_softmax_over_the_hypotheses():

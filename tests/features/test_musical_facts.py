@@ -64,10 +64,12 @@ def test_tempo_and_beats_on_the_mix_alone(slice_scores):
 def test_downbeats_meter_and_crops(slice_scores):
     s, _ = slice_scores
     ours = s["sat-mir"]
-    assert ours["downbeat F"] >= 0.75
+    # measured 0.91 and 0.80 on the mix alone (0.79 and 0.76 before the grid reached back to
+    # the first sound and each input had its own bar model)
+    assert ours["downbeat F"] >= 0.85
     assert ours["meter"] >= 8 / 12
     assert ours["div4 crops with 4k true bars"] >= 0.75
-    assert s["sat-mir-mix"]["downbeat F"] >= 0.65
+    assert s["sat-mir-mix"]["downbeat F"] >= 0.77
 
 
 def test_meters_other_than_3_and_4_are_reported(slice_scores):
