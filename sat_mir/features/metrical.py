@@ -5,7 +5,7 @@ Both decisions are choices among a few hypotheses, scored by a small model over 
 evidence (a linear part plus one hidden layer of 16 tanh units) and normalised with a softmax
 over the hypotheses, so the chosen hypothesis comes with a probability that is its confidence:
 
-* **The beat** (:func:`choose_beats`).  librosa's tempo estimate (log-normal prior at 120 BPM)
+* **The beat** (:func:`beat_candidates`, :func:`level_features`).  librosa's tempo estimate (log-normal prior at 120 BPM)
   is right up to a factor of 2 or 3 far more often than it is right exactly (a ballad read at
   twice its tempo, a 12/8 blues at two eighth notes).  The candidates are its tempo times
   1/3, 1/2, 2/3, 1, 3/2, 2 and 3, each tracked by librosa's dynamic-programming tracker, and
@@ -17,12 +17,17 @@ over the hypotheses, so the chosen hypothesis comes with a probability that is i
   of harmonic change in beats (chords change every 3 or 4 beats far more often than every 2
   or 8), the drums stem's kick, snare and cymbal bands and the bass stem's onsets when the
   track has them, and a log-tempo prior.
-* **The bar** (:func:`choose_meter`).  On the beats chosen, every (pulses per bar, phase)
-  hypothesis for 2 to 7 pulses per bar is scored on the contrast between the beats it calls
-  downbeats and the others (harmonic change, also half a beat early where pop anticipates the
-  bar, bass-note change, kick, snare, cymbals, bass onsets, overall accent), whether the level above or below would explain the same contrast
-  better (4/4 against 2/4), how well the bar repeats (beat-synchronous self-similarity at one
-  bar), a prior per meter, and whether the first sounding beat starts a bar.  A beat whose
+* **The bar**.  The chosen grid is first continued back to the first sound
+  (:func:`extend_grid`: the tracker drops the opening beats of a track that starts at once).
+  On those beats, every (pulses per bar, phase) hypothesis for 2 to 7 pulses per bar is
+  scored on the contrast between the beats it calls downbeats and the others (harmonic
+  change, also half a beat early where pop anticipates the bar, bass-note change, kick,
+  snare, cymbals, bass onsets, overall accent), whether the level above or below would
+  explain the same contrast better (4/4 against 2/4), how well the bar repeats
+  (beat-synchronous self-similarity at one bar), a prior per meter, and whether the first
+  sounding beat, the bass's first beat and the drums' first beat start a bar
+  (:func:`entries`: a pickup is usually the melody alone).  A track with a drums or bass stem
+  and the mix alone have a bar model each (:func:`meter_model_name`).  A beat whose
   subdivision is ternary with the middle triplet present (not a swung or shuffled pair) is a
   compound beat: 2 such pulses per bar are 6/8, 3 are 9/8, 4 are 12/8.
 
@@ -30,7 +35,7 @@ The weights were fitted (``tools/fit_metrical.py``) on corpora rendered by
 ``tools/make_eval_corpus.py`` with seeds that the evaluation corpus does not use; they ship
 in ``metrical_weights.json`` beside this module with the corpora they came from.
 
-Size: about 530 lines, one module on purpose: the features of each hypothesis, the model that
+Size: about 640 lines, one module on purpose: the features of each hypothesis, the model that
 scores them and the fitted weights (``metrical_weights.json``, refitted with
 ``tools/fit_metrical.py``) must agree column for column; keeping them together is what keeps
 a refit from reading features in another order.
@@ -304,7 +309,7 @@ def tempo_of(tempogram: np.ndarray, sr: float, hop: int, *, start_bpm: float = 1
 
 
 def beat_candidates(inp: RhythmInputs, *, tightness: float = 100.0) -> list[Candidate]:
-    """The candidate beat grids of :func:`choose_beats` (see the module docstring)."""
+    """The candidate beat grids of the beat level (see the module docstring)."""
     sr_equiv = int(round(inp.fps * 512))  # librosa reads the frame rate as sr / hop
     env = inp.env
     bpm0 = tempo_of(mean_tempogram(env, sr_equiv, 512), sr_equiv, 512)
