@@ -20,8 +20,9 @@ Metrics (MIREX conventions, computed with mir_eval where it has them):
   key          exact tonic and mode; MIREX weighted score (fifth 0.5, relative 0.3, parallel 0.2)
   chords       weighted chord-symbol recall over the whole corpus (mir_eval.chord root, majmin,
                sevenths, mirex): the duration of correct chords over the total duration
-  crops        share of ``crops=div4`` crops (11.9 s, as the demo cuts them) whose two ends lie
-               within 70 ms of true downbeats a multiple of 4 true bars apart
+  crops        share of ``crops=div4`` crops (11.9 s, as the demo cuts them, bars of 2 beats in
+               pairs) whose two ends lie within 70 ms of true downbeats a multiple of 4 true
+               bars apart
 A value an engine leaves out (below its confidence) counts as wrong in the headline figures;
 ``coverage`` says how often each fact was stated.  Never asserts; prints a table.
 """
@@ -205,17 +206,19 @@ def chord_scores(est: list | None, ref: list) -> dict[str, tuple[float, float]]:
     return out
 
 
-def crop_score(est_downbeats: list[float] | None, truth: dict, mix_path: Path) -> tuple[int, int]:
-    """(crops holding a multiple of 4 true bars, crops) of div4 crops cut on ``est_downbeats``."""
+def crop_score(est_downbeats: list[float] | None, truth: dict, mix_path: Path, pulses: int | None = None
+               ) -> tuple[int, int]:
+    """(crops holding a multiple of 4 true bars, crops) of div4 crops cut on ``est_downbeats``
+    the way the cutter cuts them (bars of ``pulses`` = 2 beats counted in pairs)."""
     import soundfile as sf
 
-    from sat_mir.crops.plan import plan_crops
+    from sat_mir.crops.plan import bar_multiple_for, plan_crops
 
     if not est_downbeats or len(est_downbeats) < 2:
         return 0, 0
     x, sr = sf.read(mix_path, dtype="float32", always_2d=True)
     spans = plan_crops("div4", x.mean(axis=1), sr=sr, length=CROP_LENGTH, min_length=CROP_MIN,
-                       downbeats_s=np.asarray(est_downbeats))
+                       downbeats_s=np.asarray(est_downbeats), bar_multiple=bar_multiple_for(4, pulses))
     true = np.asarray(truth["downbeats"])
     good = 0
     for s in spans:
@@ -243,7 +246,10 @@ def score_song(truth: dict, est: dict, mix_path: Path) -> dict:
         for m, (c, t) in chord_scores(est.get("chords"), truth["chords"]).items():
             row[f"chord_{m}_s"], row["chord_total_s"] = c, t
     if "downbeats" in est:
-        row["crops_good"], row["crops"] = crop_score(est.get("downbeats"), truth, mix_path)
+        from sat_mir.crops.plan import pulses_per_bar
+
+        pulses = pulses_per_bar(est.get("beats_per_bar"), (est.get("values") or {}).get("time_signature"))
+        row["crops_good"], row["crops"] = crop_score(est.get("downbeats"), truth, mix_path, pulses)
     for k in ("bpm", "beats_per_bar", "key"):
         if k in est and (k != "key" or truth.get("key")):
             row[f"{k}_stated"] = est.get(k) is not None

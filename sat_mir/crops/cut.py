@@ -39,7 +39,7 @@ import numpy as np
 from sat_mir.audio.context import TrackContext
 from sat_mir.audio.write import write_audio
 from sat_mir.catalog import Track
-from sat_mir.crops.plan import MODES, CropSpan, no_crops_reason, plan_crops
+from sat_mir.crops.plan import MODES, CropSpan, bar_multiple_for, no_crops_reason, plan_crops, pulses_per_bar
 from sat_mir.audio.headroom import check_peak_policy, fit_full_scale
 from sat_mir.audio.resample import resample
 from sat_mir.errors import AudioRangeError, ConfigError, SatMirError, SidecarError
@@ -55,7 +55,8 @@ __all__ = ["CROPS_VERSION", "CropSettings", "cut_track"]
 
 log = logging.getLogger("sat_mir.crops")
 
-CROPS_VERSION = "2"  # 2: the time signature and the confidences of tempo, meter and key are inherited
+CROPS_VERSION = "3"  # 2: the time signature and the confidences of tempo, meter and key are inherited;
+# 3: div4 counts bars of 2 beats in pairs (plan.bar_multiple_for)
 
 @dataclass(frozen=True)
 class CropSettings:
@@ -202,14 +203,16 @@ def _cut(track: Track, output: Path, settings: CropSettings, key: dict, features
     if headroom.changed:
         log.warning("%s: %s (crops.peak_policy=%s)", track.rel, headroom.describe(), settings.peak_policy)
     min_length = int(np.ceil(settings.min_fraction * settings.length))
+    multiple = bar_multiple_for(settings.bar_multiple,
+                                pulses_per_bar(features.get("beats_per_bar"), features.get("time_signature")))
     spans = plan_crops(
         settings.mode, mix.mono, sr=sr, length=settings.length, min_length=min_length, downbeats_s=grid,
         snap=int(round(settings.snap_ms * 1e-3 * sr)), short=settings.short,
-        bar_multiple=settings.bar_multiple, silence_db=settings.silence_db,
+        bar_multiple=multiple, silence_db=settings.silence_db,
     )
     no_crops = None if spans else no_crops_reason(
         settings.mode, mix.mono, sr=sr, length=settings.length, min_length=min_length, downbeats_s=grid,
-        bar_multiple=settings.bar_multiple, silence_db=settings.silence_db)
+        bar_multiple=multiple, silence_db=settings.silence_db)
     folder = crop_folder(output, track.id)
     folder.mkdir(parents=True, exist_ok=True)
     fade = int(round(settings.fade_ms * 1e-3 * sr))

@@ -11,7 +11,7 @@ import pytest
 from sat_mir.audio import load_audio
 from sat_mir.catalog import scan_library
 from sat_mir.crops import CropSettings, cut_track, plan_crops, snap_to_zero_crossing
-from sat_mir.crops.plan import no_crops_reason
+from sat_mir.crops.plan import bar_multiple_for, no_crops_reason, pulses_per_bar
 from sat_mir.errors import ConfigError
 from sat_mir.store.sidecar import read_sidecar, sidecar_path
 
@@ -57,6 +57,19 @@ def test_div4_crops_hold_whole_multiples_of_four_bars():
         assert round((s.grid_end - s.grid_start) / bar) == 8
     # consecutive crops: the next starts where the last ended
     assert all(a.grid_end == b.grid_start for a, b in zip(spans, spans[1:]))
+
+
+def test_bars_of_two_beats_are_counted_in_pairs():
+    assert [pulses_per_bar(b, t) for b, t in ((2, "2/4"), (4, "4/4"), (6, "6/8"), (12, "12/8"), (3, "3/4"),
+                                               (9, "9/8"), (6, "6/4"), (None, None))] == [2, 4, 2, 4, 3, 3, 6, None]
+    assert [bar_multiple_for(4, p) for p in (2, 3, 4, 5, None)] == [8, 4, 4, 4, 4]
+    # a 4/4 song at 120 BPM read as 2/4: 8 of its half bars are 4 of its bars
+    grid = _grid(1.0, 0.5, 60.0)
+    x = _noise(60.0, lead_in=0.5)
+    length = int(19.0 * SR)
+    spans = plan_crops("div4", x, sr=SR, length=length, min_length=length // 2, downbeats_s=grid, snap=441,
+                       bar_multiple=bar_multiple_for(4, 2))
+    assert spans and all(s.bars == 16 and round(s.grid_end - s.grid_start) == 16 for s in spans)
 
 
 def test_beat_aligned_takes_every_whole_bar_that_fits_and_overlap_hops_half_a_crop():
@@ -151,7 +164,12 @@ def test_div4_crops_of_demo_songs_hold_multiples_of_four_true_bars(cut_demo, dem
             for cut in (info["start_s"], info["end_s"]):
                 assert np.min(np.abs(truth - cut)) <= snap_s + 0.025, (crop.id, cut)
             true_bars = int(np.sum((truth >= info["start_s"] - 0.05) & (truth < info["end_s"] - 0.05)))
-            assert true_bars == info["bars"] and true_bars % 4 == 0 and true_bars >= 4, crop.id
+            assert true_bars % 4 == 0 and true_bars >= 4, crop.id
+            # the crop's bars are the meter read: a 4/4 song read as 2/4 (the same music) has
+            # twice as many bars, which div4 counts in pairs
+            said = read_sidecar(sidecar_path(output, crop.id))["inherited"]["beats_per_bar"]
+            assert info["bars"] * said == true_bars * demo_truth[t.name]["beats_per_bar"], crop.id
+            assert info["bars"] % (8 if said == 2 else 4) == 0
             assert info["samples"] <= settings.length
     assert n_crops >= 8  # every demo song gets crops (2-3 each)
 
@@ -188,9 +206,10 @@ def test_crop_sidecars_are_one_per_crop_with_local_tempo_and_inherited_values(cu
             info, inherited = data["crop"], data["inherited"]
             assert info["source_track"] == t.id and info["mode"] == "div4"
             assert abs(info["bpm"] - demo_truth[t.name]["bpm"]) / demo_truth[t.name]["bpm"] < 0.02
-            beats_per_bar = demo_truth[t.name]["beats_per_bar"]
-            assert info["beat_count"] == info["bars"] * beats_per_bar
-            assert inherited["beats_per_bar"] == beats_per_bar and "track_duration_s" in inherited
+            beats_per_bar = inherited["beats_per_bar"]  # 2/4 for a 4/4 song read in the other notation
+            assert beats_per_bar == demo_truth[t.name]["beats_per_bar"] or (
+                beats_per_bar, demo_truth[t.name]["beats_per_bar"]) == (2, 4)
+            assert info["beat_count"] == info["bars"] * beats_per_bar and "track_duration_s" in inherited
             assert "bpm" not in inherited  # the track's bpm never stands in for the crop's own
             positions.append(info["position"])
         assert positions == sorted(positions) and 0 <= positions[0] < 0.1
