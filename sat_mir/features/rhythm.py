@@ -257,7 +257,8 @@ class Rhythm(UsesBeatGrid):
     needs = Needs(min_seconds=5.0, min_sound_s=5.0, rhythmic=True)
     # 2: onset envelope no longer shifted 2 frames late; 3: metrical analysis (beat level, meter and
     # downbeats chosen by a fitted model over the mix and the stems), confidences, time signature;
-    # 4: the grid reaches back to the first sound, bar models per input (stems / mix alone)
+    # 4: the grid reaches back to the first sound, bar models per input (stems / mix alone), the
+    # kick band in the beat level
     version = "4"
     signals = ("mix", "stems")
     outputs = (

@@ -56,20 +56,21 @@ def test_tempo_and_beats_with_stems(slice_scores):
 def test_tempo_and_beats_on_the_mix_alone(slice_scores):
     s, _ = slice_scores
     mix = s["sat-mir-mix"]
-    assert mix["tempo Acc1"] >= 9 / 12
+    # measured 11/12, 12/12 and 0.964 (10/12 and 0.942 before the kick band's linear flux)
+    assert mix["tempo Acc1"] >= 10 / 12
     assert mix["tempo Acc2"] >= 11 / 12
-    assert mix["beat F"] >= 0.85
+    assert mix["beat F"] >= 0.95
 
 
 def test_downbeats_meter_and_crops(slice_scores):
     s, _ = slice_scores
     ours = s["sat-mir"]
-    # measured 0.91 and 0.80 on the mix alone (0.79 and 0.76 before the grid reached back to
-    # the first sound and each input had its own bar model)
+    # measured 0.91 and 0.87 on the mix alone (0.79 and 0.76 before the grid reached back to
+    # the first sound, each input had its own bar model and the kick band joined the beat level)
     assert ours["downbeat F"] >= 0.85
     assert ours["meter"] >= 8 / 12
     assert ours["div4 crops with 4k true bars"] >= 0.75
-    assert s["sat-mir-mix"]["downbeat F"] >= 0.77
+    assert s["sat-mir-mix"]["downbeat F"] >= 0.82
 
 
 def test_meters_other_than_3_and_4_are_reported(slice_scores):
