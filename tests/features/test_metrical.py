@@ -159,3 +159,19 @@ def test_the_blockwise_tempogram_and_band_flux_equal_the_whole_array_ones():
             ref = np.concatenate([[0.0], np.maximum(np.diff(np.log1p(100.0 * m), axis=1), 0.0).sum(axis=0)])
             assert got[name].dtype == np.float32
             np.testing.assert_array_equal(got[name], ref.astype(np.float32))
+
+
+def test_the_kick_band_tells_a_kick_from_an_open_hat_where_the_log_flux_does_not():
+    from sat_mir.features.metrical import band_flux
+
+    freqs = np.fft.rfftfreq(2048, 1 / 22050)
+    low, high = freqs < 150, freqs >= 5000
+    mag = np.full((1025, 40), 1e-4, np.float32)
+    mag[low, 10:14] = 1.0  # a kick: strong below 150 Hz
+    mag[high, 20:24] = 1.0  # an open hat: bright, with a faint low end
+    mag[low, 20:24] = 0.03
+    got = band_flux(mag, freqs)
+    kick_on, kick_hat = got["kick"][10], got["kick"][20]
+    assert kick_hat < 0.05 * kick_on  # linear magnitudes: the hat's low end is 3 % of the kick's
+    assert got["low"][20] > 0.25 * got["low"][10]  # log magnitudes: it counts for 30 % of a kick
+    assert got["kick"][:10].max() == 0.0 and got["kick"][14] == 0.0  # only rises count
