@@ -9,11 +9,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 REPO = Path(__file__).resolve().parent.parent
+# conf/build.yaml's confidence minimums: a fact below its minimum is not stated in prompts
+MIN_CONFIDENCE = OmegaConf.load(REPO / "conf" / "build.yaml").min_confidence
 
 
 def load_tool(name: str):

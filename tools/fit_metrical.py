@@ -198,10 +198,7 @@ def main() -> None:
     if args.level_from:
         kept = json.loads(args.level_from.read_text())
         model = {"level": kept["level"]}
-        was = kept["fitted_on"]
-        level_info = dict(was["level"]) if isinstance(was.get("level"), dict) else {
-            "corpora": was["corpora"], "songs": was["songs"], "l2": was["l2"]["level"]}  # the older layout
-        level_info["kept_from"] = args.level_from.name
+        level_info = {**kept["fitted_on"]["level"], "kept_from": args.level_from.name}
     else:
         model = {"level": {"features": list(LEVEL_FEATURES), **fit(level, args.l2_level, args.hidden)}}
         level_info = {"corpora": [c.name for c in args.corpora], "songs": len(rows) // 2, "l2": args.l2_level}

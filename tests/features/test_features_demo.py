@@ -2,9 +2,8 @@
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
-from conftest import REPO
+from conftest import MIN_CONFIDENCE
 from sat_mir.audio import TrackContext
 from sat_mir.catalog import scan_library
 from sat_mir.demo import DEMO_SONGS, render_song
@@ -13,7 +12,6 @@ from sat_mir.features.loudness import Loudness
 from sat_mir.features.rhythm import BEATS_FILE, DOWNBEATS_FILE, Rhythm
 
 SONGS = [s.title for s in DEMO_SONGS]
-MIN_CONFIDENCE = OmegaConf.load(REPO / "conf" / "build.yaml").min_confidence
 
 
 @pytest.fixture(scope="module")

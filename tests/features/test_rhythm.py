@@ -4,16 +4,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
 from sat_mir.audio import TrackContext
-from conftest import REPO
+from conftest import MIN_CONFIDENCE
 from sat_mir.audio.decode import Audio
 from sat_mir.demo import SongSpec, render_song
 from sat_mir.features.rhythm import DOWNBEATS_FILE, ONSETS_FILE, Rhythm, StemRhythm, onset_statistics
 
 SR = 22050
-MIN_CONFIDENCE = OmegaConf.load(REPO / "conf" / "build.yaml").min_confidence
 
 
 def ctx_of(stems: dict[str, np.ndarray], sr: int = SR) -> TrackContext:
