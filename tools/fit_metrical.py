@@ -71,7 +71,7 @@ def song_rows(args: tuple[str, str, bool]) -> dict:
     right = [i for i in range(len(cands)) if y[i]]
     if right:
         best = cands[max(right, key=lambda i: fs[i])]
-        frames = mt.extend_grid(inp.env, best.frames)
+        frames = mt.finish_grid(inp, best.frames)
         beats = np.maximum(frames - inp.latency, 0.0) / inp.fps
         hyps = mt.meter_hypotheses(beats.size)
         if hyps:

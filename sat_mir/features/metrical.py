@@ -18,7 +18,9 @@ over the hypotheses, so the chosen hypothesis comes with a probability that is i
   or 8), the drums stem's kick, snare and cymbal bands and the bass stem's onsets when the
   track has them, the kick's flux on linear magnitudes (mix and drums stem: an open hi-hat
   on the off-beats does not pass for a kick there), and a log-tempo prior.
-* **The bar**.  The chosen grid is first continued back to the first sound
+* **The bar**.  The chosen grid's half-beat slip, if it has one, is first mended
+  (:func:`mend_slip`: the tracker may follow the off-beats through an intro and move onto the
+  beat when the drums come in), and the grid is continued back to the first sound
   (:func:`extend_grid`: the tracker drops the opening beats of a track that starts at once).
   On those beats, every (pulses per bar, phase) hypothesis for 2 to 7 pulses per bar is
   scored on the contrast between the beats it calls downbeats and the others (harmonic
@@ -36,7 +38,7 @@ The weights were fitted (``tools/fit_metrical.py``) on corpora rendered by
 ``tools/make_eval_corpus.py`` with seeds that the evaluation corpus does not use; they ship
 in ``metrical_weights.json`` beside this module with the corpora they came from.
 
-Size: about 640 lines, one module on purpose: the features of each hypothesis, the model that
+Size: about 700 lines, one module on purpose: the features of each hypothesis, the model that
 scores them and the fitted weights (``metrical_weights.json``, refitted with
 ``tools/fit_metrical.py``) must agree column for column; keeping them together is what keeps
 a refit from reading features in another order.
@@ -69,12 +71,14 @@ __all__ = [
     "beat_candidates",
     "entries",
     "extend_grid",
+    "finish_grid",
     "choose",
     "from_beats_and_downbeats",
     "level_features",
     "load_model",
     "meter_model_name",
     "meter_features",
+    "mend_slip",
     "periodicity",
     "tempo_from_beats",
 ]
@@ -547,6 +551,43 @@ def extend_grid(env: np.ndarray, frames: np.ndarray, *, floor: float = 0.1, slac
     return np.concatenate([frames[0] - head * np.arange(k_before, 0, -1), frames])
 
 
+def mend_slip(frames: np.ndarray, *, side: int = 4, max_len: int = 5, slip: tuple[float, float] = (0.38, 0.62),
+              steady: float = 0.06, last: float | None = None) -> np.ndarray:
+    """The grid ``frames`` with its half-beat slip mended.  The dynamic-programming tracker may
+    follow the off-beats through a track's opening bars (an intro whose chords push ahead of
+    the beat) and move onto the beat within a few beats of the drums coming in, squeezing or
+    stretching its intervals by half a period there: the tempo is the same on both sides, the
+    phase is not.  A window of at most ``max_len`` intervals that is ``slip`` periods too short
+    or too long, between ``side`` steady intervals on each side (within ``steady`` of their
+    median), is such a slip (the one nearest half a period when there are several).  The
+    shorter side is moved onto the longer side's phase and the window is spaced evenly;
+    beats moved before frame 0 or after ``last`` are dropped.  Chosen on the held-out ``sel``
+    corpus: a wider window (8 intervals, 0.3-0.7 periods) also caught tempo drift.  A grid with
+    no slip is returned as it is."""
+    f = np.asarray(frames, dtype=np.float64)
+    d = np.diff(f)
+    best = None
+    for length in range(2, max_len + 1):
+        for i in range(side, f.size - length - side):
+            around = np.concatenate([d[i - side:i], d[i + length:i + length + side]])
+            period = float(np.median(around))
+            if np.any(np.abs(around / period - 1.0) > steady):
+                continue
+            off = ((f[i + length] - f[i]) - length * period) / period
+            if slip[0] <= abs(off) <= slip[1] and (best is None or abs(abs(off) - 0.5) < abs(abs(best[2]) - 0.5)):
+                best = (i, length, off, period)
+    if best is None:
+        return f
+    i, length, off, period = best
+    out = f.copy()
+    if i + 1 <= f.size - (i + length):  # the opening is the shorter side
+        out[:i + 1] += off * period
+    else:
+        out[i + length:] -= off * period
+    out[i:i + length + 1] = np.linspace(out[i], out[i + length], length + 1)
+    return out[(out >= 0) & (out <= (np.inf if last is None else last))]
+
+
 def _first_sound(env: np.ndarray, frames: np.ndarray, floor: float, q: float) -> int | None:
     """The first frame where ``env`` reaches ``floor`` × its ``q``-th percentile on the beats."""
     strength = float(np.percentile(_local(env, frames), q))
@@ -579,6 +620,12 @@ def entries(inp: RhythmInputs, frames: np.ndarray) -> tuple[int, int | None, int
     return first_sounding(inp.env, frames), bass, drums
 
 
+def finish_grid(inp: RhythmInputs, frames: np.ndarray) -> np.ndarray:
+    """The chosen beat level's grid as the bar model reads it: its half-beat slip mended
+    (:func:`mend_slip`), then continued back to the first sound (:func:`extend_grid`)."""
+    return extend_grid(inp.env, mend_slip(frames, last=inp.env.size - 1))
+
+
 def analyse(inp: RhythmInputs, *, model: dict | None = None, tightness: float = 100.0) -> Metrical:
     """Beats, bars and confidences of one track (see the module docstring).
 
@@ -597,7 +644,7 @@ def analyse(inp: RhythmInputs, *, model: dict | None = None, tightness: float = 
     best = cands[int(np.argmax(p))]
     # confidence in the tempo: every candidate that agrees with it within 4 % counts
     tempo_conf = float(sum(q for c, q in zip(cands, p) if abs(c.bpm / best.bpm - 1.0) <= 0.04))
-    frames = extend_grid(inp.env, best.frames)
+    frames = finish_grid(inp, best.frames)
     beats = np.maximum(frames - inp.latency, 0.0) / inp.fps
     hyps = meter_hypotheses(beats.size)
     if not hyps:

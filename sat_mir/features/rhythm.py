@@ -258,8 +258,8 @@ class Rhythm(UsesBeatGrid):
     # 2: onset envelope no longer shifted 2 frames late; 3: metrical analysis (beat level, meter and
     # downbeats chosen by a fitted model over the mix and the stems), confidences, time signature;
     # 4: the grid reaches back to the first sound, bar models per input (stems / mix alone), the
-    # kick band in the beat level
-    version = "4"
+    # kick band in the beat level; 5: a half-beat slip of the grid mended
+    version = "5"
     signals = ("mix", "stems")
     outputs = (
         OutputSpec("bpm", "BPM", "tempo of the beat grid (the felt pulse: the dotted quarter in 6/8 and 12/8)",
@@ -353,8 +353,8 @@ class StemRhythm(UsesBeatGrid):
     name = "stem_rhythm"
     needs = Needs(min_seconds=5.0, min_sound_s=5.0, rhythmic=True)
     # 2: onset envelope no longer shifted 2 frames late; 3: the metrical analysis's beats; 4: its grid
-    # reaches back to the first sound
-    version = "4"
+    # reaches back to the first sound; 5: its half-beat slip mended
+    version = "5"
     signals = ("mix", "stems")
 
     @dataclass(frozen=True)

@@ -159,7 +159,7 @@ def series_bytes(series: dict[str, np.ndarray]) -> bytes:
 @register
 class Series(UsesBeatGrid):
     name = "series"
-    version = "2"  # 2: the beat grid reaches back to the first sound (beat_phase defined from there)
+    version = "3"  # 2: the beat grid reaches back to the first sound (beat_phase defined from there); 3: slip mended
     signals = ("mix", "stems")
     outputs = (
         OutputSpec("series_frames", "frames", f"frames of the time series in {SERIES_FILE} "

@@ -13,6 +13,7 @@ from sat_mir.features.metrical import (
     first_sounding,
     is_compound,
     load_model,
+    mend_slip,
     periodicity,
     tempo_from_beats,
 )
@@ -48,6 +49,33 @@ def test_extend_grid_reaches_back_to_the_first_sound_and_no_further():
     env[:] = 0.0
     env[truth.astype(int)] = 10.0
     np.testing.assert_allclose(extend_grid(env, truth[5:]), truth)
+
+
+def test_mend_slip_moves_an_off_beat_intro_onto_the_beat():
+    # what the tracker gave on a rendered four-on-the-floor song: 8 intro beats half a beat late
+    # (the chords pushed ahead), 4 squeezed intervals where the drums come in, then on the beat
+    period = 25.0
+    truth = np.arange(0, 60) * period + 10.0
+    tracked = truth.copy()
+    tracked[:8] += 0.5 * period
+    tracked[8:12] = np.linspace(tracked[7], truth[12], 6)[1:-1]
+    out = mend_slip(tracked, last=2000)
+    np.testing.assert_allclose(out, truth, atol=1e-9)
+    # the shorter side moves, wherever it is: a drumless ending that drifted onto the off-beats
+    late = truth.copy()
+    late[50:] -= 0.5 * period
+    late[47:50] = np.linspace(truth[46], late[50], 5)[1:-1]
+    np.testing.assert_allclose(mend_slip(late, last=2000), truth, atol=1e-9)
+    # beats moved out of the signal are dropped
+    shifted = tracked - 22.5  # the first beat mends to -12.5
+    np.testing.assert_allclose(mend_slip(shifted, last=2000), (truth - 22.5)[1:], atol=1e-9)
+    # a steady grid, a drifting tempo and a wandering grid are left as they are
+    np.testing.assert_array_equal(mend_slip(truth), truth)
+    drift = np.cumsum(np.linspace(20.0, 26.0, 60))
+    np.testing.assert_array_equal(mend_slip(drift), drift)
+    rng = np.random.default_rng(0)
+    wander = np.cumsum(period * (1 + 0.15 * rng.standard_normal(60)))
+    np.testing.assert_array_equal(mend_slip(wander), wander)
 
 
 def test_entries_find_where_the_bass_and_the_drums_come_in():
