@@ -140,7 +140,7 @@ def _spec_list() -> tuple[OutputSpec, ...]:
 class Tonal(Extractor):
     name = "tonal"
     needs = Needs(min_sound_s=2.0, pitched=True)
-    version = "3"  # 3: minor_bias; 2: Albrecht & Shanahan's key profiles by default (were Krumhansl & Kessler's)
+    version = "4"  # 4: the opening's bass; 3: minor_bias; 2: Albrecht & Shanahan's key profiles by default (were Krumhansl & Kessler's)
     signals = ("mix", "stems")
     outputs = _spec_list()
 
@@ -160,6 +160,7 @@ class Tonal(Extractor):
         profile: str = "albrecht"
         opening_s: float = 2.0
         opening_weight: float = 0.5
+        opening_bass_weight: float = 0.05
         minor_bias: float = 0.02
 
         def __post_init__(self):
@@ -204,12 +205,14 @@ class Tonal(Extractor):
             raise ExtractorError(
                 f"no harmonic content: the mix{' and the ' + '+'.join(names) + ' stems' if names else ''} "
                 f"have no frame above {c.gate_db} dBFS in {c.min_hz:g}-{c.max_hz:g} Hz")
-        result.values.update(self._summary(harmonic.frames))
+        bass = harmonic.stems.get("bass")
+        low = bass.chroma if bass is not None and bass.active.any() else harmonic.frames.low_chroma
+        result.values.update(self._summary(harmonic.frames, low))
         return result
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _summary(self, fr: TonalFrames) -> dict:
+    def _summary(self, fr: TonalFrames, low: np.ndarray) -> dict:
         c = self.config
         use = fr.active & (fr.chroma.sum(axis=0) > 0)  # frames with sound and spectral peaks
         if not use.any():
@@ -221,12 +224,18 @@ class Tonal(Extractor):
         hpcp = fr.hpcp[:, use].mean(axis=1)
         hpcp /= hpcp.max()
         # Key: every frame counts equally (unit max); the opening is the first opening_s
-        # seconds from the first frame with pitched content.
+        # seconds from the first frame with pitched content, and its bass the bass stem's
+        # chroma there (the mix's lowest notes without stems).
         unit = frames / frames.max(axis=0)
         times = np.flatnonzero(use)
-        opening = unit[:, times < times[0] + max(1, round(c.opening_s / fr.hop_s))].mean(axis=1)
+        first = times < times[0] + max(1, round(c.opening_s / fr.hop_s))
+        opening = unit[:, first].mean(axis=1)
+        bass = low[:, times[first]]
+        bass = bass[:, bass.sum(axis=0) > 0]
+        opening_bass = (bass / bass.max(axis=0)).mean(axis=1) if bass.size else None
         total, corr = key_scores(unit.mean(axis=1), opening=opening, profile=c.profile,
-                                 opening_weight=c.opening_weight, minor_bias=c.minor_bias)
+                                 opening_weight=c.opening_weight, minor_bias=c.minor_bias,
+                                 opening_bass=opening_bass, opening_bass_weight=c.opening_bass_weight)
         m, tonic = np.unravel_index(int(np.argmax(total)), total.shape)
         mode, strength = MODES[m], float(corr[m, tonic])
         out: dict = {}
@@ -594,13 +603,16 @@ KEY_SOFTMAX_BETA = 12.0  # makes the mean confidence match the accuracy on the d
 
 
 def key_scores(pcp: np.ndarray, *, opening: np.ndarray | None = None, profile: str = "albrecht",
-               opening_weight: float = 0.5, minor_bias: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+               opening_weight: float = 0.5, minor_bias: float = 0.0, opening_bass: np.ndarray | None = None,
+               opening_bass_weight: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """(total, correlation), each ``[2 modes, 12 tonics]``: every key's Pearson correlation of
     ``pcp`` with its rotated profile, and that plus ``opening_weight`` × the fit of its tonic
     triad to ``opening`` (the profile of the first seconds: a piece usually opens on its tonic,
     which tells a key from its relative, its dominant and its subdominant, whose scales it shares
-    all but one note with), plus ``minor_bias`` for every minor key (the profiles lean major:
-    a minor piece read as its relative major is the commonest error)."""
+    all but one note with), plus ``opening_bass_weight`` × the share of its tonic in
+    ``opening_bass`` (the bass of the first seconds, centred and unit-norm: an opening Fm7 holds
+    the A♭ major triad, but its bass is F), plus ``minor_bias`` for every minor key (the
+    profiles lean major: a minor piece read as its relative major is the commonest error)."""
     scores = _correlations(pcp, _profile_matrix(profile))
     total = scores.copy()
     if opening is not None and np.ptp(opening) > 0 and opening_weight > 0:
@@ -612,6 +624,10 @@ def key_scores(pcp: np.ndarray, *, opening: np.ndarray | None = None, profile: s
                 t -= t.mean()
                 triads[mode, tonic] = t / np.linalg.norm(t)
         total = total + opening_weight * _correlations(opening, triads)
+    if opening_bass is not None and np.ptp(opening_bass) > 0 and opening_bass_weight > 0:
+        b = np.asarray(opening_bass, dtype=np.float64)
+        b = b - b.mean()
+        total = total + opening_bass_weight * (b / np.linalg.norm(b))[None, :]
     total[1] += minor_bias
     return total, scores
 

@@ -224,3 +224,27 @@ def test_the_minor_bias_adds_to_every_minor_key_and_can_turn_a_relative_major_in
     np.testing.assert_allclose(biased[0], plain[0])
     np.testing.assert_allclose(corr2, corr)  # the reported key strength is the profile fit alone
     assert np.unravel_index(np.argmax(biased), biased.shape) == (1, 9)  # A minor
+
+
+def test_the_opening_bass_tells_a_minor_seventh_opening_from_its_relative_major():
+    from sat_mir.features.tonal import key_scores
+
+    pcp = np.zeros(12)
+    pcp[[5, 7, 8, 10, 0, 1, 3]] = 1.0  # F minor's notes = A-flat major's
+    pcp[[5, 8, 0]] += 0.1  # ... and the tonic triad a little more often
+    opening = np.zeros(12)
+    opening[[5, 8, 0, 3]] = 1.0  # the song opens on Fm7 (F Ab C Eb): it holds the Ab major triad
+    plain, _ = key_scores(pcp, opening=opening, minor_bias=0.0)
+    assert np.unravel_index(np.argmax(plain), plain.shape) == (0, 8)  # read as A-flat major ...
+    assert 0 < plain[0, 8] - plain[1, 5] < 0.05  # ... by a hair over F minor
+    bass = np.zeros(12)
+    bass[5] = 1.0  # the opening's bass is F
+    with_bass, _ = key_scores(pcp, opening=opening, minor_bias=0.0, opening_bass=bass, opening_bass_weight=0.05)
+    assert np.unravel_index(np.argmax(with_bass), with_bass.shape) == (1, 5)  # F minor
+    # each key gains by the share of its tonic in the bass: F major and F minor alike, A-flat not at all
+    gain = with_bass - plain
+    np.testing.assert_allclose(gain[:, 5], 0.05 * 11 / np.sqrt(132))
+    np.testing.assert_allclose(gain[0, 8], -0.05 / np.sqrt(132))
+    # a flat bass profile says nothing
+    flat, _ = key_scores(pcp, opening=opening, minor_bias=0.0, opening_bass=np.ones(12), opening_bass_weight=0.05)
+    np.testing.assert_allclose(flat, plain)
