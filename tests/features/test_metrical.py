@@ -61,6 +61,10 @@ def test_mend_slip_moves_an_off_beat_intro_onto_the_beat():
     tracked[8:12] = np.linspace(tracked[7], truth[12], 6)[1:-1]
     out = mend_slip(tracked, last=2000)
     np.testing.assert_allclose(out, truth, atol=1e-9)
+    # where the drums come in, the slip is the tracker's; far from it, it may be the music's
+    np.testing.assert_allclose(mend_slip(tracked, last=2000, entry=12), truth, atol=1e-9)
+    np.testing.assert_array_equal(mend_slip(tracked, last=2000, entry=30), tracked)
+    np.testing.assert_array_equal(mend_slip(tracked, last=2000, entry=0), tracked)
     # the shorter side moves, wherever it is: a drumless ending that drifted onto the off-beats
     late = truth.copy()
     late[50:] -= 0.5 * period
