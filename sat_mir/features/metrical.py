@@ -571,15 +571,19 @@ def mend_slip(frames: np.ndarray, *, side: int = 4, max_len: int = 5, slip: tupl
     f = np.asarray(frames, dtype=np.float64)
     d = np.diff(f)
     best = None
+    win = np.lib.stride_tricks.sliding_window_view(d, side) if d.size >= side else np.empty((0, side))
     for length in range(2, max_len + 1):
-        for i in range(side, f.size - length - side):
-            around = np.concatenate([d[i - side:i], d[i + length:i + length + side]])
-            period = float(np.median(around))
-            if np.any(np.abs(around / period - 1.0) > steady):
-                continue
-            off = ((f[i + length] - f[i]) - length * period) / period
-            if slip[0] <= abs(off) <= slip[1] and (best is None or abs(abs(off) - 0.5) < abs(abs(best[2]) - 0.5)):
-                best = (i, length, off, period)
+        i = np.arange(side, f.size - length - side)  # window i .. i + length, steady sides around it
+        if i.size == 0:
+            continue
+        around = np.concatenate([win[i - side], win[i + length]], axis=1)
+        period = np.median(around, axis=1)
+        steady_ok = np.all(np.abs(around / period[:, None] - 1.0) <= steady, axis=1)
+        off = ((f[i + length] - f[i]) - length * period) / period
+        ok = steady_ok & (np.abs(off) >= slip[0]) & (np.abs(off) <= slip[1])
+        for k in np.flatnonzero(ok):  # in order, so a tie keeps the first (shortest, earliest)
+            if best is None or abs(abs(off[k]) - 0.5) < abs(abs(best[2]) - 0.5):
+                best = (int(i[k]), length, float(off[k]), float(period[k]))
     if best is None:
         return f
     i, length, off, period = best
