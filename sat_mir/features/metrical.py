@@ -587,11 +587,10 @@ def mend_slip(frames: np.ndarray, *, side: int = 4, max_len: int = 5, slip: tupl
     if best is None:
         return f
     i, length, off, period = best
-    head_short = i + 1 <= f.size - (i + length)
     if entry is not None and not i - 2 <= entry <= i + length + 2:
         return f
     out = f.copy()
-    if head_short:  # the opening is the shorter side
+    if i + 1 <= f.size - (i + length):  # the opening is the shorter side
         out[:i + 1] += off * period
     else:
         out[i + length:] -= off * period
