@@ -57,7 +57,6 @@ __all__ = [
     "TonalFrames",
     "band_stft",
     "harmonic_frames",
-    "estimate_key",
     "key_confidence",
     "key_scores",
     "harmonic_change",
@@ -638,12 +637,3 @@ def key_confidence(total: np.ndarray, beta: float = KEY_SOFTMAX_BETA) -> float:
     z -= z.max()
     p = np.exp(z)
     return float(p.max() / p.sum())
-
-
-def estimate_key(pcp: np.ndarray, *, opening: np.ndarray | None = None, profile: str = "albrecht",
-                 opening_weight: float = 0.5) -> tuple[int, str, float]:
-    """(tonic pitch class, mode, correlation) of a 12-bin profile (index 0 = C): the key with the
-    best total of :func:`key_scores`; the returned correlation is the profile correlation alone."""
-    total, scores = key_scores(pcp, opening=opening, profile=profile, opening_weight=opening_weight)
-    m, t = np.unravel_index(int(np.argmax(total)), total.shape)
-    return int(t), MODES[m], float(scores[m, t])
