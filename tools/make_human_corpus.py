@@ -15,13 +15,16 @@ tunes a drum part in the tune's meter (kick on the bar, snare or rim on the othe
 on the subdivisions) that half of them get; the other half are the melody alone.
 
 Truth, from the score (never from the audio):
-  beats       every beat of every measure (music21's beat: the dotted quarter in 6/8, 9/8, 12/8;
+  beats       every beat of every bar (music21's beat: the dotted quarter in 6/8, 9/8, 12/8;
               pretty_midi's convention too); a pickup measure's beats count back from its end
-  downbeats   the starts of the full measures
+  downbeats   the starts of the bars: two short measures that fill one bar (a strain's end and
+              the next strain's pickup, split at a repeat sign) are one bar; an excerpt ends at
+              anything else that breaks the bar grid (see ``bar_grid``), and one shorter than
+              6 bars or 12 s is left out
   beats_per_bar  the time signature's numerator; bpm = 60 / median inter-beat interval
   key         chorales: the key signature's major or relative minor, whichever the final bass
-              note names; tunes: the same with the final melody note; a modal ending (neither)
-              leaves the key out of the truth
+              note of the whole chorale names; tunes: the same with the tune's final note; a modal
+              ending (neither) leaves the key out of the truth
   chords      chorales only: each beat's chordified sonority named by music21 (root, quality,
               bass) in Harte syntax, "X" (left out of the score) when it is no triad or seventh
 """
@@ -49,6 +52,7 @@ TUNE_TEMPO = {"6/8": (100, 126), "9/8": (100, 120), "12/8": (90, 110), "2/2": (9
               "2/4": (96, 124), "3/4": (100, 170), "3/8": (60, 80)}  # in music21 beats per minute
 CHORALE_PROGRAMS = [[19, 19, 19, 19], [52, 52, 52, 52], [48, 48, 48, 42], [0, 0, 0, 0], [61, 60, 57, 58],
                     [73, 68, 71, 70], [20, 20, 20, 20]]
+MIN_BARS, MIN_SECONDS = 6, 12.0  # shorter excerpts (cut at an irregular bar) are left out
 TUNE_PROGRAMS = [40, 73, 22, 21, 74, 110, 0, 24, 25, 105, 71, 68, 56, 64]
 
 
@@ -78,8 +82,67 @@ def _key_truth(ks, final_pc: int) -> str | None:
     return None
 
 
+def bar_grid(measures, site, bar_ql: float, beat_ql: float, max_ql: float):
+    """(beats, downbeats, end) in quarter lengths, from the measures as notated.
+
+    A short first measure is a pickup: its beats count back from its end.  Later, two short
+    measures that fill one bar between them (a strain that ends early and the next strain's
+    pickup, split at a repeat sign) are one bar: one downbeat, at the first.  Anything else
+    that breaks the bar grid (a measure that overruns the bar, a gap or an overlap between
+    measures, a time signature change, the odd measure an ABC transcription produces) ends
+    the excerpt there (``end``): the audio after it would not follow a steady meter, and the
+    truth would have bars the music does not."""
+    eps = 1e-6
+    beats, downbeats = [], []
+    end, expected, filled = max_ql, None, 0.0
+    for i, m in enumerate(measures):
+        start = float(m.getOffsetBySite(site))
+        length = float(m.duration.quarterLength)
+        if start >= end:
+            break
+        if expected is not None and abs(start - expected) > eps:
+            end = min(end, start)
+            break
+        expected = start + length
+        if i == 0 and length < bar_ql - eps:  # a pickup: its beats count back from its end
+            b = start + length - beat_ql
+            pick = []
+            while b >= start - eps:
+                pick.insert(0, b)
+                b -= beat_ql
+            beats += pick
+            continue
+        if filled + length > bar_ql + eps or length <= eps:
+            end = min(end, start)
+            break
+        if filled < eps:
+            downbeats.append(start)
+            beats += [start + k * beat_ql for k in range(int(round(bar_ql / beat_ql)))]
+        filled += length
+        if abs(filled - bar_ql) < eps:
+            filled = 0.0
+    if filled > eps:  # an unfinished bar at the end: its missing beats were never played
+        end = min(end, expected)
+    return [b for b in beats if b < end - eps], [d for d in downbeats if d < end - eps], end
+
+
+def final_pitch_classes(parts) -> list[int | None]:
+    """Per part, the pitch class of its last note in the whole score (the lowest of a chord):
+    the key's evidence is where the piece ends, not where an excerpt is cut."""
+    out = []
+    for part in parts:
+        notes = list(part.flatten().notes)
+        if not notes:
+            out.append(None)
+            continue
+        last = max(notes, key=lambda n: float(n.offset))
+        out.append(min(p.midi for p in last.pitches) % 12)
+    return out
+
+
 def piece_events(score, max_ql: float):
-    """Notes per part, measures and their beats (quarter lengths), time signature, key signature."""
+    """Notes per part, the bar grid (:func:`bar_grid`, quarter lengths), time signature, key
+    signature and the final pitch class of every part."""
     from music21 import key, meter, stream
 
     score = score.stripTies(inPlace=False)
@@ -93,31 +156,16 @@ def piece_events(score, max_ql: float):
         return None
     bar_ql = ts.barDuration.quarterLength
     beat_ql = ts.beatDuration.quarterLength
+    beats, downbeats, end = bar_grid(measures, parts[0], bar_ql, beat_ql, max_ql)
     notes = []
     for i, part in enumerate(parts):
         for n in part.flatten().notes:
-            if n.duration.isGrace or n.offset >= max_ql:
+            if n.duration.isGrace or n.offset >= end - 1e-6:
                 continue
             for p in n.pitches:
                 notes.append((float(n.offset), float(max(n.quarterLength, 0.1)), int(p.midi), i))
-    beats, downbeats = [], []
-    for m in measures:
-        start = float(m.getOffsetBySite(parts[0]))
-        if start >= max_ql:
-            break
-        length = float(m.duration.quarterLength)
-        if length < bar_ql - 1e-6 and m is measures[0]:  # a pickup: its beats count back from its end
-            b = start + length - beat_ql
-            pick = []
-            while b >= start - 1e-6:
-                pick.insert(0, b)
-                b -= beat_ql
-            beats += pick
-            continue
-        downbeats.append(start)
-        beats += [start + k * beat_ql for k in range(int(round(length / beat_ql)))]
     return {"notes": notes, "beats": beats, "downbeats": downbeats, "ts": ts, "ks": ks, "beat_ql": beat_ql,
-            "parts": len(parts), "measures": measures, "score": score}
+            "parts": len(parts), "measures": measures, "score": score, "finals": final_pitch_classes(parts)}
 
 
 def write_and_render(name: str, ev: dict, bpm: float, programs: list[int], drums: bool, out: Path, rng,
@@ -204,7 +252,7 @@ def write_and_render(name: str, ev: dict, bpm: float, programs: list[int], drums
     down = [d * sec_per_ql for d in ev["downbeats"] if d < max_ql]
     beats = [b for b in beats if first - 0.05 <= b <= last + 1e-3]
     down = [d for d in down if first - 0.05 <= d <= last + 1e-3]
-    if len(beats) < 8 or len(down) < 3:
+    if len(down) < MIN_BARS or beats[-1] - beats[0] < MIN_SECONDS:  # cut short by an irregular bar
         return None
     truth = {
         "id": name, "style": name.split("-")[1], "meter": ts.ratioString, "beats_per_bar": ts.numerator,
@@ -265,10 +313,10 @@ def main() -> None:
         score = corpus.parse(path)
         bpm = float(rng.uniform(60, 96))
         ev = piece_events(score, max_ql=args.seconds * bpm / 60.0 + 8)
-        if ev is None or ev["parts"] != 4:
+        if ev is None or ev["parts"] != 4 or len(ev["downbeats"]) < MIN_BARS:
             continue
-        final_bass = [n for n in ev["notes"] if n[3] == 3]
-        key_truth = _key_truth(ev["ks"], max(final_bass, key=lambda n: n[0])[2] % 12) if final_bass else None
+        final_bass = ev["finals"][3]
+        key_truth = _key_truth(ev["ks"], final_bass) if final_bass is not None else None
         chords = chorale_chords(ev["score"], ev["beats"])
         name = f"h{made:03d}-chorale-{Path(path).stem}"
         if write_and_render(name, ev, bpm, list(CHORALE_PROGRAMS[int(rng.integers(len(CHORALE_PROGRAMS)))]),
@@ -291,9 +339,9 @@ def main() -> None:
         lo, hi = TUNE_TEMPO[ts.ratioString]
         bpm = float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
         ev = piece_events(score, max_ql=args.seconds * bpm * ts.beatDuration.quarterLength / 60.0 + 8)
-        if ev is None or len(ev["downbeats"]) < 4:
+        if ev is None or len(ev["downbeats"]) < MIN_BARS:
             continue
-        final = max(ev["notes"], key=lambda n: n[0])[2] % 12 if ev["notes"] else None
+        final = ev["finals"][0]
         key_truth = _key_truth(ev["ks"], final) if final is not None else None
         name = f"h{made:03d}-tune{ts.numerator}{ts.denominator}-{Path(path).stem}"
         drums = bool(rng.random() < 0.5)

@@ -111,6 +111,7 @@ def rhythm_inputs(ctx: TrackContext, *, use_stems: bool = True) -> RhythmInputs:
         chroma=harmonic.frames.chroma, bass_chroma=low, chroma_hop_s=harmonic.frames.hop_s,
         drum_bands={k: _fit(v, n) for k, v in _bands(ctx.stem("drums")).items()} if drums else None,
         bass_env=_fit(ctx.stem("bass").onset_envelope(sr=SR, hop=HOP), n) if bass else None,
+        drums_silent=use_stems and bool(ctx.stem_names) and not drums,
     )
 
 
@@ -258,8 +259,9 @@ class Rhythm(UsesBeatGrid):
     # 2: onset envelope no longer shifted 2 frames late; 3: metrical analysis (beat level, meter and
     # downbeats chosen by a fitted model over the mix and the stems), confidences, time signature;
     # 4: the grid reaches back to the first sound, bar models per input (stems / mix alone), the
-    # kick band in the beat level; 5: a half-beat slip of the grid mended
-    version = "5"
+    # kick band in the beat level; 5: a half-beat slip of the grid mended; 6: bar models refitted on
+    # the corrected human-composed truth, the durational accent moves a drumless separated grid
+    version = "6"
     signals = ("mix", "stems")
     outputs = (
         OutputSpec("bpm", "BPM", "tempo of the beat grid (the felt pulse: the dotted quarter in 6/8 and 12/8)",
@@ -353,8 +355,9 @@ class StemRhythm(UsesBeatGrid):
     name = "stem_rhythm"
     needs = Needs(min_seconds=5.0, min_sound_s=5.0, rhythmic=True)
     # 2: onset envelope no longer shifted 2 frames late; 3: the metrical analysis's beats; 4: its grid
-    # reaches back to the first sound; 5: its half-beat slip mended
-    version = "5"
+    # reaches back to the first sound; 5: its half-beat slip mended; 6: the durational accent and the
+    # refitted bar models
+    version = "6"
     signals = ("mix", "stems")
 
     @dataclass(frozen=True)

@@ -159,7 +159,8 @@ def series_bytes(series: dict[str, np.ndarray]) -> bytes:
 @register
 class Series(UsesBeatGrid):
     name = "series"
-    version = "3"  # 2: the beat grid reaches back to the first sound (beat_phase defined from there); 3: slip mended
+    version = "4"  # 2: the beat grid reaches back to the first sound (beat_phase defined from there); 3: slip mended;
+    # 4: the durational accent moves a drumless separated grid
     signals = ("mix", "stems")
     outputs = (
         OutputSpec("series_frames", "frames", f"frames of the time series in {SERIES_FILE} "

@@ -6,6 +6,7 @@ import pytest
 from sat_mir.errors import ExtractorError
 from sat_mir.features.metrical import (
     LEVEL_FEATURES,
+    accent_shift,
     METER_FEATURES,
     RhythmInputs,
     entries,
@@ -15,6 +16,7 @@ from sat_mir.features.metrical import (
     load_model,
     mend_slip,
     periodicity,
+    shift_grid,
     tempo_from_beats,
 )
 
@@ -207,3 +209,53 @@ def test_the_kick_band_tells_a_kick_from_an_open_hat_where_the_log_flux_does_not
     assert kick_hat < 0.05 * kick_on  # linear magnitudes: the hat's low end is 3 % of the kick's
     assert got["low"][20] > 0.25 * got["low"][10]  # log magnitudes: it counts for 30 % of a kick
     assert got["kick"][:10].max() == 0.0 and got["kick"][14] == 0.0  # only rises count
+
+
+def _melody(pattern: tuple[float, ...], *, beat: float = 24.0, beats: int = 40, kick_at: float | None = None):
+    """RhythmInputs of a melody with equal onsets at ``pattern`` (fractions of each beat): no
+    accents of loudness, only of duration.  ``kick_at``: a kick on that fraction of each beat."""
+    n = int(beat * (beats + 2))
+    env = np.zeros(n)
+    kick = np.zeros(n)
+    for b in range(beats):
+        for f in pattern:
+            env[int(round(beat * (b + 1 + f)))] = 1.0
+        if kick_at is not None:
+            kick[int(round(beat * (b + 1 + kick_at)))] = 5.0
+    flat = np.ones((12, 10))
+    bands = {"low": env, "mid": env, "high": env, "kick": kick}
+    return RhythmInputs(env=env, bands=bands, fps=FPS, latency=0.0, chroma=flat, bass_chroma=flat, chroma_hop_s=0.1)
+
+
+def test_shift_grid_moves_each_beat_by_a_share_of_its_own_interval():
+    frames = np.array([0.0, 10.0, 30.0, 40.0])
+    np.testing.assert_allclose(shift_grid(frames, 0.5, 100.0), [5.0, 20.0, 35.0, 45.0])
+    np.testing.assert_allclose(shift_grid(frames, 0.5, 40.0), [5.0, 20.0, 35.0])  # past the end: dropped
+    np.testing.assert_allclose(shift_grid(frames, 0.0, 100.0), frames)
+
+
+def test_the_durational_accent_moves_a_melody_grid_onto_its_long_notes():
+    beat = 24.0
+    on_beat = beat * (1 + np.arange(38))
+    # a jig: a quarter and an eighth per dotted-quarter beat (onsets at 0 and 2/3): a grid on the
+    # eighths (2/3) moves a third of a beat, onto the quarters; a grid on them stays
+    jig = _melody((0.0, 2 / 3), beat=beat)
+    assert accent_shift(jig, on_beat + 2 / 3 * beat) == pytest.approx(1 / 3)
+    assert accent_shift(jig, on_beat) == 0.0
+    # a reel: an eighth and two sixteenths per beat (0, 1/2, 3/4): a grid on the off-beat eighths
+    # moves half a beat
+    reel = _melody((0.0, 0.5, 0.75), beat=beat)
+    assert accent_shift(reel, on_beat + beat / 2) == pytest.approx(0.5)
+    assert accent_shift(reel, on_beat) == 0.0
+    # even eighths carry no durational accent: the tracker's grid stays
+    assert accent_shift(_melody((0.0, 0.5), beat=beat), on_beat + beat / 2) == 0.0
+    # onsets on too few of the moved grid's points (a quarter on every other beat only): stays
+    sparse = _melody((0.0,), beat=2 * beat, beats=20)
+    assert accent_shift(sparse, 2 * beat * (1 + np.arange(18)) + beat) == 0.0
+
+
+def test_a_kick_anchors_the_grid_against_the_durational_accent():
+    beat = 24.0
+    on_beat = beat * (1 + np.arange(38))
+    reel = _melody((0.0, 0.5, 0.75), beat=beat, kick_at=0.5)  # the kick is on the "off-beat" grid
+    assert accent_shift(reel, on_beat + beat / 2) == 0.0
