@@ -18,9 +18,11 @@ over the hypotheses, so the chosen hypothesis comes with a probability that is i
   or 8), the drums stem's kick, snare and cymbal bands and the bass stem's onsets when the
   track has them, the kick's flux on linear magnitudes (mix and drums stem: an open hi-hat
   on the off-beats does not pass for a kick there), and a log-tempo prior.  Where the drums stem
-  is silent, the chosen grid may then move by a third or a half of a beat onto the melody's
-  longer notes (:func:`accent_shift`: in a running melody with no accents of loudness the
-  tracker follows the off-beats as often as not).
+  is silent, each candidate grid may then move by a third or a half of a beat onto the
+  melody's longer notes (:func:`accent_shift`: in a running melody with no accents of loudness
+  the tracker follows the off-beats as often as not), and the model's probabilities are
+  weighed by how long the notes on each grid are (:func:`durational_accent`: a jig tracked on
+  every other eighth note, at 3/2 of its tempo, sits on short notes half the time).
 * **The bar**.  The chosen grid's half-beat slip, if it has one, is first mended
   (:func:`mend_slip`: the tracker may follow the off-beats through an intro and move onto the
   beat when the drums come in), and the grid is continued back to the first sound
@@ -72,6 +74,7 @@ __all__ = [
     "RhythmInputs",
     "accent_shift",
     "analyse",
+    "durational_accent",
     "band_flux",
     "beat_candidates",
     "entries",
@@ -84,6 +87,7 @@ __all__ = [
     "load_model",
     "meter_model_name",
     "meter_features",
+    "melody_onsets",
     "mend_slip",
     "periodicity",
     "shift_grid",
@@ -571,9 +575,23 @@ def shift_grid(frames: np.ndarray, fraction: float, last: float) -> np.ndarray:
     return moved[moved <= last]
 
 
-def accent_shift(inp: RhythmInputs, frames: np.ndarray, *, shifts: tuple[float, ...] = (1 / 3, 1 / 2, 2 / 3),
-                 margin: float = 0.1, min_hits: float = 0.8, tolerance_s: float = 0.05,
-                 kick_anchor: float = 1.5) -> float:
+def melody_onsets(inp: RhythmInputs) -> np.ndarray:
+    """Onset frames of the mix (its onset envelope peak-picked as librosa does)."""
+    return onset_detect(inp.env, sr=inp.fps * 512, hop=512).astype(np.float64)
+
+
+def _grid_accent(onsets: np.ndarray, gaps: np.ndarray, grid: np.ndarray, tol: float) -> tuple[float, float]:
+    """(mean of ``gaps`` at the onsets within ``tol`` frames of the grid's points, 0 where none;
+    the share of points with an onset)."""
+    j = np.clip(np.searchsorted(onsets, grid), 1, onsets.size - 1)
+    j = np.where(np.abs(onsets[j - 1] - grid) <= np.abs(onsets[j] - grid), j - 1, j)
+    hit = np.abs(onsets[j] - grid) <= tol
+    return float(np.where(hit, gaps[j], 0.0).mean()), float(hit.mean())
+
+
+def accent_shift(inp: RhythmInputs, frames: np.ndarray, *, onsets: np.ndarray | None = None,
+                 shifts: tuple[float, ...] = (1 / 3, 1 / 2, 2 / 3), margin: float = 0.1, min_hits: float = 0.8,
+                 tolerance_s: float = 0.05, kick_anchor: float = 1.5) -> float:
     """The fraction of a beat by which the melody's durational accent moves a grid that no drums
     anchor (0.0: it stays).
 
@@ -590,29 +608,19 @@ def accent_shift(inp: RhythmInputs, frames: np.ndarray, *, shifts: tuple[float, 
     A kick anchors the grid: no move takes it off beats whose kick band (the mix's low linear
     flux) is ``kick_anchor`` times stronger than on the moved points.  :func:`analyse` asks only
     where the drums stem is silent: on the mix alone, a breakbeat's hi-hats and syncopated kicks
-    moved as often as a shuffle's melody."""
+    moved as often as a shuffle's melody.  ``onsets``: :func:`melody_onsets`, when known."""
     frames = np.asarray(frames, dtype=np.float64)
-    if frames.size < 8:
-        return 0.0
-    onsets = onset_detect(inp.env, sr=inp.fps * 512, hop=512).astype(np.float64)
-    if onsets.size < 8:
+    onsets = melody_onsets(inp) if onsets is None else onsets
+    if frames.size < 8 or onsets.size < 8:
         return 0.0
     period = float(np.median(np.diff(frames)))
     gaps = np.minimum(np.diff(np.append(onsets, onsets[-1] + period)) / period, 2.0)
     tol = tolerance_s * inp.fps
-
-    def accent(grid: np.ndarray) -> tuple[float, float]:
-        j = np.clip(np.searchsorted(onsets, grid), 1, onsets.size - 1)
-        j = np.where(np.abs(onsets[j - 1] - grid) <= np.abs(onsets[j] - grid), j - 1, j)
-        hit = np.abs(onsets[j] - grid) <= tol
-        return float(np.where(hit, gaps[j], 0.0).mean()), float(hit.mean())
-
     last = float(inp.env.size - 1)
-    base, base_hits = accent(frames)
+    base, base_hits = _grid_accent(onsets, gaps, frames, tol)
     best, best_score = 0.0, base
     for f in shifts:
-        moved = shift_grid(frames, f, last)
-        score, hits = accent(moved)
+        score, hits = _grid_accent(onsets, gaps, shift_grid(frames, f, last), tol)
         if score > best_score and hits >= min_hits:
             best, best_score = f, score
     if best == 0.0 or base_hits < min_hits or best_score <= (1.0 + margin) * base:
@@ -622,6 +630,19 @@ def accent_shift(inp: RhythmInputs, frames: np.ndarray, *, shifts: tuple[float, 
     if float(_local(kick, frames).mean()) > kick_anchor * float(_local(kick, moved).mean()):
         return 0.0
     return best
+
+
+def durational_accent(inp: RhythmInputs, grids: list[np.ndarray], onsets: np.ndarray, *,
+                      tolerance_s: float = 0.05, cap: float = 4.0) -> np.ndarray:
+    """Per grid: the mean gap after the onsets on its points (an onset within ``tolerance_s``,
+    0 without one), in units of the track's median gap between onsets (at most ``cap``).  A
+    melody's beat falls on its longer notes: a jig's quarter notes, not every other eighth (the
+    same pulse tracked at 3/2 of its tempo), which the onset strength of a melody with no
+    accents of loudness cannot tell."""
+    gaps = np.diff(np.append(onsets, onsets[-1] + (np.median(np.diff(onsets)) if onsets.size > 1 else 1.0)))
+    gaps = np.minimum(gaps / float(np.median(gaps)), cap)
+    tol = tolerance_s * inp.fps
+    return np.array([_grid_accent(onsets, gaps, g, tol)[0] if g.size else 0.0 for g in grids])
 
 
 def mend_slip(frames: np.ndarray, *, side: int = 4, max_len: int = 5, slip: tuple[float, float] = (0.38, 0.62),
@@ -731,12 +752,22 @@ def analyse(inp: RhythmInputs, *, model: dict | None = None, tightness: float = 
     acf = periodicity(inp.env, int(8 * inp.fps))
     X = np.stack([level_features(inp, c, acf) for c in cands])
     p = choose(X, model["level"])
-    best = cands[int(np.argmax(p))]
+    grids = [c.frames for c in cands]
+    onsets = melody_onsets(inp) if inp.drums_silent else np.zeros(0)
+    if onsets.size >= 8:
+        # no drums (the stems say so; on the mix alone a drum kit's off-beats can outweigh the
+        # melody: measured worse): each grid onto its melody's longer notes, and the level
+        # model's probabilities weighed by how long the notes on each grid are
+        last = float(inp.env.size - 1)
+        grids = [shift_grid(g, accent_shift(inp, g, onsets=onsets), last) for g in grids]
+        weighed = p * durational_accent(inp, grids, onsets)
+        if weighed.sum() > 0:  # else no grid has an onset on it: the model's word stands
+            p = weighed / weighed.sum()
+    k = int(np.argmax(p))
+    best = cands[k]
     # confidence in the tempo: every candidate that agrees with it within 4 % counts
     tempo_conf = float(sum(q for c, q in zip(cands, p) if abs(c.bpm / best.bpm - 1.0) <= 0.04))
-    tracked = best.frames
-    if inp.drums_silent:  # on the mix alone a drum kit's off-beats can outweigh it: measured worse
-        tracked = shift_grid(tracked, accent_shift(inp, tracked), float(inp.env.size - 1))
+    tracked = grids[k]
     frames = finish_grid(inp, tracked)
     beats = np.maximum(frames - inp.latency, 0.0) / inp.fps
     hyps = meter_hypotheses(beats.size)

@@ -7,6 +7,8 @@ from sat_mir.errors import ExtractorError
 from sat_mir.features.metrical import (
     LEVEL_FEATURES,
     accent_shift,
+    durational_accent,
+    melody_onsets,
     METER_FEATURES,
     RhythmInputs,
     entries,
@@ -259,3 +261,17 @@ def test_a_kick_anchors_the_grid_against_the_durational_accent():
     on_beat = beat * (1 + np.arange(38))
     reel = _melody((0.0, 0.5, 0.75), beat=beat, kick_at=0.5)  # the kick is on the "off-beat" grid
     assert accent_shift(reel, on_beat + beat / 2) == 0.0
+
+
+def test_a_jig_tracked_on_every_other_eighth_sits_on_shorter_notes():
+    beat = 24.0
+    jig = _melody((0.0, 2 / 3), beat=beat)  # a quarter and an eighth per dotted-quarter beat
+    onsets = melody_onsets(jig)
+    assert onsets.size == 80
+    pulse = beat * (1 + np.arange(38))
+    eighths = beat * (1 + np.arange(0, 37, 2 / 3))  # the same music at 3/2 of its tempo
+    on_pulse, on_eighths = durational_accent(jig, [pulse, eighths], onsets)
+    # every pulse is on a quarter note (a gap of 2 eighths: 41 of the 80 gaps, so the median);
+    # the points of the other grid are on a quarter, an eighth or nothing, in turn
+    assert on_pulse == pytest.approx(1.0)
+    assert on_eighths == pytest.approx((1.0 + 0.5 + 0.0) / 3, abs=0.05)
