@@ -88,6 +88,7 @@ __all__ = [
     "meter_model_name",
     "meter_features",
     "melody_onsets",
+    "noisy_highs",
     "mend_slip",
     "periodicity",
     "shift_grid",
@@ -124,8 +125,8 @@ class RhythmInputs:
     ``env``: onset strength of the mix at ``fps`` frames per second (frame ``k`` at
     ``(k - latency) / fps`` s).  ``bands``: spectral flux of the mix in the bands of
     :data:`BAND_EDGES_HZ`.  ``drum_bands`` / ``bass_env``: the same from the drums stem and the
-    onset strength of the bass stem, when the track has them (``drums_silent``: it has stems,
-    and no drums stem sounds).  ``chroma`` / ``bass_chroma``:
+    onset strength of the bass stem, when the track has them (``no_drums``: known to have no
+    drums, see :func:`sat_mir.features.rhythm.rhythm_inputs`).  ``chroma`` / ``bass_chroma``:
     ``[12, frames]`` pitch-class energy of the harmonic content and of its lowest notes, at
     ``chroma_hop_s``.
     """
@@ -139,7 +140,7 @@ class RhythmInputs:
     chroma_hop_s: float
     drum_bands: dict[str, np.ndarray] | None = None
     bass_env: np.ndarray | None = None
-    drums_silent: bool = False  # separated, and no drums stem sounds: known to have no drums
+    no_drums: bool = False
 
 
 @dataclass(frozen=True)
@@ -575,6 +576,24 @@ def shift_grid(frames: np.ndarray, fraction: float, last: float) -> np.ndarray:
     return moved[moved <= last]
 
 
+def noisy_highs(magnitude: np.ndarray, freqs: np.ndarray, *, split_hz: float = 5000.0, top: float = 0.05) -> float:
+    """How noise-like the highs are where they strike: the spectral flatness (geometric over
+    arithmetic mean) above ``split_hz`` in the ``top`` share of frames with the largest rise of
+    linear magnitude there.  Hi-hats, cymbals and snares strike as broadband noise; a melody's
+    highs are its harmonics.  On rendered songs and human-composed pieces (a drum part or the
+    melody alone) every one of 323 tracks with drums measured at least 0.39, and 102 of the 157
+    without drums less than 0.33."""
+    rows = np.flatnonzero(freqs >= split_hz)
+    if rows.size < 2 or magnitude.shape[1] < 3:
+        return 1.0
+    m = magnitude[rows[0]:rows[-1] + 1]
+    rise = np.maximum(np.diff(m, axis=1), 0.0).sum(axis=0)
+    k = max(10, int(top * rise.size))
+    frames = np.argsort(rise)[-k:] + 1
+    x = m[:, frames].astype(np.float64) + 1e-9
+    return float(np.mean(np.exp(np.log(x).mean(axis=0)) / x.mean(axis=0)))
+
+
 def melody_onsets(inp: RhythmInputs) -> np.ndarray:
     """Onset frames of the mix (its onset envelope peak-picked as librosa does)."""
     return onset_detect(inp.env, sr=inp.fps * 512, hop=512).astype(np.float64)
@@ -607,8 +626,9 @@ def accent_shift(inp: RhythmInputs, frames: np.ndarray, *, onsets: np.ndarray | 
     both grids: sustained strings and pads, whose onsets are sparse and late, are left alone.
     A kick anchors the grid: no move takes it off beats whose kick band (the mix's low linear
     flux) is ``kick_anchor`` times stronger than on the moved points.  :func:`analyse` asks only
-    where the drums stem is silent: on the mix alone, a breakbeat's hi-hats and syncopated kicks
-    moved as often as a shuffle's melody.  ``onsets``: :func:`melody_onsets`, when known."""
+    where the track is known to have no drums (``RhythmInputs.no_drums``): asked of every track
+    on the mix alone, a breakbeat's hi-hats and syncopated kicks moved as often as a shuffle's
+    melody.  ``onsets``: :func:`melody_onsets`, when known."""
     frames = np.asarray(frames, dtype=np.float64)
     onsets = melody_onsets(inp) if onsets is None else onsets
     if frames.size < 8 or onsets.size < 8:
@@ -753,11 +773,11 @@ def analyse(inp: RhythmInputs, *, model: dict | None = None, tightness: float = 
     X = np.stack([level_features(inp, c, acf) for c in cands])
     p = choose(X, model["level"])
     grids = [c.frames for c in cands]
-    onsets = melody_onsets(inp) if inp.drums_silent else np.zeros(0)
+    onsets = melody_onsets(inp) if inp.no_drums else np.zeros(0)
     if onsets.size >= 8:
-        # no drums (the stems say so; on the mix alone a drum kit's off-beats can outweigh the
-        # melody: measured worse): each grid onto its melody's longer notes, and the level
-        # model's probabilities weighed by how long the notes on each grid are
+        # no drums (a drum kit's off-beats can outweigh the melody: measured worse): each grid
+        # onto its melody's longer notes, and the level model's probabilities weighed by how
+        # long the notes on each grid are
         last = float(inp.env.size - 1)
         grids = [shift_grid(g, accent_shift(inp, g, onsets=onsets), last) for g in grids]
         weighed = p * durational_accent(inp, grids, onsets)

@@ -22,6 +22,7 @@ from sat_mir.features.metrical import (
     analyse,
     band_flux,
     from_beats_and_downbeats,
+    noisy_highs,
     tempo_from_beats,
 )
 from sat_mir.features.onset_detect import onset_detect
@@ -64,6 +65,10 @@ def onsets_of(sig: SignalContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 SILENT_STEM_PEAK = 10.0 ** (-60.0 / 20.0)  # a stem quieter than -60 dBFS adds no evidence
+# the flatness of the highs below which a mix has no drums: 0.06 under the lowest of 323 tracks
+# with drums (the cal, sel and human-dev corpora); 102 of their 157 tracks without drums measure
+# less (42 of the 56 dance tunes played by one instrument)
+NO_DRUMS_FLATNESS = 0.33
 
 
 def _sounding(ctx: TrackContext, name: str) -> bool:
@@ -92,10 +97,19 @@ def prepare_rhythm_inputs(ctx: TrackContext, stem: str) -> None:
         harmonic_frames(ctx)
 
 
+def _no_drums_in(sig: SignalContext) -> bool:
+    """The mix alone has no drums: its highs strike as harmonics, not noise
+    (:func:`sat_mir.features.metrical.noisy_highs` below :data:`NO_DRUMS_FLATNESS`)."""
+    return sig.memo(("no_drums", SR, HOP), lambda: noisy_highs(
+        sig.stft_magnitude(sr=SR, n_fft=2048, hop=HOP), fft_frequencies(SR, 2048)) < NO_DRUMS_FLATNESS)
+
+
 def rhythm_inputs(ctx: TrackContext, *, use_stems: bool = True) -> RhythmInputs:
     """What :func:`sat_mir.features.metrical.analyse` reads, from the context's shared front ends:
     the mix's onset envelope and band flux, the drums stem's band flux and the bass stem's
-    onset envelope when they sound, and the chroma of the harmonic content (tonal frames)."""
+    onset envelope when they sound, and the chroma of the harmonic content (tonal frames).
+    ``no_drums``: the stems have no drums stem that sounds, or without stems, the mix's highs
+    are not noise-like (:func:`_no_drums_in`)."""
     mix = ctx.mix
     env = mix.onset_envelope(sr=SR, hop=HOP)
     drums = _sounding(ctx, "drums") if use_stems else False
@@ -111,7 +125,7 @@ def rhythm_inputs(ctx: TrackContext, *, use_stems: bool = True) -> RhythmInputs:
         chroma=harmonic.frames.chroma, bass_chroma=low, chroma_hop_s=harmonic.frames.hop_s,
         drum_bands={k: _fit(v, n) for k, v in _bands(ctx.stem("drums")).items()} if drums else None,
         bass_env=_fit(ctx.stem("bass").onset_envelope(sr=SR, hop=HOP), n) if bass else None,
-        drums_silent=use_stems and bool(ctx.stem_names) and not drums,
+        no_drums=not drums if use_stems and ctx.stem_names else _no_drums_in(mix),
     )
 
 

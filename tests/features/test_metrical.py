@@ -9,6 +9,7 @@ from sat_mir.features.metrical import (
     accent_shift,
     durational_accent,
     melody_onsets,
+    noisy_highs,
     METER_FEATURES,
     RhythmInputs,
     entries,
@@ -275,3 +276,22 @@ def test_a_jig_tracked_on_every_other_eighth_sits_on_shorter_notes():
     # the points of the other grid are on a quarter, an eighth or nothing, in turn
     assert on_pulse == pytest.approx(1.0)
     assert on_eighths == pytest.approx((1.0 + 0.5 + 0.0) / 3, abs=0.05)
+
+
+def test_hats_strike_as_noise_and_a_melody_as_harmonics():
+    from sat_mir.audio.context import stft_magnitude
+    from sat_mir.audio.filterbanks import fft_frequencies
+
+    sr, rng = 22050, np.random.default_rng(0)
+    t = np.arange(sr * 8) / sr
+    decay = np.exp(-30.0 * (t % 0.25))  # a stroke every quarter second
+    bowed = decay * np.minimum((t % 0.25) / 0.02, 1.0)  # a note's 20 ms attack: no click
+    melody = np.zeros_like(t)
+    for k, f0 in enumerate((440.0, 494.0, 523.0, 587.0)):  # notes with harmonics up to 9 kHz
+        on = (t // 0.25) % 4 == k
+        melody += on * bowed * sum(np.sin(2 * np.pi * h * f0 * t) / h for h in range(1, 21))
+    hats = decay * rng.standard_normal(t.size) * 0.3
+    freqs = fft_frequencies(sr, 2048)
+    alone = noisy_highs(stft_magnitude(melody.astype(np.float32), 2048, 512), freqs)
+    with_hats = noisy_highs(stft_magnitude((melody + hats).astype(np.float32), 2048, 512), freqs)
+    assert alone < 0.2 < 0.5 < with_hats
