@@ -108,8 +108,8 @@ def rhythm_inputs(ctx: TrackContext, *, use_stems: bool = True) -> RhythmInputs:
     """What :func:`sat_mir.features.metrical.analyse` reads, from the context's shared front ends:
     the mix's onset envelope and band flux, the drums stem's band flux and the bass stem's
     onset envelope when they sound, and the chroma of the harmonic content (tonal frames).
-    ``no_drums``: the stems have no drums stem that sounds, or without stems, the mix's highs
-    are not noise-like (:func:`_no_drums_in`)."""
+    ``no_drums``: the stems have no drums stem that sounds, or the mix's highs are not
+    noise-like (:func:`_no_drums_in`)."""
     mix = ctx.mix
     env = mix.onset_envelope(sr=SR, hop=HOP)
     drums = _sounding(ctx, "drums") if use_stems else False
@@ -125,7 +125,8 @@ def rhythm_inputs(ctx: TrackContext, *, use_stems: bool = True) -> RhythmInputs:
         chroma=harmonic.frames.chroma, bass_chroma=low, chroma_hop_s=harmonic.frames.hop_s,
         drum_bands={k: _fit(v, n) for k, v in _bands(ctx.stem("drums")).items()} if drums else None,
         bass_env=_fit(ctx.stem("bass").onset_envelope(sr=SR, hop=HOP), n) if bass else None,
-        no_drums=not drums if use_stems and ctx.stem_names else _no_drums_in(mix),
+        # a separation's drums stem may hold a little bleed from a melody: the mix's highs decide too
+        no_drums=(use_stems and bool(ctx.stem_names) and not drums) or _no_drums_in(mix),
     )
 
 

@@ -142,3 +142,15 @@ def test_stem_rhythm_keys_and_missing_stems():
     assert result.values["onset_density_average_bass"] == pytest.approx(2.0, rel=0.2)
     assert result.values["syncopation_bass"] < 0.1
     assert StemRhythm().check(result) == {}
+
+
+def test_a_track_without_drums_is_known_to_have_none_with_stems_and_on_the_mix_alone():
+    from sat_mir.features.rhythm import rhythm_inputs
+
+    stems, _ = song(120.0, 4, 1)
+    no_kit = {k: v for k, v in stems.items() if k != "drums"}
+    # separated: whether a drums stem sounds; the mix alone: whether its highs strike as noise
+    assert not rhythm_inputs(ctx_of(stems)).no_drums
+    assert rhythm_inputs(ctx_of(no_kit)).no_drums
+    assert not rhythm_inputs(ctx_of(stems), use_stems=False).no_drums
+    assert rhythm_inputs(ctx_of(no_kit), use_stems=False).no_drums
