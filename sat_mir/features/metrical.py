@@ -620,7 +620,9 @@ def accent_shift(inp: RhythmInputs, frames: np.ndarray, *, onsets: np.ndarray | 
     eighth note has an onset, the tracker's choice between the beat and the off-beat rests on
     small differences of onset strength, and it chose the off-beats in half the melody-only
     dance tunes of a development set.  A grid point's accent is the gap after its onset (an
-    onset within ``tolerance_s``; at most 2 beats, 0 without one) in beats.  The grid moves by
+    onset within ``tolerance_s``; at most 2 beats, 0 without one) in beats, times the ratio of
+    that gap to the one before (between 0.5 and 2: a note longer than the one before it stands
+    out more, an eighth after two sixteenths).  The grid moves by
     the fraction of ``shifts`` whose points have the largest mean accent when it exceeds the
     grid's by ``margin`` (relative) and onsets fall on at least ``min_hits`` of the points of
     both grids: sustained strings and pads, whose onsets are sparse and late, are left alone.
@@ -634,7 +636,11 @@ def accent_shift(inp: RhythmInputs, frames: np.ndarray, *, onsets: np.ndarray | 
     if frames.size < 8 or onsets.size < 8:
         return 0.0
     period = float(np.median(np.diff(frames)))
-    gaps = np.minimum(np.diff(np.append(onsets, onsets[-1] + period)) / period, 2.0)
+    after = np.diff(np.append(onsets, onsets[-1] + period))
+    before = np.diff(np.insert(onsets, 0, onsets[0] - period))
+    # longer than the note before it counts more (an eighth after two sixteenths): human-dev's
+    # drumless pieces' beat F 0.706 against 0.693 for the gap alone
+    gaps = np.minimum(after / period, 2.0) * np.clip(after / before, 0.5, 2.0)
     tol = tolerance_s * inp.fps
     last = float(inp.env.size - 1)
     base, base_hits = _grid_accent(onsets, gaps, frames, tol)
