@@ -17,9 +17,9 @@ over the hypotheses, so the chosen hypothesis comes with a probability that is i
   of harmonic change in beats (chords change every 3 or 4 beats far more often than every 2
   or 8), the drums stem's kick, snare and cymbal bands and the bass stem's onsets when the
   track has them, the kick's flux on linear magnitudes (mix and drums stem: an open hi-hat
-  on the off-beats does not pass for a kick there), and a log-tempo prior.  Where the drums stem
-  is silent, each candidate grid may then move by a third or a half of a beat onto the
-  melody's longer notes (:func:`accent_shift`: in a running melody with no accents of loudness
+  on the off-beats does not pass for a kick there), and a log-tempo prior.  Where the track is
+  known to have no drums (``RhythmInputs.no_drums``), each candidate grid may then move by a
+  third or a half of a beat onto the melody's longer notes (:func:`accent_shift`: in a running melody with no accents of loudness
   the tracker follows the off-beats as often as not), and the model's probabilities are
   weighed by how long the notes on each grid are (:func:`durational_accent`: a jig tracked on
   every other eighth note, at 3/2 of its tempo, sits on short notes half the time).
@@ -74,9 +74,9 @@ __all__ = [
     "RhythmInputs",
     "accent_shift",
     "analyse",
-    "durational_accent",
     "band_flux",
     "beat_candidates",
+    "durational_accent",
     "entries",
     "drums_entry",
     "extend_grid",
@@ -622,10 +622,10 @@ def accent_shift(inp: RhythmInputs, frames: np.ndarray, *, onsets: np.ndarray | 
     dance tunes of a development set.  A grid point's accent is the gap after its onset (an
     onset within ``tolerance_s``; at most 2 beats, 0 without one) in beats, times the ratio of
     that gap to the one before (between 0.5 and 2: a note longer than the one before it stands
-    out more, an eighth after two sixteenths).  The grid moves by
-    the fraction of ``shifts`` whose points have the largest mean accent when it exceeds the
-    grid's by ``margin`` (relative) and onsets fall on at least ``min_hits`` of the points of
-    both grids: sustained strings and pads, whose onsets are sparse and late, are left alone.
+    out more, an eighth after two sixteenths).  The grid moves by the fraction of ``shifts``
+    whose points have the largest mean accent when it exceeds the grid's by ``margin``
+    (relative) and onsets fall on at least ``min_hits`` of the points of both grids: sustained
+    strings and pads, whose onsets are sparse and late, are left alone.
     A kick anchors the grid: no move takes it off beats whose kick band (the mix's low linear
     flux) is ``kick_anchor`` times stronger than on the moved points.  :func:`analyse` asks only
     where the track is known to have no drums (``RhythmInputs.no_drums``): asked of every track
