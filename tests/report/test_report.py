@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections import Counter
 
 import pytest
 import yaml
@@ -50,7 +51,13 @@ def test_the_report_counts_names_failures_and_lists_every_crop_with_its_prompts(
         assert (page.parent / src).resolve() == c.mix.resolve()
     assert set(data.items) == {c.id for c in crops}
     assert text.count("<li>") == 3 * len(crops)  # three prompts drawn per crop, as training draws them
-    assert "4/4" in text and "3/4" in text  # the meter table: three 4/4 songs and the waltz
+    # the meter table counts every track's time signature as its sidecar says it (whether the
+    # demo's 4/4 songs read as 4/4 or 2/4 is the rhythm tests' business: with the stems they
+    # read 2/4 at a meter confidence of 0.51-0.53, which prompts leave out); the waltz is 3/4
+    meters = Counter(str(t["time_signature"]) for t in data.tracks if t.get("time_signature"))
+    assert sum(meters.values()) == 4 and meters["3/4"] == 1, meters
+    for signature, n in meters.items():
+        assert f"<tr><td>{signature}</td><td>{n}</td></tr>" in text
     import pandas as pd
 
     table = pd.read_parquet(page.parent / "features.parquet")
