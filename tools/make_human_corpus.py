@@ -36,6 +36,7 @@ import hashlib
 import importlib.util
 import json
 import math
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -253,6 +254,8 @@ def write_and_render(name: str, ev: dict, bpm: float, programs: list[int], drums
     beats = [b for b in beats if first - 0.05 <= b <= last + 1e-3]
     down = [d for d in down if first - 0.05 <= d <= last + 1e-3]
     if len(down) < MIN_BARS or beats[-1] - beats[0] < MIN_SECONDS:  # cut short by an irregular bar
+        shutil.rmtree(folder)  # no audio or MIDI without its truth
+        shutil.rmtree(lib)
         return None
     truth = {
         "id": name, "style": name.split("-")[1], "meter": ts.ratioString, "beats_per_bar": ts.numerator,
