@@ -206,10 +206,11 @@ def chord_scores(est: list | None, ref: list) -> dict[str, tuple[float, float]]:
     return out
 
 
-def crop_score(est_downbeats: list[float] | None, truth: dict, mix_path: Path, pulses: int | None = None
-               ) -> tuple[int, int]:
+def crop_score(est_downbeats: list[float] | None, truth: dict, mix_path: Path, pulses: int | None = None,
+               pair_phase: int | None = None) -> tuple[int, int]:
     """(crops holding a multiple of 4 true bars, crops) of div4 crops cut on ``est_downbeats``
-    the way the cutter cuts them (bars of ``pulses`` = 2 beats counted in pairs)."""
+    the way the cutter cuts them (bars of ``pulses`` = 2 beats counted in pairs, from the
+    downbeat ``pair_phase`` says)."""
     import soundfile as sf
 
     from sat_mir.crops.plan import bar_multiple_for, plan_crops
@@ -218,7 +219,8 @@ def crop_score(est_downbeats: list[float] | None, truth: dict, mix_path: Path, p
         return 0, 0
     x, sr = sf.read(mix_path, dtype="float32", always_2d=True)
     spans = plan_crops("div4", x.mean(axis=1), sr=sr, length=CROP_LENGTH, min_length=CROP_MIN,
-                       downbeats_s=np.asarray(est_downbeats), bar_multiple=bar_multiple_for(4, pulses))
+                       downbeats_s=np.asarray(est_downbeats), bar_multiple=bar_multiple_for(4, pulses),
+                       pair_phase=pair_phase if pulses == 2 else None)
     true = np.asarray(truth["downbeats"])
     good = 0
     for s in spans:
@@ -249,7 +251,8 @@ def score_song(truth: dict, est: dict, mix_path: Path) -> dict:
         from sat_mir.crops.plan import pulses_per_bar
 
         pulses = pulses_per_bar(est.get("beats_per_bar"), (est.get("values") or {}).get("time_signature"))
-        row["crops_good"], row["crops"] = crop_score(est.get("downbeats"), truth, mix_path, pulses)
+        row["crops_good"], row["crops"] = crop_score(est.get("downbeats"), truth, mix_path, pulses,
+                                                     (est.get("values") or {}).get("bar_pair_phase"))
     for k in ("bpm", "beats_per_bar", "key"):
         if k in est and (k != "key" or truth.get("key")):
             row[f"{k}_stated"] = est.get(k) is not None

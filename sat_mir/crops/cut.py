@@ -55,8 +55,8 @@ __all__ = ["CROPS_VERSION", "CropSettings", "cut_track"]
 
 log = logging.getLogger("sat_mir.crops")
 
-CROPS_VERSION = "3"  # 2: the time signature and the confidences of tempo, meter and key are inherited;
-# 3: div4 counts bars of 2 beats in pairs (plan.bar_multiple_for)
+CROPS_VERSION = "4"  # 2: the time signature and the confidences of tempo, meter and key are inherited;
+# 3: div4 counts bars of 2 beats in pairs (plan.bar_multiple_for); 4: pairs from rhythm's bar_pair_phase
 
 @dataclass(frozen=True)
 class CropSettings:
@@ -135,7 +135,7 @@ def cut_track(track: Track, output: Path, settings: CropSettings, *, overwrite: 
             return outcome
         folder = crop_folder(output, track.id)
         key = {"version": CROPS_VERSION, "config_hash": settings.config_hash, "inputs": inputs,
-               "grid": _digest(grid), "beats": _digest(beats)}
+               "grid": _digest(grid), "beats": _digest(beats), "pair_phase": features.get("bar_pair_phase")}
         manifest = read_crops_manifest(output, track.id)
         if not overwrite and manifest and all(manifest.get(k) == v for k, v in key.items()):
             outcome.crops = crop_tracks(manifest, folder)
@@ -203,12 +203,13 @@ def _cut(track: Track, output: Path, settings: CropSettings, key: dict, features
     if headroom.changed:
         log.warning("%s: %s (crops.peak_policy=%s)", track.rel, headroom.describe(), settings.peak_policy)
     min_length = int(np.ceil(settings.min_fraction * settings.length))
-    multiple = bar_multiple_for(settings.bar_multiple,
-                                pulses_per_bar(features.get("beats_per_bar"), features.get("time_signature")))
+    pulses = pulses_per_bar(features.get("beats_per_bar"), features.get("time_signature"))
+    multiple = bar_multiple_for(settings.bar_multiple, pulses)
     spans = plan_crops(
         settings.mode, mix.mono, sr=sr, length=settings.length, min_length=min_length, downbeats_s=grid,
         snap=int(round(settings.snap_ms * 1e-3 * sr)), short=settings.short,
         bar_multiple=multiple, silence_db=settings.silence_db,
+        pair_phase=features.get("bar_pair_phase") if pulses == 2 else None,
     )
     no_crops = None if spans else no_crops_reason(
         settings.mode, mix.mono, sr=sr, length=settings.length, min_length=min_length, downbeats_s=grid,

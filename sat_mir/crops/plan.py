@@ -129,6 +129,7 @@ def plan_crops(
     short: str = "drop",
     bar_multiple: int = 4,
     silence_db: float = -72.0,
+    pair_phase: int | None = None,
 ) -> list[CropSpan]:
     """Plan the crops of one track.
 
@@ -144,6 +145,9 @@ def plan_crops(
     short : "drop" or "pad".
     bar_multiple : int >= 1, ``div4``'s bar multiple.
     silence_db : dBFS; the first window louder than this starts the music.
+    pair_phase : 0 or 1, ``div4`` only: crops start on downbeats of this parity (bars of 2 beats
+        counted in pairs from where the band comes in, rhythm's ``bar_pair_phase``); ``None``:
+        from the first downbeat at the first sound.
 
     Raises
     ------
@@ -168,7 +172,7 @@ def plan_crops(
         raise ConfigError(f"crops.mode={mode} needs a downbeat grid; this track has {grid.size} downbeat(s)")
     step = bar_multiple if mode == "div4" else 1
     return _on_downbeats(mono, sr, n, grid, start0, length, min_length, snap, short, step,
-                         overlap=mode == "overlap")
+                         overlap=mode == "overlap", pair_phase=pair_phase if mode == "div4" else None)
 
 
 def no_crops_reason(mode: str, mono: np.ndarray, *, sr: int, length: int, min_length: int,
@@ -216,10 +220,13 @@ def _sequential(mono, n, start0, length, min_length, snap, short) -> list[CropSp
     return out
 
 
-def _on_downbeats(mono, sr, n, grid, start0, length, min_length, snap, short, step, *, overlap) -> list[CropSpan]:
+def _on_downbeats(mono, sr, n, grid, start0, length, min_length, snap, short, step, *, overlap,
+                  pair_phase=None) -> list[CropSpan]:
     samples = np.round(grid * sr).astype(np.int64)
     # the first downbeat at (or within 50 ms before) the first sound: a crop never starts in silence
     i = int(np.searchsorted(samples, start0 - int(0.05 * sr)))
+    if pair_phase is not None and (i - pair_phase) % 2:
+        i += 1  # a pickup bar: the pair starts on the next one
     out: list[CropSpan] = []
     while i < len(samples) - 1 and samples[i] < n:
         reach = np.searchsorted(samples, samples[i] + length, side="right") - 1  # last downbeat within length

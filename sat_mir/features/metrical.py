@@ -90,6 +90,7 @@ __all__ = [
     "melody_onsets",
     "noisy_highs",
     "mend_slip",
+    "pair_phase",
     "periodicity",
     "shift_grid",
     "tempo_from_beats",
@@ -162,6 +163,7 @@ class Metrical:
     meter_confidence: float
     candidates: list[tuple[float, float]] = field(default_factory=list)  # (bpm, probability)
     engine: str = "dsp"  # what found the beats: "dsp" (this module) or "beat_this"
+    pair_phase: int | None = None  # bars of 2 pulses: which downbeat (0 or 1) starts a pair (pair_phase())
 
 
 # ------------------------------------------------------------------------------------------
@@ -755,6 +757,19 @@ def drums_entry(inp: RhythmInputs, frames: np.ndarray, *, mix_kick: bool = False
     return first_sounding(inp.bands["kick"], frames, floor=0.25, q=75.0) if mix_kick else None
 
 
+def pair_phase(inp: RhythmInputs, frames: np.ndarray, downbeats: np.ndarray) -> int | None:
+    """For bars of 2 pulses whose downbeats are the beats ``downbeats`` (indices into ``frames``):
+    the parity (0 or 1) of the downbeats that start a pair of bars, or ``None`` when nothing says.
+
+    A 4/4 song read in 2/4 (or 12/8 in 6/8) has every other downbeat on a real one.  Pairs
+    counted from the first sound are off by one bar when the song opens with a two-beat pickup
+    (the melody, or the bass, alone).  The band comes in on a real downbeat: the pair starts
+    where the kick does (the drums stem's kick band; the mix's without a drums stem).  An entry
+    between two downbeats says nothing."""
+    at = np.flatnonzero(np.asarray(downbeats) == drums_entry(inp, frames, mix_kick=True))
+    return int(at[0] % 2) if at.size else None
+
+
 def finish_grid(inp: RhythmInputs, frames: np.ndarray) -> np.ndarray:
     """The chosen beat level's grid as the bar model reads it: its half-beat slip mended where
     the drums come in (:func:`mend_slip`, :func:`drums_entry`), then continued back to the
@@ -810,7 +825,8 @@ def analyse(inp: RhythmInputs, *, model: dict | None = None, tightness: float = 
     return Metrical(beats=beats, downbeats=beats[phase::m], pulses_per_bar=m,
                     beats_per_bar=3 * m if compound else m, compound=compound,
                     tempo_confidence=tempo_conf, meter_confidence=meter_conf,
-                    candidates=[(round(c.bpm, 2), round(float(q), 4)) for c, q in zip(cands, p)])
+                    candidates=[(round(c.bpm, 2), round(float(q), 4)) for c, q in zip(cands, p)],
+                    pair_phase=pair_phase(inp, frames, np.arange(phase, beats.size, m)) if m == 2 else None)
 
 
 def from_beats_and_downbeats(inp: RhythmInputs, beats: np.ndarray, downbeats: np.ndarray,
@@ -848,5 +864,10 @@ def from_beats_and_downbeats(inp: RhythmInputs, beats: np.ndarray, downbeats: np
         tempo_conf = float(np.mean(np.abs(ibi - np.median(ibi)) <= 0.1 * np.median(ibi)))
     frames = beats * inp.fps + inp.latency
     compound = is_compound(inp, frames, m)
+    pair = None
+    if m == 2:
+        on_beat = np.abs(beats[np.minimum(idx, beats.size - 1)] - downbeats) < 0.05  # downbeats on a beat
+        pair = pair_phase(inp, frames, np.where(on_beat, idx, -1))
     return Metrical(beats=beats, downbeats=downbeats, pulses_per_bar=m, beats_per_bar=3 * m if compound else m,
-                    compound=compound, tempo_confidence=tempo_conf, meter_confidence=meter_conf, engine="beat_this")
+                    compound=compound, tempo_confidence=tempo_conf, meter_confidence=meter_conf, engine="beat_this",
+                    pair_phase=pair)

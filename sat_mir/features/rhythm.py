@@ -275,8 +275,9 @@ class Rhythm(UsesBeatGrid):
     # downbeats chosen by a fitted model over the mix and the stems), confidences, time signature;
     # 4: the grid reaches back to the first sound, bar models per input (stems / mix alone), the
     # kick band in the beat level; 5: a half-beat slip of the grid mended; 6: bar models refitted on
-    # the corrected human-composed truth, the durational accent moves a drumless separated grid
-    version = "6"
+    # the corrected human-composed truth, the durational accent moves a drumless separated grid;
+    # 7: bar_pair_phase
+    version = "7"
     signals = ("mix", "stems")
     outputs = (
         OutputSpec("bpm", "BPM", "tempo of the beat grid (the felt pulse: the dotted quarter in 6/8 and 12/8)",
@@ -302,6 +303,9 @@ class Rhythm(UsesBeatGrid):
                    "or 'beat_this' (the Beat This! model, when its weights are in the models folder)", kind="str",
                    holds="track"),
         OutputSpec("downbeat_count", "bars", f"downbeats found ({DOWNBEATS_FILE})", (0, 100000), kind="int"),
+        OutputSpec("bar_pair_phase", "index", f"bars of 2 beats (2/4, 6/8): the downbeat (0 or 1 in {DOWNBEATS_FILE}) "
+                   "that starts a pair of bars, where the kick comes in; div4 crops count pairs "
+                   "from it", (0, 1), kind="int"),
         OutputSpec("onset_count", "onsets", f"onsets detected in the mix ({ONSETS_FILE})", (0, 1_000_000),
                    kind="int"),
         OutputSpec("onset_density", "Hz", "onsets per second", (0.0, 50.0)),
@@ -350,6 +354,11 @@ class Rhythm(UsesBeatGrid):
             "onset_count": int(onsets.size),
             "onset_density": round(onsets.size / duration, 6),
         }
+        if grid.pair_phase is not None:
+            values["bar_pair_phase"] = int(grid.pair_phase)
+        result_absent = {"bar_pair_phase": (
+            f"bars of {grid.pulses_per_bar} beats, not 2" if grid.pulses_per_bar != 2 else
+            "the kick comes in between two downbeats")} if grid.pair_phase is None else {}
         if onsets.size:
             values["onset_strength_mean"] = round(float(strengths.mean()), 6)
             values["onset_strength_std"] = round(float(strengths.std()), 6)
@@ -359,6 +368,7 @@ class Rhythm(UsesBeatGrid):
             DOWNBEATS_FILE: "".join(f"{t:.6f}\n" for t in downbeats),
             ONSETS_FILE: "".join(f"{t:.6f}\n" for t in onsets),
         })
+        result.absent.update(result_absent)
         for key in ("rhythmic_complexity", "rhythmic_evenness", "ioi_mean", "ioi_std"):
             if key not in values:
                 result.absent[key] = "fewer than three onsets"

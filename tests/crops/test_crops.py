@@ -70,6 +70,11 @@ def test_bars_of_two_beats_are_counted_in_pairs():
     spans = plan_crops("div4", x, sr=SR, length=length, min_length=length // 2, downbeats_s=grid, snap=441,
                        bar_multiple=bar_multiple_for(4, 2))
     assert spans and all(s.bars == 16 and round(s.grid_end - s.grid_start) == 16 for s in spans)
+    # the same song opening with a two-beat pickup: the pairs start on the second downbeat
+    paired = plan_crops("div4", x, sr=SR, length=length, min_length=length // 2, downbeats_s=grid, snap=441,
+                        bar_multiple=bar_multiple_for(4, 2), pair_phase=1)
+    assert [s.grid_start for s in paired] == [s.grid_start + 1.0 for s in spans][: len(paired)]
+    assert paired and all(s.bars == 16 for s in paired)
 
 
 def test_beat_aligned_takes_every_whole_bar_that_fits_and_overlap_hops_half_a_crop():

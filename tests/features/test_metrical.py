@@ -18,6 +18,7 @@ from sat_mir.features.metrical import (
     is_compound,
     load_model,
     mend_slip,
+    pair_phase,
     periodicity,
     shift_grid,
     tempo_from_beats,
@@ -105,6 +106,31 @@ def test_entries_find_where_the_bass_and_the_drums_come_in():
     mix_only = RhythmInputs(env=melody, bands=inp.bands, fps=FPS, latency=1.0, chroma=flat, bass_chroma=flat,
                             chroma_hop_s=0.1)
     assert entries(mix_only, frames) == (0, None, None)  # the mix's low band is not the bass
+
+
+def test_bars_of_two_are_paired_from_where_the_kick_comes_in():
+    # a two-beat pickup of melody alone, then the kick from beat 2, read in bars of 2 beats from
+    # the first sound: beats 0, 2, 4, ... are downbeats, and the pairs start on the second one
+    frames = np.arange(1, 41) * 25.0
+    melody = np.zeros(1100)
+    melody[frames.astype(int)] = 1.0
+    kick = melody.copy()
+    kick[:70] = 0.0
+    flat = np.ones((12, 10))
+    bands = {"low": melody, "mid": melody, "high": melody, "kick": kick}
+    stems = RhythmInputs(env=melody, bands={**bands, "kick": melody}, fps=FPS, latency=1.0, chroma=flat,
+                         bass_chroma=flat, chroma_hop_s=0.1, drum_bands={k: kick for k in ("low", "mid", "high")})
+    assert pair_phase(stems, frames, np.arange(0, 40, 2)) == 1  # the drums stem's kick, not the mix's
+    assert pair_phase(stems, frames, np.arange(1, 40, 2)) is None  # bars from beat 1: it enters mid-bar
+    mix_only = RhythmInputs(env=melody, bands=bands, fps=FPS, latency=1.0, chroma=flat, bass_chroma=flat,
+                            chroma_hop_s=0.1)
+    assert pair_phase(mix_only, frames, np.arange(0, 40, 2)) == 1  # the mix's kick band
+    late = kick.copy()
+    late[:170] = 0.0  # the kick from beat 6, the fourth downbeat
+    assert pair_phase(RhythmInputs(env=melody, bands={**bands, "kick": late}, fps=FPS, latency=1.0, chroma=flat,
+                                   bass_chroma=flat, chroma_hop_s=0.1), frames, np.arange(0, 40, 2)) == 1
+    assert pair_phase(RhythmInputs(env=melody, bands={**bands, "kick": late}, fps=FPS, latency=1.0, chroma=flat,
+                                   bass_chroma=flat, chroma_hop_s=0.1), frames, np.arange(0, 40, 4)) is None
 
 
 def test_periodicity_peaks_at_the_period():
