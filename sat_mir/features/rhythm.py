@@ -276,7 +276,7 @@ class Rhythm(UsesBeatGrid):
     # 4: the grid reaches back to the first sound, bar models per input (stems / mix alone), the
     # kick band in the beat level; 5: a half-beat slip of the grid mended; 6: bar models refitted on
     # the corrected human-composed truth, the durational accent moves a drumless separated grid;
-    # 7: bar_pair_phase
+    # 7: bar_pair_phase, beat candidates at 3/4 and 4/3 of the tempo estimate
     version = "7"
     signals = ("mix", "stems")
     outputs = (
@@ -284,7 +284,7 @@ class Rhythm(UsesBeatGrid):
                    (30.0, 300.0), confidence="tempo_confidence"),
         OutputSpec("tempo_confidence", "probability",
                    "how sure the beat level is: the model's probability for the tempo chosen (within 4 %) "
-                   "against its half, double, third, triple, 2/3 and 3/2", (0.0, 1.0), holds="track"),
+                   "against its half, double, third, triple, 2/3, 3/2, 3/4 and 4/3", (0.0, 1.0), holds="track"),
         OutputSpec("bpm_is_defined", "bool", "1 when the beat grid is long and regular enough to trust bpm",
                    (0, 1), kind="int"),
         OutputSpec("beat_count", "beats", f"beats in the grid ({BEATS_FILE})", (0, 100000), kind="int"),
@@ -381,8 +381,8 @@ class StemRhythm(UsesBeatGrid):
     needs = Needs(min_seconds=5.0, min_sound_s=5.0, rhythmic=True)
     # 2: onset envelope no longer shifted 2 frames late; 3: the metrical analysis's beats; 4: its grid
     # reaches back to the first sound; 5: its half-beat slip mended; 6: the durational accent and the
-    # refitted bar models
-    version = "6"
+    # refitted bar models; 7: beat candidates at 3/4 and 4/3 of the tempo estimate
+    version = "7"
     signals = ("mix", "stems")
 
     @dataclass(frozen=True)
