@@ -146,7 +146,7 @@ def plan_crops(
     bar_multiple : int >= 1, ``div4``'s bar multiple.
     silence_db : dBFS; the first window louder than this starts the music.
     pair_phase : 0 or 1, ``div4`` only: crops start on downbeats of this parity (bars of 2 beats
-        counted in pairs from where the band comes in, rhythm's ``bar_pair_phase``); ``None``:
+        counted in pairs from where the kick comes in, rhythm's ``bar_pair_phase``); ``None``:
         from the first downbeat at the first sound.
 
     Raises

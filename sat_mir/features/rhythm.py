@@ -356,9 +356,6 @@ class Rhythm(UsesBeatGrid):
         }
         if grid.pair_phase is not None:
             values["bar_pair_phase"] = int(grid.pair_phase)
-        result_absent = {"bar_pair_phase": (
-            f"bars of {grid.pulses_per_bar} beats, not 2" if grid.pulses_per_bar != 2 else
-            "the kick comes in between two downbeats")} if grid.pair_phase is None else {}
         if onsets.size:
             values["onset_strength_mean"] = round(float(strengths.mean()), 6)
             values["onset_strength_std"] = round(float(strengths.std()), 6)
@@ -368,7 +365,9 @@ class Rhythm(UsesBeatGrid):
             DOWNBEATS_FILE: "".join(f"{t:.6f}\n" for t in downbeats),
             ONSETS_FILE: "".join(f"{t:.6f}\n" for t in onsets),
         })
-        result.absent.update(result_absent)
+        if grid.pair_phase is None:
+            result.absent["bar_pair_phase"] = (f"bars of {grid.pulses_per_bar} beats, not 2" if grid.pulses_per_bar != 2
+                                               else "the kick comes in between two downbeats")
         for key in ("rhythmic_complexity", "rhythmic_evenness", "ioi_mean", "ioi_std"):
             if key not in values:
                 result.absent[key] = "fewer than three onsets"
