@@ -69,6 +69,8 @@ SILENT_STEM_PEAK = 10.0 ** (-60.0 / 20.0)  # a stem quieter than -60 dBFS adds n
 # with drums (the cal, sel and human-dev corpora); 102 of their 157 tracks without drums measure
 # less (42 of the 56 dance tunes played by one instrument)
 NO_DRUMS_FLATNESS = 0.33
+# ... and at or above which it surely has them: the lowest of those 323 tracks with drums
+DRUMS_FLATNESS = 0.39
 
 
 def _sounding(ctx: TrackContext, name: str) -> bool:
@@ -97,11 +99,11 @@ def prepare_rhythm_inputs(ctx: TrackContext, stem: str) -> None:
         harmonic_frames(ctx)
 
 
-def _no_drums_in(sig: SignalContext) -> bool:
-    """The mix alone has no drums: its highs strike as harmonics, not noise
-    (:func:`sat_mir.features.metrical.noisy_highs` below :data:`NO_DRUMS_FLATNESS`)."""
-    return sig.memo(("no_drums", SR, HOP), lambda: noisy_highs(
-        sig.stft_magnitude(sr=SR, n_fft=2048, hop=HOP), fft_frequencies(SR, 2048)) < NO_DRUMS_FLATNESS)
+def _highs_flatness(sig: SignalContext) -> float:
+    """How noise-like the mix's highs strike (:func:`sat_mir.features.metrical.noisy_highs`):
+    below :data:`NO_DRUMS_FLATNESS` it has no drums, from :data:`DRUMS_FLATNESS` it surely has."""
+    return sig.memo(("highs_flatness", SR, HOP), lambda: noisy_highs(
+        sig.stft_magnitude(sr=SR, n_fft=2048, hop=HOP), fft_frequencies(SR, 2048)))
 
 
 def rhythm_inputs(ctx: TrackContext, *, use_stems: bool = True) -> RhythmInputs:
@@ -109,7 +111,7 @@ def rhythm_inputs(ctx: TrackContext, *, use_stems: bool = True) -> RhythmInputs:
     the mix's onset envelope and band flux, the drums stem's band flux and the bass stem's
     onset envelope when they sound, and the chroma of the harmonic content (tonal frames).
     ``no_drums``: the stems have no drums stem that sounds, or the mix's highs are not
-    noise-like (:func:`_no_drums_in`)."""
+    noise-like; ``drums``: the mix's highs are noise-like beyond doubt (:func:`_highs_flatness`)."""
     mix = ctx.mix
     env = mix.onset_envelope(sr=SR, hop=HOP)
     drums = _sounding(ctx, "drums") if use_stems else False
@@ -120,13 +122,15 @@ def rhythm_inputs(ctx: TrackContext, *, use_stems: bool = True) -> RhythmInputs:
         harmonic = harmonic_frames(_MixOnly(ctx))  # type: ignore[arg-type]
     low = harmonic.stems["bass"].chroma if bass and "bass" in harmonic.stems else harmonic.frames.low_chroma
     n = env.size
+    flatness = _highs_flatness(mix)
     return RhythmInputs(
         env=env, bands=_bands(mix), fps=SR / HOP, latency=float(LATENCY_FRAMES),
         chroma=harmonic.frames.chroma, bass_chroma=low, chroma_hop_s=harmonic.frames.hop_s,
         drum_bands={k: _fit(v, n) for k, v in _bands(ctx.stem("drums")).items()} if drums else None,
         bass_env=_fit(ctx.stem("bass").onset_envelope(sr=SR, hop=HOP), n) if bass else None,
         # a separation's drums stem may hold a little bleed from a melody: the mix's highs decide too
-        no_drums=(use_stems and bool(ctx.stem_names) and not drums) or _no_drums_in(mix),
+        no_drums=(use_stems and bool(ctx.stem_names) and not drums) or flatness < NO_DRUMS_FLATNESS,
+        drums=flatness >= DRUMS_FLATNESS and not (use_stems and bool(ctx.stem_names) and not drums),
     )
 
 
@@ -276,8 +280,9 @@ class Rhythm(UsesBeatGrid):
     # 4: the grid reaches back to the first sound, bar models per input (stems / mix alone), the
     # kick band in the beat level; 5: a half-beat slip of the grid mended; 6: bar models refitted on
     # the corrected human-composed truth, the durational accent moves a drumless separated grid;
-    # 7: bar_pair_phase, beat candidates at 3/4 and 4/3 of the tempo estimate
-    version = "7"
+    # 7: bar_pair_phase, beat candidates at 3/4 and 4/3 of the tempo estimate; 8: the kick moves a
+    # grid locked on a shuffle's off-beats
+    version = "8"
     signals = ("mix", "stems")
     outputs = (
         OutputSpec("bpm", "BPM", "tempo of the beat grid (the felt pulse: the dotted quarter in 6/8 and 12/8)",
@@ -380,8 +385,8 @@ class StemRhythm(UsesBeatGrid):
     needs = Needs(min_seconds=5.0, min_sound_s=5.0, rhythmic=True)
     # 2: onset envelope no longer shifted 2 frames late; 3: the metrical analysis's beats; 4: its grid
     # reaches back to the first sound; 5: its half-beat slip mended; 6: the durational accent and the
-    # refitted bar models; 7: beat candidates at 3/4 and 4/3 of the tempo estimate
-    version = "7"
+    # refitted bar models; 7: beat candidates at 3/4 and 4/3 of the tempo estimate; 8: kick_shift
+    version = "8"
     signals = ("mix", "stems")
 
     @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from sat_mir.features.metrical import (
     extend_grid,
     first_sounding,
     is_compound,
+    kick_shift,
     load_model,
     mend_slip,
     pair_phase,
@@ -288,6 +289,39 @@ def test_a_kick_anchors_the_grid_against_the_durational_accent():
     on_beat = beat * (1 + np.arange(38))
     reel = _melody((0.0, 0.5, 0.75), beat=beat, kick_at=0.5)  # the kick is on the "off-beat" grid
     assert accent_shift(reel, on_beat + beat / 2) == 0.0
+
+
+def _shuffle(beat: float = 24.0, beats: int = 40, off_kick: float = 0.0, swung: float = 1.0) -> RhythmInputs:
+    """A shuffle's kick band: a kick on every beat (5.0), the bass line's low end on the swung
+    off-beats (2/3 of a beat, ``swung``) and ``off_kick`` on the straight off-beats (1/2)."""
+    n = int(beat * (beats + 2))
+    kick = np.zeros(n)
+    for b in range(beats):
+        kick[int(round(beat * (b + 1)))] = 5.0
+        kick[int(round(beat * (b + 1 + 2 / 3)))] = swung
+        if off_kick:
+            kick[int(round(beat * (b + 1.5)))] = off_kick
+    flat = np.ones((12, 10))
+    bands = {"low": kick, "mid": kick, "high": kick, "kick": kick}
+    return RhythmInputs(env=kick, bands=bands, fps=FPS, latency=0.0, chroma=flat, bass_chroma=flat,
+                        chroma_hop_s=0.1, drums=True)
+
+
+def test_the_kick_moves_a_grid_locked_on_a_shuffles_off_beats():
+    beat = 24.0
+    on_beat = beat * (1 + np.arange(38))
+    shuffle = _shuffle(beat)
+    assert kick_shift(shuffle, on_beat + 2 / 3 * beat) == pytest.approx(1 / 3)  # 2/3 late: on by a third
+    assert kick_shift(shuffle, on_beat) == 0.0  # on the kick: stays
+    # a kick on the off-beats as strong as on the beat (a breakbeat's or a bossa's) is no evidence:
+    # 5.0 against 5.0 is under the ratio, so a grid on either stays
+    busy = _shuffle(beat, off_kick=5.0)
+    assert kick_shift(busy, on_beat + beat / 2) == 0.0
+    assert kick_shift(busy, on_beat) == 0.0
+    # the kick a third of a beat on 1.5 times that on the grid: under the ratio, stays
+    late = on_beat + 2 / 3 * beat
+    assert kick_shift(_shuffle(beat, swung=5.0 / 1.5), late) == 0.0
+    assert kick_shift(_shuffle(beat, swung=5.0 / 1.5), late, ratio=1.4) == pytest.approx(1 / 3)
 
 
 def test_a_jig_tracked_on_every_other_eighth_sits_on_shorter_notes():
