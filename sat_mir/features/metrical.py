@@ -685,16 +685,26 @@ def kick_shift(inp: RhythmInputs, frames: np.ndarray, *, shifts: tuple[float, ..
     mix alone (1.9; the move puts it on the beat).  A breakbeat's or a pop song's kicks
     on the off-beats of 2 and 3 stay below: its on-beat kick is the loudest and its bass
     strikes with it.  Ask only where drums are certain (:attr:`RhythmInputs.drums`): the low
-    notes of a melody alone reached 1.7."""
+    notes of a melody alone reached 1.7.  The mix's band holds the bass too (a reggae or latin
+    bass line on the off-beats): with a drums stem, its kick band must say the same (the
+    shuffles': 4.6 to 44)."""
     frames = np.asarray(frames, dtype=np.float64)
     if frames.size < 4:
         return 0.0
-    kick = inp.bands["kick"]
     last = float(inp.env.size - 1)
-    on = float(_local(kick, frames).mean())
-    moved = [float(_local(kick, shift_grid(frames, f, last)).mean()) for f in shifts]
-    k = int(np.argmax(moved))
-    return shifts[k] if moved[k] > 0 and moved[k] >= ratio * on else 0.0
+
+    def gain(kick: np.ndarray, f: float) -> float:  # the kick moved by f over the kick on the grid
+        on = float(_local(kick, frames).mean())
+        moved = float(_local(kick, shift_grid(frames, f, last)).mean())
+        return moved / on if on > 0 else (np.inf if moved > 0 else 0.0)
+
+    gains = [gain(inp.bands["kick"], f) for f in shifts]
+    k = int(np.argmax(gains))
+    if gains[k] < ratio:
+        return 0.0
+    if inp.drum_bands is not None and gain(inp.drum_bands["kick"], shifts[k]) < ratio:
+        return 0.0
+    return shifts[k]
 
 
 def durational_accent(inp: RhythmInputs, grids: list[np.ndarray], onsets: np.ndarray, *,

@@ -322,6 +322,14 @@ def test_the_kick_moves_a_grid_locked_on_a_shuffles_off_beats():
     late = on_beat + 2 / 3 * beat
     assert kick_shift(_shuffle(beat, swung=5.0 / 1.5), late) == 0.0
     assert kick_shift(_shuffle(beat, swung=5.0 / 1.5), late, ratio=1.4) == pytest.approx(1 / 3)
+    # with a drums stem, its kick must agree: a bass line on the grid's points puts the mix's
+    # low band there, not the drums stem's kick
+    from dataclasses import replace
+
+    flat = np.zeros_like(shuffle.bands["kick"])
+    stem = {"low": flat, "mid": flat, "high": flat}
+    assert kick_shift(replace(shuffle, drum_bands={**stem, "kick": shuffle.bands["kick"]}), late) == pytest.approx(1 / 3)
+    assert kick_shift(replace(shuffle, drum_bands={**stem, "kick": flat}), late) == 0.0
 
 
 def test_a_jig_tracked_on_every_other_eighth_sits_on_shorter_notes():
