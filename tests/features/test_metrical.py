@@ -166,6 +166,14 @@ def test_triplets_are_compound_and_swing_and_sixteenths_are_not():
     assert not is_compound(sixteenths, frames, 4)
     fast, frames = _grid_inputs([1 / 3, 2 / 3], period=20)  # 129 BPM: a shuffle in 4/4, not 12/8
     assert not is_compound(fast, frames, 4) and is_compound(fast, frames, 2)
+    # ... unless there are no drums and the middle third is clear: a fiddle jig in bars of 4 pulses
+    from dataclasses import replace
+
+    assert is_compound(replace(fast, no_drums=True), frames, 4)
+    faint, frames = _grid_inputs([1 / 3, 2 / 3], period=20)
+    faint.env[np.round(frames + 20 / 3).astype(int)] = 0.3  # the middle third at 0.3 of the beat
+    assert not is_compound(replace(faint, no_drums=True), frames, 4)
+    assert is_compound(replace(faint, no_drums=True), frames, 4, clear_middle=0.25)
 
 
 def test_the_shipped_weights_match_the_features():
