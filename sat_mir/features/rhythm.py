@@ -281,7 +281,8 @@ class Rhythm(UsesBeatGrid):
     # kick band in the beat level; 5: a half-beat slip of the grid mended; 6: bar models refitted on
     # the corrected human-composed truth, the durational accent moves a drumless separated grid;
     # 7: bar_pair_phase, beat candidates at 3/4 and 4/3 of the tempo estimate; 8: the kick moves a
-    # grid locked on a shuffle's off-beats, a drumless jig in bars of 4 pulses is 12/8 (was 4/4)
+    # grid locked on a shuffle's off-beats; compound read off the mix alone (the drums stem's votes
+    # called swung pop 12/8), and a drumless jig in bars of 4 pulses is 12/8 (was 4/4)
     version = "8"
     signals = ("mix", "stems")
     outputs = (
