@@ -123,14 +123,15 @@ def rhythm_inputs(ctx: TrackContext, *, use_stems: bool = True) -> RhythmInputs:
     low = harmonic.stems["bass"].chroma if bass and "bass" in harmonic.stems else harmonic.frames.low_chroma
     n = env.size
     flatness = _highs_flatness(mix)
+    silent_drums_stem = use_stems and bool(ctx.stem_names) and not drums
     return RhythmInputs(
         env=env, bands=_bands(mix), fps=SR / HOP, latency=float(LATENCY_FRAMES),
         chroma=harmonic.frames.chroma, bass_chroma=low, chroma_hop_s=harmonic.frames.hop_s,
         drum_bands={k: _fit(v, n) for k, v in _bands(ctx.stem("drums")).items()} if drums else None,
         bass_env=_fit(ctx.stem("bass").onset_envelope(sr=SR, hop=HOP), n) if bass else None,
         # a separation's drums stem may hold a little bleed from a melody: the mix's highs decide too
-        no_drums=(use_stems and bool(ctx.stem_names) and not drums) or flatness < NO_DRUMS_FLATNESS,
-        drums=flatness >= DRUMS_FLATNESS and not (use_stems and bool(ctx.stem_names) and not drums),
+        no_drums=silent_drums_stem or flatness < NO_DRUMS_FLATNESS,
+        drums=flatness >= DRUMS_FLATNESS and not silent_drums_stem,
     )
 
 

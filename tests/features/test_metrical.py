@@ -336,7 +336,8 @@ def test_the_kick_moves_a_grid_locked_on_a_shuffles_off_beats():
 
     flat = np.zeros_like(shuffle.bands["kick"])
     stem = {"low": flat, "mid": flat, "high": flat}
-    assert kick_shift(replace(shuffle, drum_bands={**stem, "kick": shuffle.bands["kick"]}), late) == pytest.approx(1 / 3)
+    agrees = replace(shuffle, drum_bands={**stem, "kick": shuffle.bands["kick"]})
+    assert kick_shift(agrees, late) == pytest.approx(1 / 3)
     assert kick_shift(replace(shuffle, drum_bands={**stem, "kick": flat}), late) == 0.0
 
 
