@@ -698,16 +698,17 @@ def kick_shift(inp: RhythmInputs, frames: np.ndarray, *, shifts: tuple[float, ..
         return 0.0
     last = float(inp.env.size - 1)
 
-    def gain(kick: np.ndarray, f: float) -> float:  # the kick moved by f over the kick on the grid
+    def gains(kick: np.ndarray, fractions: tuple[float, ...]) -> list[float]:
+        """The kick on the grid moved by each fraction, over the kick on the grid."""
         on = float(_local(kick, frames).mean())
-        moved = float(_local(kick, shift_grid(frames, f, last)).mean())
-        return moved / on if on > 0 else (np.inf if moved > 0 else 0.0)
+        moved = [float(_local(kick, shift_grid(frames, f, last)).mean()) for f in fractions]
+        return [m / on if on > 0 else (np.inf if m > 0 else 0.0) for m in moved]
 
-    gains = [gain(inp.bands["kick"], f) for f in shifts]
-    k = int(np.argmax(gains))
-    if gains[k] < ratio:
+    mix = gains(inp.bands["kick"], shifts)
+    k = int(np.argmax(mix))
+    if mix[k] < ratio:
         return 0.0
-    if inp.drum_bands is not None and gain(inp.drum_bands["kick"], shifts[k]) < ratio:
+    if inp.drum_bands is not None and gains(inp.drum_bands["kick"], (shifts[k],))[0] < ratio:
         return 0.0
     return shifts[k]
 
