@@ -96,7 +96,7 @@ def prepare_rhythm_inputs(ctx: TrackContext, stem: str) -> None:
             ctx.stem(stem).onset_envelope(sr=SR, hop=HOP)
     harmonic = [s for s in HARMONIC_STEMS if s in ctx.stem_names]
     if harmonic and stem == harmonic[-1]:  # the others were just prepared: still held
-        harmonic_frames(ctx)
+        harmonic_frames(ctx, drums=True)
 
 
 def _highs_flatness(sig: SignalContext) -> float:
@@ -116,10 +116,10 @@ def rhythm_inputs(ctx: TrackContext, *, use_stems: bool = True) -> RhythmInputs:
     env = mix.onset_envelope(sr=SR, hop=HOP)
     drums = _sounding(ctx, "drums") if use_stems else False
     bass = _sounding(ctx, "bass") if use_stems else False
-    if use_stems:
-        harmonic = harmonic_frames(ctx)
+    if use_stems:  # the mix's drums kept where it is the harmonic content (see harmonic_frames)
+        harmonic = harmonic_frames(ctx, drums=True)
     else:
-        harmonic = harmonic_frames(_MixOnly(ctx))  # type: ignore[arg-type]
+        harmonic = harmonic_frames(_MixOnly(ctx), drums=True)  # type: ignore[arg-type]
     low = harmonic.stems["bass"].chroma if bass and "bass" in harmonic.stems else harmonic.frames.low_chroma
     n = env.size
     flatness = _highs_flatness(mix)

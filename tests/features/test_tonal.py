@@ -90,6 +90,37 @@ def test_anti_phase_stereo_content_is_not_cancelled():
     assert np.argmax(values_of(result, "chroma")) in (2, 6, 9)
 
 
+def test_the_harmonic_mask_keeps_a_held_partial_and_drops_a_drum_hit():
+    from sat_mir.features.tonal import harmonic_mask
+
+    mag = np.full((40, 200), 0.01, dtype=np.float32)
+    mag[:, 50] = 1.0  # a partial held through every frame
+    mag[[10, 20], :] += 0.5  # two broadband hits
+    out = harmonic_mask(mag, 9, 17)
+    assert out[5, 50] == pytest.approx(1.0, abs=1e-3)
+    assert out[10, 50] > 0.9 * 1.0  # the partial under the hit stays
+    assert out[10, 120] < 0.01 * mag[10, 120]  # the hit's other bins go
+    assert out[5, 120] == pytest.approx(0.5 * mag[5, 120], rel=1e-3)  # flat floor: H = P, half each
+
+
+def test_the_mixs_drum_hits_are_left_out_of_its_chroma():
+    rng = np.random.default_rng(0)
+    chord = sum(tone(n, 6.0) for n in (57, 60, 64)) / 3  # A minor, held
+    drums = np.zeros_like(chord)
+    n = int(0.08 * SR)
+    for k in range(12):  # a noise hit every half second, louder than the chord
+        drums[int(k * 0.5 * SR): int(k * 0.5 * SR) + n] += rng.normal(0, 0.5, n) * np.exp(-np.arange(n) / (0.02 * SR))
+    shares = {}
+    for median_s in (0.84, 0.0):
+        result = Tonal.from_mapping({"percussion_median_s": median_s}).compute(context({"mix": chord + drums}))
+        chroma = values_of(result, "chroma")
+        shares[median_s] = chroma[[9, 0, 4]].sum() / chroma.sum()
+        assert result.values["key"] == "A minor"
+    assert shares[0.84] > shares[0.0] + 0.05, shares  # measured 0.79 against 0.71
+    with pytest.raises(ConfigError, match="percussion_median_s"):
+        Tonal.from_mapping({"percussion_median_s": -1.0})
+
+
 # -- keys ----------------------------------------------------------------------------------------
 
 ALL_KEYS = [(tonic, mode) for mode in ("major", "minor") for tonic in range(12)]
