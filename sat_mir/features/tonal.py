@@ -139,7 +139,9 @@ def _spec_list() -> tuple[OutputSpec, ...]:
 class Tonal(Extractor):
     name = "tonal"
     needs = Needs(min_sound_s=2.0, pitched=True)
-    version = "5"  # 5: the mix's drums left out of its harmonic content; 4: the opening's bass; 3: minor_bias; 2: Albrecht & Shanahan's key profiles by default (were Krumhansl & Kessler's)
+    # 5: the mix's drums left out of its harmonic content; 4: the opening's bass; 3: minor_bias;
+    # 2: Albrecht & Shanahan's key profiles by default (were Krumhansl & Kessler's)
+    version = "5"
     signals = ("mix", "stems")
     outputs = _spec_list()
 
