@@ -304,7 +304,7 @@ def harmonic_frames(ctx: TrackContext, config: Tonal.Config | None = None, *, dr
 
     Where the mix is the harmonic content, its drums are left out (:func:`harmonic_mask`)
     unless ``drums``: the key and the chords read the harmonic part (held out: mix-alone key
-    81.0 -> 83.0 % on ``sel``, chords majmin 72.0 -> 73.7 % on ``sel``, 74.9 -> 77.2 % on
+    81.0 -> 83.0 % on ``sel``, chords majmin 72.0 -> 73.7 % on ``sel``, 74.9 -> 76.8 % on
     ``cal``), the bar model the whole mix (its chroma with the drums found bars better: a crash
     on the bar line is a change too)."""
     c = config if config is not None else Tonal.Config()
