@@ -277,20 +277,26 @@ def _stft_args(config: Tonal.Config, sr: int) -> dict:
             "max_hz": config.max_hz}
 
 
-def _frames_key(config: Tonal.Config, sr: int, mask: bool = False) -> tuple:
+def _frames_key(config: Tonal.Config, sr: int, median: tuple[int, int] | None = None) -> tuple:
     c = config
-    key = (sr, c.frame_s, c.hop_s, c.min_hz, c.max_hz, c.split_hz, c.harmonics, c.max_peaks, c.peak_floor_db,
-           c.gate_db, c.relative_gate_db, c.estimate_tuning)
-    return key + ("harmonic", c.percussion_median_s, c.percussion_median_hz) if mask else key
+    return (sr, c.frame_s, c.hop_s, c.min_hz, c.max_hz, c.split_hz, c.harmonics, c.max_peaks, c.peak_floor_db,
+            c.gate_db, c.relative_gate_db, c.estimate_tuning, median)
 
 
-def _frames_of_spectrum(config: Tonal.Config, spec: np.ndarray, sr: int, mask: bool = False) -> TonalFrames:
+def _percussion_median(config: Tonal.Config, sr: int) -> tuple[int, int] | None:
+    """The harmonic mask's median filters in (frames, bins), odd; ``None`` when configured off."""
+    c = config
+    if c.percussion_median_s <= 0 or c.percussion_median_hz <= 0:
+        return None
+    args = _stft_args(c, sr)
+    return (max(1, round(c.percussion_median_s / (args["hop"] / sr))) | 1,
+            max(1, round(c.percussion_median_hz / (sr / args["n_fft"]))) | 1)
+
+
+def _frames_of_spectrum(config: Tonal.Config, spec: np.ndarray, sr: int,
+                        median: tuple[int, int] | None = None) -> TonalFrames:
     c = config
     args = _stft_args(c, sr)
-    median = None
-    if mask and c.percussion_median_s > 0 and c.percussion_median_hz > 0:
-        median = (max(1, round(c.percussion_median_s / (args["hop"] / sr))) | 1,
-                  max(1, round(c.percussion_median_hz / (sr / args["n_fft"]))) | 1)
     return tonal_frames(
         spec, sr, n_fft=args["n_fft"], hop=args["hop"], min_hz=c.min_hz, max_hz=c.max_hz, split_hz=c.split_hz,
         harmonics=c.harmonics, max_peaks=c.max_peaks, peak_floor_db=c.peak_floor_db, gate_db=c.gate_db,
@@ -316,9 +322,9 @@ def harmonic_frames(ctx: TrackContext, config: Tonal.Config | None = None, *, dr
             spectra[sig.name] = band_stft(sig.samples, sig.sr, **_stft_args(c, sig.sr))
         return spectra[sig.name]
 
-    def frames_of(sig: SignalContext, mask: bool = False) -> TonalFrames:
-        return sig.memo(("tonal.frames", _frames_key(c, sig.sr, mask)),
-                        lambda: _frames_of_spectrum(c, spectrum(sig), sig.sr, mask))
+    def frames_of(sig: SignalContext, median: tuple[int, int] | None = None) -> TonalFrames:
+        return sig.memo(("tonal.frames", _frames_key(c, sig.sr, median)),
+                        lambda: _frames_of_spectrum(c, spectrum(sig), sig.sr, median))
 
     stems = {name: frames_of(ctx.stem(name)) for name in names}
     source, frames = "mix", None
@@ -341,7 +347,7 @@ def harmonic_frames(ctx: TrackContext, config: Tonal.Config | None = None, *, dr
         source = "+".join(names)
         frames = first.memo(("tonal.frames", source, _frames_key(c, first.sr)), summed)
     if frames is None or not frames.active.any():
-        source, frames = "mix", frames_of(ctx.mix, not drums)
+        source, frames = "mix", frames_of(ctx.mix, None if drums else _percussion_median(c, ctx.mix.sr))
     spectra.clear()
     return HarmonicFrames(frames=frames, source=source, stems=stems)
 
