@@ -45,8 +45,10 @@ over the hypotheses, so the chosen hypothesis comes with a probability that is i
   compound beat: 2 such pulses per bar are 6/8, 3 are 9/8, 4 are 12/8.
 
 The weights were fitted (``tools/fit_metrical.py``) on corpora rendered by
-``tools/make_eval_corpus.py`` with seeds that the evaluation corpus does not use; they ship
-in ``metrical_weights.json`` beside this module with the corpora they came from.
+``tools/make_eval_corpus.py`` with seeds that the evaluation corpus does not use, and on the
+human-composed pieces of ``tools/make_human_corpus.py``'s development set; each model is the
+average of two fits (:func:`choose`).  They ship in ``metrical_weights.json`` beside this
+module with the corpora they came from.
 
 Size: about 700 lines, one module on purpose: the features of each hypothesis, the model that
 scores them and the fitted weights (``metrical_weights.json``, refitted with
@@ -419,7 +421,15 @@ def level_features(inp: RhythmInputs, cand: Candidate, acf: np.ndarray) -> np.nd
 def choose(X: np.ndarray, model: dict) -> np.ndarray:
     """Softmax probabilities of the hypotheses (rows of ``X``) under a fitted model: a score per
     hypothesis from the standardised features, ``z @ v + tanh(z @ W1 + b1) @ w2`` (a linear part
-    and, when the model has them, one small hidden layer), normalised over the hypotheses."""
+    and, when the model has them, one small hidden layer), normalised over the hypotheses.
+
+    A model with ``members`` is the mean of its members' probabilities.  The shipped weights
+    average two fits: one on the first development corpora, one on five times as many rendered
+    songs with the human-composed pieces counted four times.  Either alone traded rendered
+    songs against human-composed pieces (refits vary by about 2 points); their average beat
+    both on held-out songs of each kind (``docs/eval.md``)."""
+    if "members" in model:
+        return np.mean([choose(X, m) for m in model["members"]], axis=0)
     z = (X - np.asarray(model["mean"])) / np.asarray(model["scale"])
     score = z @ np.asarray(model["weights"])
     if "hidden" in model:

@@ -283,8 +283,9 @@ class Rhythm(UsesBeatGrid):
     # the corrected human-composed truth, the durational accent moves a drumless separated grid;
     # 7: bar_pair_phase, beat candidates at 3/4 and 4/3 of the tempo estimate; 8: the kick moves a
     # grid locked on a shuffle's off-beats; compound read off the mix alone (the drums stem's votes
-    # called swung pop 12/8), and a drumless jig in bars of 4 pulses is 12/8 (was 4/4)
-    version = "8"
+    # called swung pop 12/8), and a drumless jig in bars of 4 pulses is 12/8 (was 4/4); 9: the
+    # beat level and the bars from the average of two fits (metrical.choose)
+    version = "9"
     signals = ("mix", "stems")
     outputs = (
         OutputSpec("bpm", "BPM", "tempo of the beat grid (the felt pulse: the dotted quarter in 6/8 and 12/8)",
@@ -387,8 +388,9 @@ class StemRhythm(UsesBeatGrid):
     needs = Needs(min_seconds=5.0, min_sound_s=5.0, rhythmic=True)
     # 2: onset envelope no longer shifted 2 frames late; 3: the metrical analysis's beats; 4: its grid
     # reaches back to the first sound; 5: its half-beat slip mended; 6: the durational accent and the
-    # refitted bar models; 7: beat candidates at 3/4 and 4/3 of the tempo estimate; 8: kick_shift
-    version = "8"
+    # refitted bar models; 7: beat candidates at 3/4 and 4/3 of the tempo estimate; 8: kick_shift;
+    # 9: the metrical models' average of two fits
+    version = "9"
     signals = ("mix", "stems")
 
     @dataclass(frozen=True)

@@ -176,19 +176,25 @@ def test_triplets_are_compound_and_swing_and_sixteenths_are_not():
     assert is_compound(replace(faint, no_drums=True), frames, 4, clear_middle=0.25)
 
 
+def _fits(model: dict) -> list[dict]:
+    return [f for m in model["members"] for f in _fits(m)] if "members" in model else [model]
+
+
 def test_the_shipped_weights_match_the_features():
     model = load_model()
-    assert model["level"]["features"] == list(LEVEL_FEATURES)
-    for part in ("meter", "meter_mix"):
-        assert model[part]["features"] == list(METER_FEATURES)
-    for part in ("level", "meter", "meter_mix"):
-        n = len(model[part]["features"])
-        assert len(model[part]["weights"]) == len(model[part]["mean"]) == len(model[part]["scale"]) == n
-        hidden = model[part].get("hidden")
-        if hidden:
-            assert np.asarray(hidden["W1"]).shape == (n, len(hidden["b1"])) and len(hidden["w2"]) == len(hidden["b1"])
-    for part in ("level", "meter", "meter_mix"):  # never the evaluation corpus
-        assert model["fitted_on"][part]["corpora"] and set(model["fitted_on"][part]["corpora"]).isdisjoint({"eval"})
+    for part, names in (("level", LEVEL_FEATURES), ("meter", METER_FEATURES), ("meter_mix", METER_FEATURES)):
+        fits = _fits(model[part])
+        assert len(fits) == 2  # the average of two fits (metrical.choose)
+        for fit in fits:
+            n = len(names)
+            assert fit["features"] == list(names)
+            assert len(fit["weights"]) == len(fit["mean"]) == len(fit["scale"]) == n
+            hidden = fit.get("hidden")
+            if hidden:
+                assert np.asarray(hidden["W1"]).shape == (n, len(hidden["b1"])) and len(hidden["w2"]) == len(hidden["b1"])
+        info = model["fitted_on"][part]  # never the evaluation corpus
+        assert info["corpora"] and set(info["corpora"]).isdisjoint({"eval"})
+        assert all(set(m["corpora"]).isdisjoint({"eval"}) for m in info["members"])
 
 
 def test_choose_is_a_softmax_over_the_hypotheses():
@@ -202,6 +208,29 @@ def test_choose_is_a_softmax_over_the_hypotheses():
     hidden = dict(linear, hidden={"W1": [[0.0], [5.0]], "b1": [0.0], "w2": [10.0]})
     q = choose(X, hidden)  # the hidden unit rewards the second feature: row 0 now beats row 1
     assert q[0] > q[1]
+    both = choose(X, {"members": [linear, hidden]})  # an ensemble: the mean of the members' probabilities
+    np.testing.assert_allclose(both, (p + q) / 2)
+    assert both.sum() == pytest.approx(1.0)
+
+
+def test_the_fit_tool_repeats_a_corpus_and_averages_with_kept_weights():
+    from conftest import load_tool
+
+    fit = load_tool("fit_metrical")
+    rows = [{"id": "a", "corpus": "dev"}, {"id": "h", "corpus": "human-dev"}, {"id": "b", "corpus": "dev"}]
+    assert [r["id"] for r in fit.repeated(rows, {"human-dev": 3})] == ["a", "h", "b", "h", "h"]
+    assert fit.repeated(rows, {}) == rows
+
+    def weights(tag: str, corpora: list[str]) -> dict:
+        out = {part: {"weights": [tag]} for part in ("level", "meter", "meter_mix")}
+        out["fitted_on"] = {part: {"corpora": corpora} for part in ("level", "meter", "meter_mix")}
+        return out
+
+    both = fit.averaged(weights("kept", ["dev", "dev2"]), weights("new", ["dev3", "dev"]))
+    for part in ("level", "meter", "meter_mix"):
+        assert both[part] == {"members": [{"weights": ["kept"]}, {"weights": ["new"]}]}
+        assert both["fitted_on"][part]["corpora"] == ["dev", "dev2", "dev3"]
+        assert [m["corpora"] for m in both["fitted_on"][part]["members"]] == [["dev", "dev2"], ["dev3", "dev"]]
 
 
 def test_the_blockwise_tempogram_and_band_flux_equal_the_whole_array_ones():
