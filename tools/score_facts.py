@@ -21,8 +21,9 @@ Metrics (MIREX conventions, computed with mir_eval where it has them):
   chords       weighted chord-symbol recall over the whole corpus (mir_eval.chord root, majmin,
                sevenths, mirex): the duration of correct chords over the total duration
   crops        share of ``crops=div4`` crops (11.9 s, as the demo cuts them, bars of 2 beats in
-               pairs) whose two ends lie within 70 ms of true downbeats a multiple of 4 true
-               bars apart
+               pairs) whose two ends lie within 70 ms of true bar lines a multiple of 4 true
+               bars apart (the downbeats, and the end of the last bar where the truth holds
+               all its beats)
 A value an engine leaves out (below its confidence) counts as wrong in the headline figures;
 ``coverage`` says how often each fact was stated.  Never asserts; prints a table.
 """
@@ -206,6 +207,21 @@ def chord_scores(est: list | None, ref: list) -> dict[str, tuple[float, float]]:
     return out
 
 
+def bar_lines(truth: dict) -> np.ndarray:
+    """The true downbeats, and the end of the last bar where the truth holds all its beats (a
+    crop may end with the song's last bar: that is a bar line too, though no downbeat follows)."""
+    downbeats = np.asarray(truth["downbeats"], dtype=np.float64)
+    beats = np.asarray(truth["beats"], dtype=np.float64)
+    pulses = truth.get("pulses_per_bar")
+    if downbeats.size < 2 or not pulses or beats.size < 2:
+        return downbeats
+    last = beats[beats >= downbeats[-1] - 1e-3]
+    if last.size != pulses:
+        return downbeats
+    period = float(np.median(np.diff(beats[-(pulses + 1):])))
+    return np.append(downbeats, last[-1] + period)
+
+
 def crop_score(est_downbeats: list[float] | None, truth: dict, mix_path: Path, pulses: int | None = None,
                pair_phase: int | None = None) -> tuple[int, int]:
     """(crops holding a multiple of 4 true bars, crops) of div4 crops cut on ``est_downbeats``
@@ -221,7 +237,7 @@ def crop_score(est_downbeats: list[float] | None, truth: dict, mix_path: Path, p
     spans = plan_crops("div4", x.mean(axis=1), sr=sr, length=CROP_LENGTH, min_length=CROP_MIN,
                        downbeats_s=np.asarray(est_downbeats), bar_multiple=bar_multiple_for(4, pulses),
                        pair_phase=pair_phase if pulses == 2 else None)
-    true = np.asarray(truth["downbeats"])
+    true = bar_lines(truth)
     good = 0
     for s in spans:
         a, b = s.grid_start, s.grid_end

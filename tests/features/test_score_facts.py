@@ -30,3 +30,12 @@ def test_meter_is_scored_strictly_and_up_to_notation(said, true, strict, notatio
     assert row["acc1"] and row["beat_f"] == pytest.approx(1.0)
     summary = score.summarise([row])
     assert summary["meter"] == float(strict) and summary["meter up to notation"] == float(notation)
+
+
+def test_the_last_bar_ends_a_crop_only_where_the_truth_holds_all_its_beats():
+    beats = np.arange(0.0, 16.0, 0.5)  # 8 bars of 4 beats; the last bar's beats all there
+    t = {"beats": beats.tolist(), "downbeats": beats[::4].tolist(), "pulses_per_bar": 4}
+    np.testing.assert_allclose(score.bar_lines(t), np.arange(0.0, 16.5, 2.0))
+    short = dict(t, beats=beats[:-1].tolist())  # the last bar lacks its fourth beat
+    np.testing.assert_allclose(score.bar_lines(short), beats[::4])
+    assert score.bar_lines(dict(t, pulses_per_bar=None)).size == 8
