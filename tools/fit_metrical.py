@@ -254,9 +254,8 @@ def main() -> None:
         level_info = {**kept["fitted_on"]["level"], "kept_from": args.level_from.name}
     else:
         model = {"level": {"features": list(LEVEL_FEATURES), **fit(level, args.l2_level, args.hidden)}}
-        level_info = {"corpora": [c.name for c in args.corpora], "songs": n_songs, "l2": args.l2_level}
-    if repeat:
-        level_info["repeat"] = repeat
+        level_info = {"corpora": [c.name for c in args.corpora], "songs": n_songs, "l2": args.l2_level,
+                      **({"repeat": repeat} if repeat else {})}
     level_info.update(train_accuracy=round(accuracy(level, model["level"]), 4),
                       reachable=round(float(np.mean([y.any() for _, y in level])), 4))
     info = {"hidden": args.hidden, "level": level_info}

@@ -424,8 +424,8 @@ def choose(X: np.ndarray, model: dict) -> np.ndarray:
     and, when the model has them, one small hidden layer), normalised over the hypotheses.
 
     A model with ``members`` is the mean of its members' probabilities.  The shipped weights
-    average two fits: one on the first development corpora, one on five times as many rendered
-    songs with the human-composed pieces counted four times.  Either alone traded rendered
+    average two fits: one on the first development corpora, one on nearly four times as many
+    rendered songs with the human-composed pieces counted four times.  Either alone traded rendered
     songs against human-composed pieces (refits vary by about 2 points); their average beat
     both on held-out songs of each kind (``docs/eval.md``)."""
     if "members" in model:
