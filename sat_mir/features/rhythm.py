@@ -116,10 +116,8 @@ def rhythm_inputs(ctx: TrackContext, *, use_stems: bool = True) -> RhythmInputs:
     env = mix.onset_envelope(sr=SR, hop=HOP)
     drums = _sounding(ctx, "drums") if use_stems else False
     bass = _sounding(ctx, "bass") if use_stems else False
-    if use_stems:  # the mix's drums kept where it is the harmonic content (see harmonic_frames)
-        harmonic = harmonic_frames(ctx, drums=True)
-    else:
-        harmonic = harmonic_frames(_MixOnly(ctx), drums=True)  # type: ignore[arg-type]
+    # the mix's drums kept where it is the harmonic content (see harmonic_frames)
+    harmonic = harmonic_frames(ctx if use_stems else _MixOnly(ctx), drums=True)  # type: ignore[arg-type]
     low = harmonic.stems["bass"].chroma if bass and "bass" in harmonic.stems else harmonic.frames.low_chroma
     n = env.size
     flatness = _highs_flatness(mix)

@@ -516,7 +516,10 @@ def harmonic_mask(mag: np.ndarray, time_frames: int, bins: int) -> np.ndarray:
     median-filtering separation, DAFx 2010): a bin is harmonic as far as the median over
     ``time_frames`` frames (a held note is steady in time) outweighs the median over ``bins``
     bins (a drum hit is broad in frequency), mask H² / (H² + P²).  Drum hits add peaks at every
-    pitch class to the mix's chroma."""
+    pitch class to the mix's chroma.  The soft mask of ``librosa.decompose.hpss(mag.T,
+    kernel_size=(time_frames, bins), mask=True)`` (the same values away from the edges, which
+    repeat the nearest frame here), not called because importing librosa loads numba (see
+    onset_detect)."""
     from scipy.ndimage import median_filter
 
     h = median_filter(mag, size=(time_frames, 1), mode="nearest")
