@@ -146,6 +146,25 @@ def test_key_is_exact_on_at_least_90_percent_of_the_24_keys(key_results):
         assert f"{PITCH_CLASSES[r.values['key_tonic']]} {r.values['key_mode']}" == r.values["key"]
 
 
+def test_a_minor_chord_whose_root_sounds_its_major_third_reads_minor_with_the_note_chroma():
+    """A low A whose 5th harmonic (C#, two octaves and a major third up) is as strong as its
+    fundamental, under C and E: the plain chroma holds both thirds and reads A major; the
+    quarter of note chroma (peaks on a lower note's harmonics count 0.2) reads A minor."""
+    t = np.arange(int(6 * SR)) / SR
+
+    def note(midi: int, amps: list[float]) -> np.ndarray:
+        f0 = 440.0 * 2.0 ** ((midi - 69) / 12)
+        return sum(a * np.sin(2 * np.pi * (k + 1) * f0 * t) for k, a in enumerate(amps) if (k + 1) * f0 < SR / 2.5)
+
+    mix = note(45, [1, .5, .4, .3, 1.0, .2]) + note(57, [.5, .3, .2]) + note(60, [.6, .2]) + note(64, [.6, .2])
+    keys = {w: Tonal.from_mapping({"note_weight": w}).compute(context({"mix": 0.2 * mix})).values["key"]
+            for w in (0.0, 0.25)}
+    assert keys == {0.0: "A major", 0.25: "A minor"}
+    assert Tonal.Config().note_weight == 0.25
+    with pytest.raises(ConfigError, match="note_weight"):
+        Tonal.from_mapping({"note_weight": 1.5})
+
+
 SHARP_KEYS = ["C# major", "D# major", "F# major", "A# major", "G# minor", "D# minor"]
 
 
