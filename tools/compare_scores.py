@@ -20,7 +20,7 @@ _spec = importlib.util.spec_from_file_location("score_facts", Path(__file__).wit
 score_facts = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(score_facts)
 
-# per-song columns whose change is listed, with how they are shown
+# the per-song columns whose changes are listed
 SONG_KEYS = ("acc1", "acc2", "beat_f", "downbeat_f", "meter_ok", "key_ok", "crops_good", "crops")
 
 

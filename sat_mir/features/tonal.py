@@ -244,9 +244,10 @@ class Tonal(Extractor):
         # chroma with the note chroma, whose peaks on a lower note's 3rd, 5th, 6th and 7th
         # harmonics count 0.2: a minor chord's root puts its major third in the plain
         # chroma with its 5th harmonic, but a chord tone on a lower note's harmonic counts
-        # 0.2 too.  Each alone won on some held-out corpora and lost on others; a quarter
-        # of the note chroma won on all three, and more of it read minor keys of the demo's
-        # synthesiser (bass harmonics on the chord tones) as the major key a sixth up (docs/eval.md).
+        # 0.2 too.  Each alone won on some held-out corpora and lost on others; a quarter of
+        # the note chroma measured a little better over all of them (on the mix alone never
+        # worse), and more of it read minor keys of the demo's synthesiser (bass harmonics on
+        # the chord tones) as the major key a sixth up (docs/eval.md).
         unit = frames / frames.max(axis=0)
         if c.note_weight > 0:
             notes = fr.note_chroma[:, use]
