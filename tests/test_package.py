@@ -78,3 +78,19 @@ def test_installed_from_the_wheel_it_extracts_and_builds_the_demo_elsewhere(whee
     assert latents.returncode == 0, latents.stderr[-2000:]
     assert len(list((out / "sat" / "latents").glob("*.npy"))) >= 8  # 5.9 s chunks of 25-30 s songs
     assert not (work / "outputs").exists() and not list(work.iterdir())  # nothing written where it ran
+
+
+def test_every_extractor_yaml_sets_exactly_its_config_fields():
+    """conf/extractors/<name>.yaml is where a user reads and changes an extractor's settings:
+    a field missing there is a setting nobody sees, an unknown key one that does nothing."""
+    import dataclasses
+
+    import yaml
+
+    from sat_mir.features import REGISTRY
+
+    conf = REPO / "conf" / "extractors"
+    for path in sorted(conf.glob("*.yaml")):
+        for name, options in yaml.safe_load(path.read_text()).items():
+            fields = {f.name for f in dataclasses.fields(REGISTRY[name].Config)}
+            assert set(options) - {"enabled"} == fields, path.name

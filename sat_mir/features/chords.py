@@ -26,12 +26,13 @@ import numpy as np
 
 from sat_mir.audio.context import TrackContext
 from sat_mir.errors import ConfigError, ExtractorError
+from sat_mir.features.metrical import Metrical
 from sat_mir.features.registry import ExtractorResult, Needs, OutputSpec, register
 from sat_mir.features.rhythm import GridConfig, UsesBeatGrid, grid_settings, metrical_of
 from sat_mir.features.tonal import PITCH_CLASSES, harmonic_frames
 
-__all__ = ["CHORDS_FILE", "CHORD_LAB_FILE", "QUALITIES", "ChordSegment", "Chords", "covering_beats", "recognise",
-           "short_name"]
+__all__ = ["CHORDS_FILE", "CHORD_LAB_FILE", "QUALITIES", "ChordSegment", "Chords", "chord_segments", "covering_beats",
+           "phrase_tonics", "recognise", "short_name"]
 
 CHORDS_FILE = "chords.json"
 CHORD_LAB_FILE = "chords.lab"
@@ -127,6 +128,8 @@ def recognise(chroma: np.ndarray, bass: np.ndarray, active: np.ndarray, hop_s: f
     if beats.size < 2:
         raise ExtractorError(f"only {beats.size} beats: too few to segment chords")
     n_frames = chroma.shape[1]
+    if bass.shape[1] != n_frames:  # a bass stem shorter or longer than the harmonic content: silent past its end
+        bass = np.pad(bass[:, :n_frames], ((0, 0), (0, max(0, n_frames - bass.shape[1]))))
     period = float(np.median(np.diff(beats)))
     edges = np.append(beats, end_s if end_s is not None else beats[-1] + period)
     idx = np.clip(np.round(edges / hop_s).astype(int), 0, n_frames)
@@ -307,18 +310,7 @@ class Chords(UsesBeatGrid):
 
     def compute(self, ctx: TrackContext) -> ExtractorResult:
         c = self.config
-        grid = metrical_of(ctx, **grid_settings(c))
-        harmonic = harmonic_frames(ctx) if c.use_stems else harmonic_frames(_mix_only(ctx))
-        fr = harmonic.frames
-        if not fr.active.any():
-            raise ExtractorError("no harmonic content: nothing pitched to name chords from")
-        low = harmonic.stems["bass"].chroma if "bass" in harmonic.stems and harmonic.stems["bass"].active.any() \
-            else fr.low_chroma
-        end = ctx.mix.duration_s
-        segs = recognise(fr.note_chroma, low, fr.active, fr.hop_s, covering_beats(grid.beats, end), grid.downbeats,
-                         qualities=c.qualities, bass_weight=c.bass_weight, change_cost=c.change_cost,
-                         downbeat_discount=c.downbeat_discount, seventh_penalty=c.seventh_penalty,
-                         sus_penalty=c.sus_penalty, end_s=end)
+        segs, grid = chord_segments(ctx, c)
         bars = per_bar(segs, grid.downbeats, segs[-1].end)
         chorded = [b for b in bars if b["chords"] and b["chords"] != ["N"]]
         if not chorded:
@@ -341,6 +333,62 @@ class Chords(UsesBeatGrid):
         lab = "".join(f"{s.start:.4f}\t{s.end:.4f}\t{s.label}\n" for s in segs)
         return ExtractorResult(values=values, artifacts={
             CHORDS_FILE: json.dumps({"bars": bars}, indent=1) + "\n", CHORD_LAB_FILE: lab})
+
+
+def chord_segments(ctx: TrackContext, config: Chords.Config) -> tuple[list[ChordSegment], Metrical]:
+    """The track's chord segments and the beat grid they follow, memoised (``chords`` and the
+    key's phrase starts in ``tonal`` read the same ones).
+
+    Raises
+    ------
+    ExtractorError
+        No beat grid, or no pitched harmonic content.
+    """
+    c = config
+
+    def compute() -> tuple[list[ChordSegment], Metrical]:
+        grid = metrical_of(ctx, **grid_settings(c))
+        harmonic = harmonic_frames(ctx) if c.use_stems else harmonic_frames(_mix_only(ctx))
+        fr = harmonic.frames
+        if not fr.active.any():
+            raise ExtractorError("no harmonic content: nothing pitched to name chords from")
+        low = harmonic.stems["bass"].chroma if "bass" in harmonic.stems and harmonic.stems["bass"].active.any() \
+            else fr.low_chroma
+        end = ctx.mix.duration_s
+        segs = recognise(fr.note_chroma, low, fr.active, fr.hop_s, covering_beats(grid.beats, end), grid.downbeats,
+                         qualities=c.qualities, bass_weight=c.bass_weight, change_cost=c.change_cost,
+                         downbeat_discount=c.downbeat_discount, seventh_penalty=c.seventh_penalty,
+                         sus_penalty=c.sus_penalty, end_s=end)
+        return segs, grid
+
+    return ctx.mix.memo(("chord_segments", c), compute)
+
+
+def phrase_tonics(segs: list[ChordSegment], downbeats: np.ndarray, beat_s: float, every: int = 4) -> np.ndarray | None:
+    """``[2 modes, 12 tonics]``: the share of phrase starts whose chord is that key's tonic triad
+    (maj, 7 or maj7 on a major key's tonic; min or min7 on a minor key's).  Phrase starts are
+    every ``every``-th downbeat from the first one with a chord; a downbeat's chord is the one
+    sounding a quarter of a beat (``beat_s``) after it.  None when no downbeat has a chord."""
+    downbeats = np.asarray(downbeats, dtype=np.float64)
+    named = [s for s in segs if s.root is not None]
+    if downbeats.size == 0 or not named:
+        return None
+    offset = 0.25 * beat_s
+
+    def chord_at(t: float) -> ChordSegment | None:
+        return next((s for s in named if s.start <= t < s.end), None)
+
+    chords = [chord_at(t + offset) for t in downbeats]
+    first = next((i for i, ch in enumerate(chords) if ch is not None), None)
+    if first is None:
+        return None
+    share = np.zeros((2, 12))
+    starts = [ch for ch in chords[first::every] if ch is not None]
+    for ch in starts:
+        kind = TRIAD_KIND[ch.quality]
+        if kind in ("maj", "min"):
+            share[0 if kind == "maj" else 1, ch.root] += 1
+    return share / len(starts)
 
 
 def _mix_only(ctx: TrackContext):

@@ -7,15 +7,14 @@ and shared through the analysis context.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
 from sat_mir.audio.context import SignalContext, TrackContext
 from sat_mir.audio.filterbanks import fft_frequencies
-from sat_mir.errors import ConfigError, ExtractorError, MissingExtraError, WeightsError
+from sat_mir.errors import ExtractorError
+from sat_mir.features.beat_grid import TRACKERS, GridConfig, UsesBeatGrid, grid_settings, resolve_tracker
 from sat_mir.features.metrical import (
     Metrical,
     RhythmInputs,
@@ -26,7 +25,7 @@ from sat_mir.features.metrical import (
     tempo_from_beats,
 )
 from sat_mir.features.onset_detect import onset_detect
-from sat_mir.features.registry import Extractor, ExtractorResult, Needs, OutputSpec, register
+from sat_mir.features.registry import ExtractorResult, Needs, OutputSpec, register
 from sat_mir.features.tonal import HARMONIC_STEMS, harmonic_frames
 
 __all__ = ["BEATS_FILE", "DOWNBEATS_FILE", "ONSETS_FILE", "TRACKERS", "GridConfig", "Rhythm", "StemRhythm",
@@ -146,36 +145,6 @@ def _fit(x: np.ndarray, n: int) -> np.ndarray:
     return x[:n] if x.size >= n else np.pad(x, (0, n - x.size))
 
 
-TRACKERS = ("auto", "dsp", "beat_this")
-
-
-@lru_cache(maxsize=16)
-def resolve_tracker(tracker: str, models_dir: str | None = None) -> str:
-    """``"dsp"`` or ``"beat_this"`` for a ``tracker`` setting: ``auto`` takes Beat This! when its
-    checkpoint and package are here, the DSP metrical analysis otherwise.
-
-    Raises
-    ------
-    ConfigError
-        An unknown setting.
-    WeightsError
-        ``beat_this`` asked for, and its checkpoint or package is missing.
-    """
-    from sat_mir.models.beat_this import find_checkpoint
-
-    if tracker not in TRACKERS:
-        raise ConfigError(f"extractors.rhythm.tracker must be one of {list(TRACKERS)}, got {tracker!r}")
-    if tracker == "dsp":
-        return "dsp"
-    try:
-        find_checkpoint(models_dir)
-    except (WeightsError, MissingExtraError):
-        if tracker == "beat_this":
-            raise
-        return "dsp"
-    return "beat_this"
-
-
 def metrical_of(ctx: TrackContext, *, tightness: float = 100.0, use_stems: bool = True, tracker: str = "dsp",
                 models_dir: str | None = None, device: str = "auto") -> Metrical:
     """The track's beats, bars and their confidences, memoised: every extractor that needs the
@@ -194,32 +163,6 @@ def metrical_of(ctx: TrackContext, *, tightness: float = 100.0, use_stems: bool 
         return from_beats_and_downbeats(inp, beats, downbeats, beat_p)
 
     return ctx.mix.memo(("metrical", stems, tightness, engine), compute)
-
-
-@dataclass(frozen=True)
-class GridConfig:
-    """The beat grid's settings, in the config of every extractor that reads the grid (rhythm's;
-    stem_rhythm's and chords' are interpolated from it, so all of them share one grid).
-
-    tightness : how strictly the tracked beats follow one tempo (librosa's DP).
-    use_stems : let the drums, bass and other stems inform the beat level and the bars.
-    tracker : auto | dsp | beat_this (auto: Beat This! when its weights are here).
-    models_dir, device : where Beat This!'s weights are and what it runs on.
-    """
-
-    tightness: float = 100.0
-    use_stems: bool = True
-    tracker: str = "auto"
-    models_dir: str | None = None
-    device: str = "auto"
-
-    def __post_init__(self):
-        resolve_tracker(self.tracker, self.models_dir)  # unknown setting or missing weights: say so now
-
-
-def grid_settings(config: GridConfig) -> dict:
-    """The keyword arguments of :func:`metrical_of` from an extractor's config."""
-    return {f.name: getattr(config, f.name) for f in dataclasses.fields(GridConfig)}
 
 
 def onset_statistics(onsets: np.ndarray, strengths: np.ndarray, beats: np.ndarray) -> dict[str, float]:
@@ -249,25 +192,6 @@ def onset_statistics(onsets: np.ndarray, strengths: np.ndarray, beats: np.ndarra
         out.update(rhythmic_complexity=(entropy + min(cv / 2.0, 1.0)) / 2.0, rhythmic_evenness=1.0 / (1.0 + cv),
                    ioi_mean=mean, ioi_std=std)
     return out
-
-
-class UsesBeatGrid(Extractor):
-    """An extractor that reads the beat grid: its config is a :class:`GridConfig`, and its skip
-    key holds the tracker ``auto`` resolved to, so weights that appear later make the next run
-    redo the grid with Beat This!."""
-
-    Config = GridConfig
-
-    def prepare(self, ctx: TrackContext, stem: str) -> None:
-        if self.config.use_stems:
-            prepare_rhythm_inputs(ctx, stem)
-
-    @property
-    def config_hash(self) -> str:
-        import hashlib
-
-        engine = resolve_tracker(self.config.tracker, self.config.models_dir)
-        return hashlib.sha1(f"{super().config_hash}/{engine}".encode()).hexdigest()[:12]
 
 
 @register

@@ -22,7 +22,10 @@ Albrecht-Shanahan profiles (Krumhansl-Kessler's and Temperley's are options).  A
 key shares all but one note with its relative, dominant and subdominant keys, so
 the profile alone hardly separates them; every key's correlation gets a bonus for how
 well its tonic triad fits the first seconds of pitched content (Longuet-Higgins &
-Steedman's rule that a piece opens on its tonic).  The chroma, not the HPCP,
+Steedman's rule that a piece opens on its tonic), and one for how often it is the chord at
+the start of a 4-bar phrase (the chords extractor's chords on the beat grid: a loop of i, VI,
+III, VII is its relative major's vi, IV, I, V, and which chord the phrase returns to tells
+them apart).  The chroma, not the HPCP,
 feeds the key: crediting each peak to the fundamentals a fifth and a third
 below (HPCP) pulls the profile towards the subdominant key.
 
@@ -35,7 +38,7 @@ applied (both are bounded below 1 by construction, see :func:`harmonic_change`).
 Size: about 630 lines, one module on purpose: the front end (peaks, tuning, chroma, HPCP) is
 memoised per signal and shared by the key, the tonal interval vector, the harmonic movement of
 the stems and the chords extractor; the key estimate is some 60 lines at the end that read
-nothing else.
+nothing else but the phrase starts' chords.
 """
 
 from __future__ import annotations
@@ -47,7 +50,8 @@ import numpy as np
 
 from sat_mir.audio.context import SignalContext, TrackContext, stft_blocks, stft_frames
 from sat_mir.errors import ConfigError, ExtractorError
-from sat_mir.features.registry import Extractor, ExtractorResult, Needs, OutputSpec, register
+from sat_mir.features.beat_grid import GridConfig, UsesBeatGrid, grid_settings
+from sat_mir.features.registry import ExtractorResult, Needs, OutputSpec, register
 
 __all__ = [
     "PITCH_CLASSES",
@@ -121,7 +125,7 @@ def _spec_list() -> tuple[OutputSpec, ...]:
                    "Pearson correlation of the mean chroma with the chosen key's profile", (0.0, 1.0), holds="track"),
         OutputSpec("key_confidence", "probability",
                    "how sure the key is: its probability in a softmax over the 24 keys' scores (profile "
-                   "correlation + opening tonic triad); ranks right keys above wrong ones better than "
+                   "correlation + opening tonic triad + tonic at phrase starts); ranks right keys above wrong ones better than "
                    "key_strength (AUC 0.87 against 0.78 on the development corpora)", (0.0, 1.0), holds="track"),
         OutputSpec("harmonic_movement_{stem}", "normalised L2 distance",
                    "bass and other stems only: mean distance between consecutive L1-normalised chroma frames "
@@ -136,18 +140,18 @@ def _spec_list() -> tuple[OutputSpec, ...]:
 
 
 @register
-class Tonal(Extractor):
+class Tonal(UsesBeatGrid):
     name = "tonal"
     needs = Needs(min_sound_s=2.0, pitched=True)
-    # 6: the key reads the note chroma beside the plain chroma (note_weight);
+    # 7: the key reads the chords at phrase starts (phrase_weight); 6: the key reads the note chroma beside the plain chroma (note_weight);
     # 5: the mix's drums left out of its harmonic content; 4: the opening's bass; 3: minor_bias;
     # 2: Albrecht & Shanahan's key profiles by default (were Krumhansl & Kessler's)
-    version = "6"
+    version = "7"
     signals = ("mix", "stems")
     outputs = _spec_list()
 
     @dataclass(frozen=True)
-    class Config:
+    class Config(GridConfig):
         frame_s: float = 0.186  # STFT window, rounded to a power of two samples (8192 at 44.1/48 kHz)
         hop_s: float = 0.093
         min_hz: float = 40.0
@@ -167,12 +171,17 @@ class Tonal(Extractor):
         # the key's pitch-class frames: this share from the overtone-suppressed note chroma, the
         # rest from the plain chroma (see _summary)
         note_weight: float = 0.25
+        # + phrase_weight x (share of phrase starts, every phrase_bars bars, on the key's tonic
+        # triad)^2; 0 = off (and the key reads no beat grid)
+        phrase_weight: float = 0.3
+        phrase_bars: int = 4
         # the mix's drums, left out of its harmonic content: median filters this long (s) and
         # this wide (Hz), see harmonic_mask; 0 keeps the drums
         percussion_median_s: float = 0.84
         percussion_median_hz: float = 90.0
 
         def __post_init__(self):
+            super().__post_init__()
             if self.profile not in PROFILES:
                 raise ConfigError(f"extractors.tonal.profile={self.profile!r}; known: {sorted(PROFILES)}")
             if not 0.0 < self.min_hz < self.split_hz < self.max_hz:
@@ -185,6 +194,10 @@ class Tonal(Extractor):
                 raise ConfigError(
                     f"extractors.tonal: percussion_median_s={self.percussion_median_s} and "
                     f"percussion_median_hz={self.percussion_median_hz} must be >= 0")
+            if self.phrase_weight < 0 or self.phrase_bars < 1:
+                raise ConfigError(
+                    f"extractors.tonal: phrase_weight={self.phrase_weight} must be >= 0, "
+                    f"phrase_bars={self.phrase_bars} >= 1")
             if not 0.0 <= self.note_weight <= 1.0:
                 raise ConfigError(f"extractors.tonal.note_weight={self.note_weight} must be within [0, 1]")
             if self.harmonics < 0 or self.max_peaks < 1:
@@ -192,6 +205,8 @@ class Tonal(Extractor):
                     f"extractors.tonal: harmonics={self.harmonics} must be >= 0, max_peaks={self.max_peaks} >= 1")
 
     def prepare(self, ctx: TrackContext, stem: str) -> None:
+        if self.config.phrase_weight > 0:
+            super().prepare(ctx, stem)  # the beat grid's inputs
         harmonic = [s for s in HARMONIC_STEMS if s in ctx.stem_names]
         if harmonic and stem == harmonic[-1]:  # the others were just prepared: still held
             harmonic_frames(ctx, self.config)
@@ -222,12 +237,28 @@ class Tonal(Extractor):
                 f"have no frame above {c.gate_db} dBFS in {c.min_hz:g}-{c.max_hz:g} Hz")
         bass = harmonic.stems.get("bass")
         low = bass.chroma if bass is not None and bass.active.any() else harmonic.frames.low_chroma
-        result.values.update(self._summary(harmonic.frames, low))
+        result.values.update(self._summary(harmonic.frames, low, self._phrase_tonics(ctx)))
         return result
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _summary(self, fr: TonalFrames, low: np.ndarray) -> dict:
+    def _phrase_tonics(self, ctx: TrackContext) -> np.ndarray | None:
+        """The share of phrase starts on each key's tonic triad (``chords.phrase_tonics``), or None
+        without a beat grid or chords (the key then reads the pitch classes alone)."""
+        c = self.config
+        if c.phrase_weight <= 0:
+            return None
+        from sat_mir.features.chords import Chords, chord_segments, phrase_tonics  # chords imports this module
+
+        try:
+            segs, grid = chord_segments(ctx, Chords.Config(**grid_settings(c)))
+        except ExtractorError:
+            return None
+        if grid.beats.size < 2:
+            return None
+        return phrase_tonics(segs, grid.downbeats, float(np.median(np.diff(grid.beats))), c.phrase_bars)
+
+    def _summary(self, fr: TonalFrames, low: np.ndarray, phrase: np.ndarray | None = None) -> dict:
         c = self.config
         use = fr.active & (fr.chroma.sum(axis=0) > 0)  # frames with sound and spectral peaks
         if not use.any():
@@ -260,7 +291,8 @@ class Tonal(Extractor):
         opening_bass = (bass / bass.max(axis=0)).mean(axis=1) if bass.size else None
         total, corr = key_scores(unit.mean(axis=1), opening=opening, profile=c.profile,
                                  opening_weight=c.opening_weight, minor_bias=c.minor_bias,
-                                 opening_bass=opening_bass, opening_bass_weight=c.opening_bass_weight)
+                                 opening_bass=opening_bass, opening_bass_weight=c.opening_bass_weight,
+                                 phrase=phrase, phrase_weight=c.phrase_weight)
         m, tonic = np.unravel_index(int(np.argmax(total)), total.shape)
         mode, strength = MODES[m], float(corr[m, tonic])
         out: dict = {}
@@ -667,15 +699,19 @@ KEY_SOFTMAX_BETA = 12.0  # makes the mean confidence match the accuracy on the d
 
 def key_scores(pcp: np.ndarray, *, opening: np.ndarray | None = None, profile: str = "albrecht",
                opening_weight: float = 0.5, minor_bias: float = 0.0, opening_bass: np.ndarray | None = None,
-               opening_bass_weight: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+               opening_bass_weight: float = 0.0, phrase: np.ndarray | None = None,
+               phrase_weight: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """(total, correlation), each ``[2 modes, 12 tonics]``: every key's Pearson correlation of
     ``pcp`` with its rotated profile, and that plus ``opening_weight`` × the fit of its tonic
     triad to ``opening`` (the profile of the first seconds: a piece usually opens on its tonic,
     which tells a key from its relative, its dominant and its subdominant, whose scales it shares
     all but one note with), plus ``opening_bass_weight`` × the share of its tonic in
     ``opening_bass`` (the bass of the first seconds, centred and unit-norm: an opening Fm7 holds
-    the A♭ major triad, but its bass is F), plus ``minor_bias`` for every minor key (the
-    profiles lean major: a minor piece read as its relative major is the commonest error)."""
+    the A♭ major triad, but its bass is F), plus ``phrase_weight`` × the square of ``phrase``
+    (``[2, 12]``: the share of phrase starts on each key's tonic triad; squared, so a chord the
+    phrases keep returning to counts and a scatter of chords hardly does), plus ``minor_bias``
+    for every minor key (the profiles lean major: a minor piece read as its relative major is
+    the commonest error)."""
     scores = _correlations(pcp, _profile_matrix(profile))
     total = scores.copy()
     if opening is not None and np.ptp(opening) > 0 and opening_weight > 0:
@@ -691,6 +727,8 @@ def key_scores(pcp: np.ndarray, *, opening: np.ndarray | None = None, profile: s
         b = np.asarray(opening_bass, dtype=np.float64)
         b = b - b.mean()
         total = total + opening_bass_weight * (b / np.linalg.norm(b))[None, :]
+    if phrase is not None and phrase_weight > 0:
+        total = total + phrase_weight * np.asarray(phrase, dtype=np.float64) ** 2
     total[1] += minor_bias
     return total, scores
 

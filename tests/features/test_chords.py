@@ -8,7 +8,16 @@ import pytest
 from sat_mir.audio import TrackContext
 from sat_mir.audio.decode import Audio
 from sat_mir.errors import ConfigError
-from sat_mir.features.chords import QUALITIES, Chords, most_common_progression, per_bar, recognise, short_name
+from sat_mir.features.chords import (
+    QUALITIES,
+    ChordSegment,
+    Chords,
+    most_common_progression,
+    per_bar,
+    phrase_tonics,
+    recognise,
+    short_name,
+)
 
 HOP = 0.1
 
@@ -156,3 +165,35 @@ def test_segment_confidence_is_high_on_clear_chords_and_lower_on_ambiguous_ones(
     assert len(unsure) >= 3 and all(0.2 < u.confidence < 0.7 for u in unsure), [u.confidence for u in unsure]
     silent = recognise(clear, np.zeros_like(clear), np.zeros(n, bool), HOP, beats, beats[::4])
     assert [s.confidence for s in silent] == [None]
+
+
+def test_phrase_tonics_count_the_chord_at_every_fourth_downbeat_from_the_first_chorded_bar():
+    # a bar of silence, then Am7 F Cmaj7 G7 (one chord per 2-s bar) twice
+    loop = [(9, "min7"), (5, "maj"), (0, "maj7"), (7, "7")] * 2
+    segs = [ChordSegment(0.0, 2.0, None, None)]
+    segs += [ChordSegment(2.0 + 2 * i, 4.0 + 2 * i, r, q) for i, (r, q) in enumerate(loop)]
+    downbeats = np.arange(0.0, 18.0, 2.0)
+    share = phrase_tonics(segs, downbeats, beat_s=0.5)
+    expected = np.zeros((2, 12))
+    expected[1, 9] = 1.0  # both phrases start on Am (a min7 counts as its minor triad)
+    np.testing.assert_allclose(share, expected)
+    # phrases of 2 bars start on Am and C: half each, C counted for C major
+    share2 = phrase_tonics(segs, downbeats, beat_s=0.5, every=2)
+    assert share2[1, 9] == pytest.approx(0.5) and share2[0, 0] == pytest.approx(0.5) and share2.sum() == pytest.approx(1.0)
+    # a sus chord or a diminished triad is no key's tonic triad: it counts as a phrase start, for no key
+    segs[1] = ChordSegment(2.0, 4.0, 9, "sus4")
+    assert phrase_tonics(segs, downbeats, beat_s=0.5)[1, 9] == pytest.approx(0.5)
+    assert phrase_tonics([ChordSegment(0.0, 18.0, None, None)], downbeats, beat_s=0.5) is None
+    assert phrase_tonics(segs, np.zeros(0), beat_s=0.5) is None
+
+
+def test_a_bass_shorter_than_the_harmonic_content_is_silent_past_its_end():
+    chroma, beats = chroma_of([(9, "min"), (5, "maj")], beats_per_chord=4)
+    bass = np.zeros((12, chroma.shape[1] // 2))
+    bass[9] = 1.0  # A under the Am only: the stem ends with it
+    segs = recognise(chroma, bass, np.ones(chroma.shape[1], bool), HOP, beats, beats[::4], bass_weight=0.04)
+    assert [s.label for s in segs] == ["A:min", "F:maj"]
+    long_bass = np.zeros((12, chroma.shape[1] + 7))  # ... or longer: cut
+    long_bass[9, :bass.shape[1]] = 1.0
+    assert [s.label for s in recognise(chroma, long_bass, np.ones(chroma.shape[1], bool), HOP, beats, beats[::4])] \
+        == ["A:min", "F:maj"]

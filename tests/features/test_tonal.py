@@ -157,8 +157,9 @@ def test_a_minor_chord_whose_root_sounds_its_major_third_reads_minor_with_the_no
         return sum(a * np.sin(2 * np.pi * (k + 1) * f0 * t) for k, a in enumerate(amps) if (k + 1) * f0 < SR / 2.5)
 
     mix = note(45, [1, .5, .4, .3, 1.0, .2]) + note(57, [.5, .3, .2]) + note(60, [.6, .2]) + note(64, [.6, .2])
-    keys = {w: Tonal.from_mapping({"note_weight": w}).compute(context({"mix": 0.2 * mix})).values["key"]
-            for w in (0.0, 0.25)}
+    # the phrase starts' chords read the note chroma too: left out, so the key reads the frames alone
+    keys = {w: Tonal.from_mapping({"note_weight": w, "phrase_weight": 0.0}).compute(context({"mix": 0.2 * mix}))
+            .values["key"] for w in (0.0, 0.25)}
     assert keys == {0.0: "A major", 0.25: "A minor"}
     assert Tonal.Config().note_weight == 0.25
     with pytest.raises(ConfigError, match="note_weight"):
@@ -298,3 +299,50 @@ def test_the_opening_bass_tells_a_minor_seventh_opening_from_its_relative_major(
     # a flat bass profile says nothing
     flat, _ = key_scores(pcp, opening=opening, minor_bias=0.0, opening_bass=np.ones(12), opening_bass_weight=0.05)
     np.testing.assert_allclose(flat, plain)
+
+
+def test_the_chord_that_starts_the_phrases_tells_a_key_from_its_relative():
+    from sat_mir.features.tonal import key_scores
+
+    pcp = np.zeros(12)
+    pcp[[0, 2, 4, 5, 7, 9, 11]] = 1.0  # the C major scale: C major and A minor share it
+    plain, corr = key_scores(pcp, minor_bias=0.0)
+    assert np.unravel_index(np.argmax(plain), plain.shape) == (0, 0)  # C major
+    phrase = np.zeros((2, 12))
+    phrase[1, 9], phrase[0, 5] = 0.75, 0.25  # 3 phrases of 4 start on Am, one on F
+    total, corr2 = key_scores(pcp, minor_bias=0.0, phrase=phrase, phrase_weight=0.3)
+    np.testing.assert_allclose(total - plain, 0.3 * phrase ** 2)  # squared: the chord they keep returning to
+    np.testing.assert_allclose(corr2, corr)
+    assert np.unravel_index(np.argmax(total), total.shape) == (1, 9)  # A minor
+    with pytest.raises(ConfigError, match="phrase_weight"):
+        Tonal.from_mapping({"phrase_weight": -0.1})
+    with pytest.raises(ConfigError, match="phrase_bars"):
+        Tonal.from_mapping({"phrase_bars": 0})
+
+
+def test_a_minor_loop_read_on_its_beat_grid_is_minor_where_its_pitch_classes_say_the_relative_major():
+    from sat_mir.features.chords import QUALITIES
+
+    beat = 0.5
+    t = np.arange(int(SR * beat * 4)) / SR
+
+    def bar(root: int | None, quality: str = "maj") -> np.ndarray:
+        """A bar of 4 beats: clicks (the first louder) under a sine triad, or clicks alone."""
+        x = np.zeros_like(t)
+        for k, i in enumerate(QUALITIES[quality] if root is not None else ()):
+            x += np.sin(2 * np.pi * 440.0 * 2 ** ((root + i - 69) / 12) * t) * np.exp(-t * 0.5) / (1 + k)
+        env = np.zeros_like(t)
+        for b in range(4):
+            s = int(b * beat * SR)
+            env[s:s + 200] = np.hanning(400)[200:] * (2.0 if b == 0 else 1.0)
+        return 0.3 * x + 0.5 * env * np.random.default_rng(root or 0).standard_normal(t.size)
+
+    # a bar of clicks, then Am F C G three times: the notes of C major, the phrases on Am
+    mix = np.concatenate([bar(None)] + [bar(*c) for c in [(57, "min"), (53, "maj"), (48, "maj"), (55, "maj")] * 3])
+
+    def key(**options) -> str:
+        config = Tonal.Config(tracker="dsp", opening_weight=0.0, **options)
+        return Tonal(config).compute(context({"mix": mix.astype(np.float32)})).values["key"]
+
+    assert key(phrase_weight=0.0) == "C major"
+    assert key() == "A minor"
