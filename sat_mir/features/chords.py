@@ -364,7 +364,8 @@ def chord_segments(ctx: TrackContext, config: Chords.Config) -> tuple[list[Chord
     return ctx.mix.memo(("chord_segments", c), compute)
 
 
-def phrase_tonics(segs: list[ChordSegment], downbeats: np.ndarray, beat_s: float, every: int = 4) -> np.ndarray | None:
+def phrase_tonics(segs: list[ChordSegment], downbeats: np.ndarray, beat_s: float,
+                  every: int = 4) -> np.ndarray | None:
     """``[2 modes, 12 tonics]``: the share of phrase starts whose chord is that key's tonic triad
     (maj, 7 or maj7 on a major key's tonic; min or min7 on a minor key's).  Phrase starts are
     every ``every``-th downbeat from the first one with a chord; a downbeat's chord is the one

@@ -125,8 +125,9 @@ def _spec_list() -> tuple[OutputSpec, ...]:
                    "Pearson correlation of the mean chroma with the chosen key's profile", (0.0, 1.0), holds="track"),
         OutputSpec("key_confidence", "probability",
                    "how sure the key is: its probability in a softmax over the 24 keys' scores (profile "
-                   "correlation + opening tonic triad + tonic at phrase starts); ranks right keys above wrong ones better than "
-                   "key_strength (AUC 0.87 against 0.78 on the development corpora)", (0.0, 1.0), holds="track"),
+                   "correlation + opening tonic triad + tonic at phrase starts); ranks right keys above wrong "
+                   "ones better than key_strength (AUC 0.87 against 0.78 on the development corpora)", (0.0, 1.0),
+                   holds="track"),
         OutputSpec("harmonic_movement_{stem}", "normalised L2 distance",
                    "bass and other stems only: mean distance between consecutive L1-normalised chroma frames "
                    "(~93 ms hop) divided by sqrt(2) (the seed's definition, never capped; bounded by 1)",
@@ -143,7 +144,8 @@ def _spec_list() -> tuple[OutputSpec, ...]:
 class Tonal(UsesBeatGrid):
     name = "tonal"
     needs = Needs(min_sound_s=2.0, pitched=True)
-    # 7: the key reads the chords at phrase starts (phrase_weight); 6: the key reads the note chroma beside the plain chroma (note_weight);
+    # 7: the key reads the chords at phrase starts (phrase_weight);
+    # 6: the key reads the note chroma beside the plain chroma (note_weight);
     # 5: the mix's drums left out of its harmonic content; 4: the opening's bass; 3: minor_bias;
     # 2: Albrecht & Shanahan's key profiles by default (were Krumhansl & Kessler's)
     version = "7"

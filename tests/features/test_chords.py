@@ -179,7 +179,8 @@ def test_phrase_tonics_count_the_chord_at_every_fourth_downbeat_from_the_first_c
     np.testing.assert_allclose(share, expected)
     # phrases of 2 bars start on Am and C: half each, C counted for C major
     share2 = phrase_tonics(segs, downbeats, beat_s=0.5, every=2)
-    assert share2[1, 9] == pytest.approx(0.5) and share2[0, 0] == pytest.approx(0.5) and share2.sum() == pytest.approx(1.0)
+    assert share2[1, 9] == pytest.approx(0.5) and share2[0, 0] == pytest.approx(0.5)
+    assert share2.sum() == pytest.approx(1.0)
     # a sus chord or a diminished triad is no key's tonic triad: it counts as a phrase start, for no key
     segs[1] = ChordSegment(2.0, 4.0, 9, "sus4")
     assert phrase_tonics(segs, downbeats, beat_s=0.5)[1, 9] == pytest.approx(0.5)
