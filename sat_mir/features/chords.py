@@ -18,6 +18,7 @@ read the short names (``Am7``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -361,7 +362,8 @@ def chord_segments(ctx: TrackContext, config: Chords.Config) -> tuple[list[Chord
                          sus_penalty=c.sus_penalty, end_s=end)
         return segs, grid
 
-    return ctx.mix.memo(("chord_segments", c), compute)
+    # progression_bars names no segment: a setting of it alone does not segment the track again
+    return ctx.mix.memo(("chord_segments", dataclasses.replace(c, progression_bars=1)), compute)
 
 
 def phrase_tonics(segs: list[ChordSegment], downbeats: np.ndarray, beat_s: float,
