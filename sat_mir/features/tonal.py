@@ -144,11 +144,12 @@ def _spec_list() -> tuple[OutputSpec, ...]:
 class Tonal(UsesBeatGrid):
     name = "tonal"
     needs = Needs(min_sound_s=2.0, pitched=True)
+    # 8: the note chroma looks 32 peaks back for a partial's fundamental (was 16);
     # 7: the key reads the chords at phrase starts (phrase_weight);
     # 6: the key reads the note chroma beside the plain chroma (note_weight);
     # 5: the mix's drums left out of its harmonic content; 4: the opening's bass; 3: minor_bias;
     # 2: Albrecht & Shanahan's key profiles by default (were Krumhansl & Kessler's)
-    version = "7"
+    version = "8"
     signals = ("mix", "stems")
     outputs = _spec_list()
 
@@ -527,19 +528,36 @@ def tonal_frames(
 
 
 def _overtone_weights(frame: np.ndarray, freq: np.ndarray, amp: np.ndarray, *, ratios=(3, 5, 6, 7),
-                      tolerance: float = 0.015, lookback: int = 16, keep: float = 0.2) -> np.ndarray:
+                      tolerance: float = 0.015, min_ratio: float = 0.1, keep: float = 0.2) -> np.ndarray:
     """Per peak: ``keep`` when it lies (within ``tolerance`` of the ratio) on harmonic 3, 5, 6 or 7
-    of one of the ``lookback`` peaks below it in the same frame that is at least a quarter as
-    strong, else 1.  Peaks come sorted by frame, then frequency (as ``np.nonzero`` gives them)."""
+    of a lower peak in the same frame that is at least ``min_ratio`` as strong, else 1.  Peaks
+    come sorted by frame, then frequency (as ``np.nonzero`` gives them).
+
+    Every lower peak of the frame counts: a chord's partials put many peaks between a low root
+    and its 5th harmonic (two octaves and a major third up), and looking only 16 peaks back
+    (until stop 32) often missed the root, so its major third stayed in the note chroma and
+    minor chords read major.  Each peak's possible fundamentals are found by binary search in
+    one sort key (frame, then log frequency), so the cost does not grow with the peaks between.
+    """
     w = np.ones(freq.size)
-    for k in range(1, lookback + 1):
-        if k >= freq.size:
-            break
-        same = frame[k:] == frame[:-k]
-        r = freq[k:] / freq[:-k]
-        n = np.round(r)
-        hit = same & np.isin(n, ratios) & (np.abs(r - n) <= tolerance * n) & (amp[:-k] >= 0.25 * amp[k:])
-        w[k:][hit] = keep
+    if freq.size < 2:
+        return w
+    octave = np.log2(freq)
+    low = float(octave.min())
+    width = float(octave.max()) - low + 1.0  # each frame's peaks keep to their own band of the key
+    key = frame * width + (octave - low)
+    for n in ratios:
+        lo = np.maximum(octave - np.log2(n * (1 + tolerance)) - low, 0.0)
+        hi = octave - np.log2(n * (1 - tolerance)) - low
+        j = np.searchsorted(key, frame * width + lo, side="left")
+        stop = np.where(hi < 0, j, np.searchsorted(key, frame * width + hi, side="right"))
+        hit = np.zeros(freq.size, bool)
+        live = np.flatnonzero(j < stop)
+        while live.size:  # the peaks within the tolerance, usually none or one
+            hit[live] |= amp[j[live]] >= min_ratio * amp[live]
+            j[live] += 1
+            live = live[j[live] < stop[live]]
+        w[hit] = keep
     return w
 
 

@@ -346,3 +346,23 @@ def test_a_minor_loop_read_on_its_beat_grid_is_minor_where_its_pitch_classes_say
 
     assert key(phrase_weight=0.0) == "C major"
     assert key() == "A minor"
+
+
+def test_a_partial_on_a_lower_peaks_harmonic_counts_less_however_many_peaks_lie_between():
+    from sat_mir.features.tonal import _overtone_weights
+
+    root = 110.0  # A2; its 5th harmonic is C#5 (550 Hz)
+    between = list(np.geomspace(160.0, 175.0, 30))  # 30 peaks between, none a fundamental of those above
+    freq = np.array([root] + between + [550.0 * 1.01, 700.0])  # C#5 1 % sharp: within 1.5 %
+    amp = np.ones(freq.size)
+    amp[0] = 0.15  # the root a sixth as strong as its harmonic: still a root
+    one_frame = np.zeros(freq.size, int)
+    w = _overtone_weights(one_frame, freq, amp)
+    assert w[-2] == pytest.approx(0.2)  # 31 peaks above the root: found all the same
+    assert w[-1] == 1.0  # 700 Hz is no harmonic 3, 5, 6 or 7 of a peak below
+    assert (w[:-2] == 1.0).all()
+    weak = amp.copy()
+    weak[0] = 0.05  # a twentieth as strong: not its fundamental
+    assert _overtone_weights(one_frame, freq, weak)[-2] == 1.0
+    # the root in the frame before is no fundamental of this frame's peaks
+    assert _overtone_weights(np.array([0] + [1] * (freq.size - 1)), freq, amp)[-2] == 1.0
