@@ -271,7 +271,7 @@ class Chords(UsesBeatGrid):
     version = "11"  # 4: bars from the refitted bar models; 5: the grid's half-beat slip mended; 6: refit, accent;
     # 7: beat candidates at 3/4 and 4/3; 8: the kick moves a grid off a shuffle's off-beats;
     # 9: the mix's drums left out of its harmonic content (tonal.harmonic_mask); 10: the metrical
-    # models' average of two fits; 11: the note chroma looks 32 peaks back for a fundamental
+    # models' average of two fits; 11: the note chroma searches every lower peak for a fundamental
     signals = ("mix", "stems")
     outputs = (
         OutputSpec("chord_progression", "chord names",

@@ -144,7 +144,7 @@ def _spec_list() -> tuple[OutputSpec, ...]:
 class Tonal(UsesBeatGrid):
     name = "tonal"
     needs = Needs(min_sound_s=2.0, pitched=True)
-    # 8: the note chroma looks 32 peaks back for a partial's fundamental (was 16);
+    # 8: the note chroma finds a partial's fundamental among every lower peak (was the 16 below it);
     # 7: the key reads the chords at phrase starts (phrase_weight);
     # 6: the key reads the note chroma beside the plain chroma (note_weight);
     # 5: the mix's drums left out of its harmonic content; 4: the opening's bass; 3: minor_bias;
