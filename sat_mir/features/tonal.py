@@ -35,7 +35,7 @@ tonic was 3 semitones low and four tonics read as C; it averaged the stereo
 channels before the STFT; and its harmonic movement/variance "cap at 1" never
 applied (both are bounded below 1 by construction, see :func:`harmonic_change`).
 
-Size: about 630 lines, one module on purpose: the front end (peaks, tuning, chroma, HPCP) is
+Size: about 760 lines, one module on purpose: the front end (peaks, tuning, chroma, HPCP) is
 memoised per signal and shared by the key, the tonal interval vector, the harmonic movement of
 the stems and the chords extractor; the key estimate is some 60 lines at the end that read
 nothing else but the phrase starts' chords.
@@ -255,9 +255,7 @@ class Tonal(UsesBeatGrid):
 
         try:
             segs, grid = chord_segments(ctx, Chords.Config(**grid_settings(c)))
-        except ExtractorError:
-            return None
-        if grid.beats.size < 2:
+        except ExtractorError:  # fewer than 2 beats, or nothing pitched
             return None
         return phrase_tonics(segs, grid.downbeats, float(np.median(np.diff(grid.beats))), c.phrase_bars)
 
