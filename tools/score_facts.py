@@ -23,7 +23,9 @@ Metrics (MIREX conventions, computed with mir_eval where it has them):
   crops        share of ``crops=div4`` crops (11.9 s, as the demo cuts them, bars of 2 beats in
                pairs) whose two ends lie within 70 ms of true bar lines a multiple of 4 true
                bars apart (the downbeats, and the end of the last bar where the truth holds
-               all its beats)
+               all its beats).  As the cutter does, a song whose tempo or meter confidence is
+               below ``crops.min_*_confidence`` is cut in sequence, not in div4 crops; the
+               share of such songs, and the div4 figure with every grid cut on, are printed too
 A value an engine leaves out (below its confidence) counts as wrong in the headline figures;
 ``coverage`` says how often each fact was stated.  Never asserts; prints a table.
 """
@@ -264,11 +266,17 @@ def score_song(truth: dict, est: dict, mix_path: Path) -> dict:
         for m, (c, t) in chord_scores(est.get("chords"), truth["chords"]).items():
             row[f"chord_{m}_s"], row["chord_total_s"] = c, t
     if "downbeats" in est:
-        from sat_mir.crops.plan import pulses_per_bar
+        from sat_mir.crops.cut import CropSettings
+        from sat_mir.crops.plan import grid_doubt, pulses_per_bar
 
-        pulses = pulses_per_bar(est.get("beats_per_bar"), (est.get("values") or {}).get("time_signature"))
-        row["crops_good"], row["crops"] = crop_score(est.get("downbeats"), truth, mix_path, pulses,
-                                                     (est.get("values") or {}).get("bar_pair_phase"))
+        values = est.get("values") or {}
+        pulses = pulses_per_bar(est.get("beats_per_bar"), values.get("time_signature"))
+        row["crops_all_good"], row["crops_all"] = crop_score(est.get("downbeats"), truth, mix_path, pulses,
+                                                             values.get("bar_pair_phase"))
+        # as the cutter does: a grid below its confidence is cut in sequence, with no bar claimed
+        row["grid_doubted"] = grid_doubt(values, CropSettings().min_confidence) is not None
+        row["crops_good"], row["crops"] = (0, 0) if row["grid_doubted"] else \
+            (row["crops_all_good"], row["crops_all"])
     for k in ("bpm", "beats_per_bar", "key"):
         if k in est and (k != "key" or truth.get("key")):
             row[f"{k}_stated"] = est.get(k) is not None
@@ -322,6 +330,10 @@ def summarise(rows: list[dict]) -> dict[str, float | str]:
         n = sum(r["crops"] for r in rows if "crops" in r)
         out["div4 crops with 4k true bars"] = sum(r["crops_good"] for r in rows if "crops" in r) / n if n else None
         out["div4 crops cut"] = n
+        out["songs cut in sequence (grid below its confidence)"] = mean("grid_doubted")
+        n_all = sum(r["crops_all"] for r in rows if "crops_all" in r)
+        out["div4 crops with 4k true bars, every grid cut on"] = \
+            sum(r["crops_all_good"] for r in rows if "crops_all" in r) / n_all if n_all else None
     for k, label in (("bpm_stated", "coverage bpm"), ("beats_per_bar_stated", "coverage meter"),
                      ("key_stated", "coverage key")):
         if any(k in r for r in rows):
@@ -343,7 +355,7 @@ def table(summaries: dict[str, dict]) -> str:
                 cells.append("—")
             elif m in ("songs", "div4 crops cut"):
                 cells.append(str(int(v)))
-            elif m.startswith(("tempo", "meter", "key exact", "songs with", "div4", "coverage", "chords")):
+            elif m.startswith(("tempo", "meter", "key exact", "songs with", "songs cut", "div4", "coverage", "chords")):
                 cells.append(f"{100 * v:.1f} %")
             else:
                 cells.append(f"{v:.3f}")

@@ -13,7 +13,8 @@ A crop's sidecar holds, besides the usual sections that the feature run fills:
   ``start_sample``/``end_sample`` (exclusive) and ``start_s``/``end_s`` in the track,
   ``pad_samples``, ``duration_s`` (as written, padding included), ``position``
   (start / track duration), ``bars``, and the crop-local ``bpm`` and ``beat_count``
-  from the track's beat grid);
+  from the track's beat grid; ``mode`` is the mode the crop was cut in: ``sequential``, with
+  ``grid_doubt`` saying why, where the track's grid is below its confidence);
 * ``inherited``: the track-level values that stay true of any part of the track
   (the keys whose spec says ``holds="track"``: meter, key, model tags...); a crop's own
   measured features never get overwritten by
@@ -37,9 +38,11 @@ from typing import Any
 import numpy as np
 
 from sat_mir.audio.context import TrackContext
+from sat_mir.audio.decode import probe_header
 from sat_mir.audio.write import write_audio
 from sat_mir.catalog import Track
-from sat_mir.crops.plan import MODES, CropSpan, bar_multiple_for, no_crops_reason, plan_crops, pulses_per_bar
+from sat_mir.crops.plan import (MODES, CropSpan, bar_multiple_for, grid_doubt, no_crops_reason, plan_crops,
+                                pulses_per_bar)
 from sat_mir.audio.headroom import check_peak_policy, fit_full_scale
 from sat_mir.audio.resample import resample
 from sat_mir.errors import AudioRangeError, ConfigError, SatMirError, SidecarError
@@ -55,8 +58,11 @@ __all__ = ["CROPS_VERSION", "CropSettings", "cut_track"]
 
 log = logging.getLogger("sat_mir.crops")
 
-CROPS_VERSION = "4"  # 2: the time signature and the confidences of tempo, meter and key are inherited;
-# 3: div4 counts bars of 2 beats in pairs (plan.bar_multiple_for); 4: pairs from rhythm's bar_pair_phase
+CROPS_VERSION = "5"  # 2: the time signature and the confidences of tempo, meter and key are inherited;
+# 3: div4 counts bars of 2 beats in pairs (plan.bar_multiple_for); 4: pairs from rhythm's bar_pair_phase;
+# 5: a grid below its confidence is not cut on (plan.grid_doubt; settings.doubtful_grid)
+
+DOUBTFUL_GRID = ("sequential", "none", "grid")
 
 @dataclass(frozen=True)
 class CropSettings:
@@ -74,6 +80,10 @@ class CropSettings:
     features : run the extractors on the crops (a run option: not part of the cut's identity).
     peak_policy : a track over full scale is "normalize"d (one gain for mix and stems, logged
         and recorded as the crop's ``gain_db``), "reject"ed (no crops) or "clip"ped.
+    min_tempo_confidence, min_meter_confidence : the downbeat modes cut on the beat grid only
+        when the rhythm extractor's confidences are at least these (:func:`grid_doubt`).
+    doubtful_grid : what a track whose grid is below them gets: "sequential" crops (cut from
+        its first sound, no bar lines claimed), "none", or crops on the "grid" all the same.
     """
 
     mode: str = "div4"
@@ -88,9 +98,17 @@ class CropSettings:
     silence_db: float = -72.0
     features: bool = True
     peak_policy: str = "normalize"
+    min_tempo_confidence: float = 0.8
+    min_meter_confidence: float = 0.5
+    doubtful_grid: str = "sequential"
 
     def __post_init__(self):
         check_peak_policy(self.peak_policy, "crops.peak_policy")
+        if self.doubtful_grid not in DOUBTFUL_GRID:
+            raise ConfigError(f"crops.doubtful_grid must be one of {list(DOUBTFUL_GRID)}, got {self.doubtful_grid!r}")
+        for key, lo in self.min_confidence.items():
+            if not isinstance(lo, (int, float)) or isinstance(lo, bool) or not 0.0 <= lo <= 1.0:
+                raise ConfigError(f"crops.min_{key} must be a number in [0, 1], got {lo!r}")
         if self.mode not in MODES:
             raise ConfigError(f"crops.mode must be one of {list(MODES)}, got {self.mode!r}")
         if self.fmt not in ("flac", "wav"):
@@ -99,6 +117,11 @@ class CropSettings:
             raise ConfigError(f"crops.min_fraction must be in (0, 1], got {self.min_fraction!r}")
         if self.length <= 0 or self.snap_ms < 0 or self.fade_ms < 0 or self.bar_multiple < 1:
             raise ConfigError("crops.length and crops.bar_multiple must be positive, snap_ms and fade_ms >= 0")
+
+    @property
+    def min_confidence(self) -> dict[str, float]:
+        """Confidence key -> the minimum for cutting on the grid (:func:`sat_mir.crops.plan.grid_doubt`)."""
+        return {"tempo_confidence": self.min_tempo_confidence, "meter_confidence": self.min_meter_confidence}
 
     @property
     def needs_downbeats(self) -> bool:
@@ -118,6 +141,7 @@ class CutOutcome:
     cut: bool = False  # False: the crops on disk were current
     error: str | None = None
     no_crops: str | None = None  # why the track gave no crop, when it gave none
+    doubt: str | None = None  # why its beat grid was not cut on (settings.doubtful_grid), when it was not
 
 
 def cut_track(track: Track, output: Path, settings: CropSettings, *, overwrite: bool = False) -> CutOutcome:
@@ -134,15 +158,26 @@ def cut_track(track: Track, output: Path, settings: CropSettings, *, overwrite: 
             outcome.no_crops = str(exc)
             return outcome
         folder = crop_folder(output, track.id)
+        doubt = grid_doubt(features, settings.min_confidence) \
+            if settings.needs_downbeats and settings.doubtful_grid != "grid" else None
         key = {"version": CROPS_VERSION, "config_hash": settings.config_hash, "inputs": inputs,
-               "grid": _digest(grid), "beats": _digest(beats), "pair_phase": features.get("bar_pair_phase")}
+               "grid": _digest(grid), "beats": _digest(beats), "pair_phase": features.get("bar_pair_phase"),
+               "doubt": doubt}
+        outcome.doubt = doubt
         manifest = read_crops_manifest(output, track.id)
         if not overwrite and manifest and all(manifest.get(k) == v for k, v in key.items()):
             outcome.crops = crop_tracks(manifest, folder)
             outcome.no_crops = manifest.get("no_crops")
             if all(p.is_file() for c in outcome.crops for p in c.sources.values()):
                 return outcome
-        outcome.crops, outcome.no_crops = _cut(track, output, settings, key, features, grid, beats)
+        if doubt and settings.doubtful_grid == "none":
+            header = probe_header(track.mix)  # the rate for crops.json, without decoding the mix
+            outcome.crops, outcome.no_crops = _no_crops(
+                output, track, key, header.sr if header else TrackContext(track.sources).mix.sr,
+                f"its beat grid is not trusted ({doubt}; crops.doubtful_grid=none)")
+        else:
+            outcome.crops, outcome.no_crops = _cut(track, output, settings, key, features, grid, beats,
+                                                   "sequential" if doubt else settings.mode)
         outcome.cut = True
     except SatMirError as exc:
         outcome.error = str(exc)
@@ -189,8 +224,9 @@ def _digest(times: np.ndarray | None) -> str | None:
 
 
 def _cut(track: Track, output: Path, settings: CropSettings, key: dict, features: dict,
-         grid: np.ndarray | None, beats: np.ndarray | None) -> tuple[list[Track], str | None]:
-    """Write the crops; return them, and why there are none when there are none."""
+         grid: np.ndarray | None, beats: np.ndarray | None, mode: str) -> tuple[list[Track], str | None]:
+    """Write the crops in ``mode`` (``settings.mode``, or "sequential" where the grid is not
+    trusted); return them, and why there are none when there are none."""
     ctx = TrackContext(track.sources)
     mix = ctx.mix
     sr = mix.sr
@@ -206,13 +242,13 @@ def _cut(track: Track, output: Path, settings: CropSettings, key: dict, features
     pulses = pulses_per_bar(features.get("beats_per_bar"), features.get("time_signature"))
     multiple = bar_multiple_for(settings.bar_multiple, pulses)
     spans = plan_crops(
-        settings.mode, mix.mono, sr=sr, length=settings.length, min_length=min_length, downbeats_s=grid,
+        mode, mix.mono, sr=sr, length=settings.length, min_length=min_length, downbeats_s=grid,
         snap=int(round(settings.snap_ms * 1e-3 * sr)), short=settings.short,
         bar_multiple=multiple, silence_db=settings.silence_db,
         pair_phase=features.get("bar_pair_phase") if pulses == 2 else None,
     )
     no_crops = None if spans else no_crops_reason(
-        settings.mode, mix.mono, sr=sr, length=settings.length, min_length=min_length, downbeats_s=grid,
+        mode, mix.mono, sr=sr, length=settings.length, min_length=min_length, downbeats_s=grid,
         bar_multiple=multiple, silence_db=settings.silence_db)
     folder = crop_folder(output, track.id)
     folder.mkdir(parents=True, exist_ok=True)
@@ -228,7 +264,9 @@ def _cut(track: Track, output: Path, settings: CropSettings, key: dict, features
             fname = crop_audio_name(cid, name, settings.fmt)
             write_audio(folder / fname, _materialise(x, span, fade), sr=sr)
             files[name] = fname
-        info = {**_crop_info(track.id, span, settings, sr, duration_s, beats), "gain_db": headroom.gain_db}
+        info = {**_crop_info(track.id, span, mode, sr, duration_s, beats), "gain_db": headroom.gain_db}
+        if key["doubt"]:
+            info["grid_doubt"] = key["doubt"]
         update_sections(sidecar_path(output, cid), crop=info, inherited=inherited)
         entries.append({"id": cid, "mix": files.pop("mix"), "stems": files, **info})
         crops.append(Track(id=cid, name=cid, rel=f"crops/{track.id}/{cid}", mix=folder / entries[-1]["mix"],
@@ -279,11 +317,11 @@ def _materialise(x: np.ndarray, span: CropSpan, fade: int) -> np.ndarray:
     return y
 
 
-def _crop_info(track_id: str, span: CropSpan, settings: CropSettings, sr: int, duration_s: float,
+def _crop_info(track_id: str, span: CropSpan, mode: str, sr: int, duration_s: float,
                beats: np.ndarray | None) -> dict[str, Any]:
     start_s, end_s = span.start / sr, span.end / sr
     info: dict[str, Any] = {
-        "source_track": track_id, "index": span.index, "mode": settings.mode, "sample_rate": sr,
+        "source_track": track_id, "index": span.index, "mode": mode, "sample_rate": sr,
         "start_sample": span.start, "end_sample": span.end, "pad_samples": span.pad, "samples": span.frames,
         "start_s": round(start_s, 6), "end_s": round(end_s, 6), "duration_s": round(span.frames / sr, 6),
         "position": round(start_s / duration_s, 6) if duration_s > 0 else 0.0,

@@ -35,8 +35,8 @@ import numpy as np
 
 from sat_mir.errors import ConfigError
 
-__all__ = ["MODES", "CropSpan", "bar_multiple_for", "first_sound", "no_crops_reason", "plan_crops", "pulses_per_bar",
-           "snap_to_zero_crossing"]
+__all__ = ["MODES", "CropSpan", "bar_multiple_for", "first_sound", "grid_doubt", "no_crops_reason", "plan_crops",
+           "pulses_per_bar", "snap_to_zero_crossing"]
 
 MODES = ("sequential", "beat_aligned", "overlap", "div4")
 SHORT_POLICIES = ("drop", "pad")
@@ -81,6 +81,20 @@ def bar_multiple_for(bar_multiple: int, pulses: int | None) -> int:
     tell them apart (about 9 points of meter accuracy on the evaluation corpus); counted in
     bars of 2, a crop of 4 bars of a 4/4 song read as 2/4 held 2 of its bars."""
     return 2 * bar_multiple if pulses == 2 else bar_multiple
+
+
+def grid_doubt(features: dict, min_confidence: dict[str, float]) -> str | None:
+    """Why the track's beat grid is not trusted to cut on, or None when it is: a confidence of
+    ``min_confidence`` (``{"tempo_confidence": 0.8, "meter_confidence": 0.5}``) below its
+    minimum, in words for the log.  A wrong beat level or meter puts every cut off the bar
+    lines, so such a grid is treated like the prompts treat its BPM and meter: not a fact.
+    A confidence the sidecar does not hold (an older version) doubts nothing."""
+    doubts = []
+    for key, lo in min_confidence.items():
+        conf = features.get(key)
+        if isinstance(conf, (int, float)) and not isinstance(conf, bool) and conf < lo:
+            doubts.append(f"{key} {conf:.2f} < {lo:.2f}")
+    return ", ".join(doubts) or None
 
 
 def first_sound(mono: np.ndarray, *, sr: int, window_s: float = 0.1, threshold_db: float = -72.0) -> int:

@@ -28,7 +28,7 @@ def cut_tracks(tracks: Sequence[Track], output: Path, settings: CropSettings, *,
     """
     tracks = list(tracks)
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(tracks) or 1))
-    cut = current = failures = empty = 0
+    cut = current = failures = empty = doubted = 0
     by_track: dict[str, list[Track]] = {}
     work = partial(_cut_guarded, output=output, settings=settings)
     with tqdm(total=len(tracks), desc="crops", unit="track", disable=not progress, dynamic_ncols=True) as bar:
@@ -41,15 +41,22 @@ def cut_tracks(tracks: Sequence[Track], output: Path, settings: CropSettings, *,
                 by_track[track.id] = outcome.crops
                 cut += outcome.cut
                 current += not outcome.cut
+                if outcome.doubt:
+                    doubted += 1
+                    if outcome.cut and outcome.crops:
+                        log.info("%s: crops cut in sequence from its first sound, not on its beat grid (%s)",
+                                 track.rel, outcome.doubt)
                 if not outcome.crops:
                     empty += 1
                     log.warning("no crops from %s: %s", track.rel, outcome.no_crops or "the plan is empty")
             bar.update(1)
     # completion order varies with the pool; the crops keep the library's order
     crops = [c for t in tracks for c in by_track.get(t.id, ())]
+    doubts = (f", {doubted} not cut on a beat grid below crops.min_tempo_confidence / min_meter_confidence"
+              f" ({settings.doubtful_grid})") if doubted else ""
     (log.warning if failures or empty else log.info)(
-        "crops (%s): %d tracks cut, %d already cut, %d failed, %d gave no crop (see above); %d crops",
-        settings.mode, cut, current, failures, empty, len(crops))
+        "crops (%s): %d tracks cut, %d already cut, %d failed, %d gave no crop (see above)%s; %d crops",
+        settings.mode, cut, current, failures, empty, doubts, len(crops))
     return crops, failures > 0
 
 

@@ -163,6 +163,9 @@ def test_div4_crops_of_demo_songs_hold_multiples_of_four_true_bars(cut_demo, dem
         snap_s = settings.snap_ms / 1000
         for crop in outcomes[t.name].crops:
             info = read_sidecar(sidecar_path(output, crop.id))["crop"]
+            if outcomes[t.name].doubt:  # a grid below its confidence: no bar claimed (next test)
+                assert info["mode"] == "sequential" and info["bars"] is None and info["grid_doubt"]
+                continue
             n_crops += 1
             # every cut lies within the snap window of a true downbeat, plus 25 ms for the tracker
             # (its frame is 23 ms; the demo downbeats come out 2 ms early to 20 ms late)
@@ -176,7 +179,50 @@ def test_div4_crops_of_demo_songs_hold_multiples_of_four_true_bars(cut_demo, dem
             assert info["bars"] * said == true_bars * demo_truth[t.name]["beats_per_bar"], crop.id
             assert info["bars"] % (8 if said == 2 else 4) == 0
             assert info["samples"] <= settings.length
-    assert n_crops >= 8  # every demo song gets crops (2-3 each)
+    assert n_crops >= 8  # every demo song whose grid is trusted gets crops (2-3 each)
+
+
+def test_a_grid_below_its_confidence_is_not_cut_on(cut_demo):
+    """The demo's 4/4 songs read as 2/4 have a meter confidence near 0.5: above the crops' default
+    minimum (they cut the same crops either way), below 0.9, where they are cut in sequence
+    unless crops.doubtful_grid says otherwise."""
+    from dataclasses import replace
+
+    from sat_mir.crops.plan import grid_doubt
+
+    assert grid_doubt({"tempo_confidence": 0.95, "meter_confidence": 0.79}, {"tempo_confidence": 0.8,
+                      "meter_confidence": 0.8}) == "meter_confidence 0.79 < 0.80"
+    assert grid_doubt({"tempo_confidence": 0.8, "meter_confidence": 0.8}, {"tempo_confidence": 0.8}) is None
+    assert grid_doubt({}, {"tempo_confidence": 0.8}) is None  # an older sidecar: nothing to doubt
+    output, tracks, default, outcomes = cut_demo
+    settings = replace(default, min_meter_confidence=0.9)
+    strict = {t.name: cut_track(t, output, settings) for t in tracks}
+    doubted = [t for t in tracks if strict[t.name].doubt]
+    assert doubted and len(doubted) < len(tracks)
+    for t in tracks:
+        feats = read_sidecar(sidecar_path(output, t.id))["features"]
+        low = feats["tempo_confidence"] < 0.8 or feats["meter_confidence"] < 0.9
+        assert bool(strict[t.name].doubt) == low, t.name
+        if outcomes[t.name].doubt is None:  # the default minimums: the trusted grids are the same
+            assert feats["tempo_confidence"] >= 0.8 and feats["meter_confidence"] >= 0.5
+    t = doubted[0]
+    crops = strict[t.name].crops
+    assert crops and all(read_sidecar(sidecar_path(output, c.id))["crop"]["mode"] == "sequential" for c in crops)
+    # sequential: consecutive crops of exactly `length` samples
+    assert all(read_sidecar(sidecar_path(output, c.id))["crop"]["samples"] == settings.length for c in crops)
+    manifest = json.loads((output / "crops" / t.id / "crops.json").read_text())
+    assert manifest["doubt"] == strict[t.name].doubt
+    on_grid = cut_track(t, output, replace(settings, doubtful_grid="grid"))
+    assert on_grid.cut and on_grid.doubt is None and on_grid.crops
+    assert all(read_sidecar(sidecar_path(output, c.id))["crop"]["mode"] == "div4" for c in on_grid.crops)
+    none = cut_track(t, output, replace(settings, doubtful_grid="none"))
+    assert none.crops == [] and "beat grid is not trusted" in none.no_crops and "meter_confidence" in none.no_crops
+    with pytest.raises(ConfigError, match="doubtful_grid"):
+        replace(settings, doubtful_grid="maybe")
+    with pytest.raises(ConfigError, match="min_meter_confidence"):
+        replace(settings, min_meter_confidence=1.5)
+    for t in tracks:  # back to the module's crops for the other tests
+        cut_track(t, output, default)
 
 
 def test_mix_and_stem_crops_stay_sample_aligned(cut_demo):
