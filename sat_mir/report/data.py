@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sat_mir.store import Dataset, item_values
+from sat_mir.store import Dataset, item_values, read_crops_manifest
 
 __all__ = ["Problem", "ReportData", "collect"]
 
@@ -19,7 +19,7 @@ class Problem:
     """A failed or flagged measurement: where, which extractor or key, and why."""
 
     item: str  # track name or crop id
-    kind: str  # "failed" | "flagged" | "left out"
+    kind: str  # "failed" | "flagged" | "left out" | "note"
     what: str  # extractor or key
     reason: str
 
@@ -64,6 +64,10 @@ def collect(output: Path) -> ReportData:
         data.tracks.append({"id": track.id, "name": track.name, **sidecar.get("features", {})})
         data.problems += _problems(track.name, sidecar)
         data.problems += [Problem(track.name, "note", "input", n) for n in track.notes]
+        doubt = (read_crops_manifest(output, track.id) or {}).get("doubt")
+        if doubt:  # its crops claim no bar lines: say why beside the failures
+            data.problems.append(Problem(track.name, "note", "crops",
+                                         f"cut in sequence from the first sound, not on its beat grid: {doubt}"))
         for crop in ds.crops(track.id):
             csidecar = ds.sidecar_or_empty(crop.id)
             data.crops.append({"id": crop.id, "track": track.name, "audio": crop.mix, **item_values(csidecar)})

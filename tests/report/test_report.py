@@ -27,7 +27,15 @@ def reported(tmp_path_factory, demo_library):
 
     out = tmp_path_factory.mktemp("report") / "out"
     tracks, extractors = extract_demo(out, demo_library, {"info": {}, "loudness": {}, "rhythm": {}, "tonal": {}})
-    crops = [c for t in tracks for c in cut_track(t, out, CropSettings(length=524288, min_fraction=0.5)).crops]
+    settings = CropSettings(length=524288, min_fraction=0.5)
+    # one 4/4 song read as 2/4 (meter confidence near 0.5) cut with a stricter meter minimum:
+    # its crops are cut in sequence, and the report says why
+    from sat_mir.store.sidecar import read_sidecar
+
+    doubted = next(t for t in tracks if read_sidecar(sidecar_path(out, t.id))["features"]["meter_confidence"] < 0.9)
+    crops = [c for t in tracks for c in cut_track(
+        t, out, CropSettings(length=524288, min_fraction=0.5, min_meter_confidence=0.9) if t is doubted
+        else settings).crops]
     assert run_extraction(crops, extractors, root=out, output=out, jobs=1, progress=False, unit="crop").failed == 0
     merge_extractor(sidecar_path(out, tracks[1].id), extractor="spectral", values={}, track={},
                     record=ExtractorRecord(version="1", config_hash="x", inputs={}, seconds=0.0,
@@ -46,6 +54,9 @@ def test_the_report_counts_names_failures_and_lists_every_crop_with_its_prompts(
     (failed,) = [p for p in data.problems if p.kind == "failed"]
     assert failed.what == "spectral" and "truncated file" in failed.reason and failed.item == data.tracks[1]["name"]
     assert "truncated file" in text and text.count("<audio ") == len(crops)
+    (note,) = [p for p in data.problems if p.what == "crops"]
+    assert note.kind == "note" and "meter_confidence 0." in note.reason and "< 0.90" in note.reason
+    assert "not on its beat grid" in text
     for c in crops:  # every player points at the crop's own file, relative to the page
         src = text.split(f">{c.id}</td>")[1].split('src="')[1].split('"')[0]
         assert (page.parent / src).resolve() == c.mix.resolve()
