@@ -64,10 +64,11 @@ def collect(output: Path) -> ReportData:
         data.tracks.append({"id": track.id, "name": track.name, **sidecar.get("features", {})})
         data.problems += _problems(track.name, sidecar)
         data.problems += [Problem(track.name, "note", "input", n) for n in track.notes]
-        doubt = (read_crops_manifest(output, track.id) or {}).get("doubt")
-        if doubt:  # its crops claim no bar lines: say why beside the failures
+        cut = read_crops_manifest(output, track.id) or {}
+        if cut.get("doubt"):  # its crops claim no bar lines, or it has none: say why beside the failures
+            how = "cut in sequence from the first sound" if cut.get("crops") else "no crops"
             data.problems.append(Problem(track.name, "note", "crops",
-                                         f"cut in sequence from the first sound, not on its beat grid: {doubt}"))
+                                         f"{how}, not on its beat grid: {cut['doubt']}"))
         for crop in ds.crops(track.id):
             csidecar = ds.sidecar_or_empty(crop.id)
             data.crops.append({"id": crop.id, "track": track.name, "audio": crop.mix, **item_values(csidecar)})
