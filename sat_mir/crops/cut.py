@@ -84,6 +84,8 @@ class CropSettings:
         when the rhythm extractor's confidences are at least these (:func:`grid_doubt`).
     doubtful_grid : what a track whose grid is below them gets: "sequential" crops (cut from
         its first sound, no bar lines claimed), "none", or crops on the "grid" all the same.
+        With "sequential", a track in which the rhythm extractor found no beat grid at all is
+        cut in sequence too; otherwise it gets no crops, with the reason.
     """
 
     mode: str = "div4"
@@ -153,13 +155,13 @@ def cut_track(track: Track, output: Path, settings: CropSettings, *, overwrite: 
     outcome = CutOutcome(track.id)
     try:
         try:
-            inputs, features, grid, beats = _track_state(track, output, settings)
+            inputs, features, grid, beats, no_grid = _track_state(track, output, settings)
         except _NoDownbeats as exc:
             outcome.no_crops = str(exc)
             return outcome
         folder = crop_folder(output, track.id)
-        doubt = grid_doubt(features, settings.min_confidence) \
-            if settings.needs_downbeats and settings.doubtful_grid != "grid" else None
+        doubt = no_grid or (grid_doubt(features, settings.min_confidence)
+                            if settings.needs_downbeats and settings.doubtful_grid != "grid" else None)
         key = {"version": CROPS_VERSION, "config_hash": settings.config_hash, "inputs": inputs,
                "grid": _digest(grid), "beats": _digest(beats), "pair_phase": features.get("bar_pair_phase"),
                "doubt": doubt}
@@ -188,6 +190,8 @@ def cut_track(track: Track, output: Path, settings: CropSettings, *, overwrite: 
 
 
 def _track_state(track: Track, output: Path, settings: CropSettings):
+    """(inputs, features, downbeats, beats, why a downbeat mode has no grid to cut on: None when
+    it has one or needs none)."""
     sidecar = read_sidecar(sidecar_path(output, track.id))
     inputs = {k: v.get("sha256") for k, v in (sidecar["track"].get("inputs") or {}).items()}
     if not inputs.get("mix"):
@@ -195,16 +199,22 @@ def _track_state(track: Track, output: Path, settings: CropSettings):
     work = track_dir(output, track.id)
     grid = _read_times(work / "downbeats.txt")
     beats = _read_times(work / "beats.txt")
+    no_grid = None
     if settings.needs_downbeats and grid is None:
-        absent = (sidecar["provenance"].get("rhythm") or {}).get("absent") or {}
-        if absent.get("bpm"):  # not a failure: the track has no beat to cut on
+        rhythm = sidecar["provenance"].get("rhythm") or {}
+        absent, err = (rhythm.get("absent") or {}).get("bpm"), rhythm.get("error")
+        if (absent or err) and settings.doubtful_grid == "sequential":
+            # no beat found (a drone, a track too short): the surest doubt of all, and its audio
+            # is still music to train on
+            no_grid = f"no beat grid: {absent or err}"
+        elif absent:  # not a failure: the track has no beat to cut on
             raise _NoDownbeats(f"crops.mode={settings.mode} cuts on downbeats, and the track has none: "
-                               f"{absent['bpm']} (crops.mode=sequential needs none)")
-        err = (sidecar["provenance"].get("rhythm") or {}).get("error")
-        raise ConfigError(f"crops.mode={settings.mode} needs the track's downbeats, and "
-                          + (f"the rhythm extractor failed: {err}" if err else "the rhythm extractor has not run")
-                          + " (crops.mode=sequential needs none)")
-    return inputs, sidecar["features"], grid, beats
+                               f"{absent} (crops.mode=sequential needs none)")
+        else:
+            raise ConfigError(f"crops.mode={settings.mode} needs the track's downbeats, and "
+                              + (f"the rhythm extractor failed: {err}" if err else "the rhythm extractor has not run")
+                              + " (crops.mode=sequential needs none)")
+    return inputs, sidecar["features"], grid, beats, no_grid
 
 
 class _NoDownbeats(SatMirError):

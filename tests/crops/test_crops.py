@@ -302,6 +302,34 @@ def test_a_downbeat_mode_without_rhythm_fails_with_a_clear_reason(tmp_path, demo
     assert not again.cut and again.no_crops == none.no_crops  # said again by every run, from crops.json
 
 
+def test_a_track_with_no_beat_grid_is_cut_in_sequence(tmp_path, demo_library):
+    """The rhythm extractor found no beat (a drone): with crops.doubtful_grid=sequential the
+    track's audio is still cut, in sequence and with the reason; otherwise it is an error, as
+    before."""
+    from dataclasses import replace
+
+    from sat_mir.features import build_extractors
+    from sat_mir.run import run_extraction
+    from sat_mir.store.sidecar import ExtractorRecord, merge_extractor
+
+    tracks = scan_library(demo_library)[:1]
+    run_extraction(tracks, build_extractors({"info": {}}), root=demo_library, output=tmp_path, jobs=1,
+                   progress=False)
+    merge_extractor(sidecar_path(tmp_path, tracks[0].id), extractor="rhythm", values={}, track={},
+                    record=ExtractorRecord(version="1", config_hash="x", inputs={}, seconds=0.0,
+                                           error="only 5 beats found (need at least 8)"))
+    settings = CropSettings(mode="div4", length=SR * 8)
+    cut = cut_track(tracks[0], tmp_path, settings)
+    assert cut.error is None and cut.doubt == "no beat grid: only 5 beats found (need at least 8)"
+    assert len(cut.crops) == 3  # as crops.mode=sequential cuts it (see the test above)
+    info = read_sidecar(sidecar_path(tmp_path, cut.crops[0].id))["crop"]
+    assert info["mode"] == "sequential" and info["bars"] is None and info["grid_doubt"] == cut.doubt
+    assert "bpm" not in info  # no beats to count
+    for policy in ("grid", "none"):
+        failed = cut_track(tracks[0], tmp_path, replace(settings, doubtful_grid=policy))
+        assert failed.error and "the rhythm extractor failed: only 5 beats" in failed.error
+
+
 def test_target_crops_measures_only_the_crops(tmp_path, demo_library):
     """`target=crops` with a downbeat mode: the tracks get only the rhythm the cut needs."""
     from conftest import load_strict_json, run_extract
