@@ -85,7 +85,7 @@ class CropSettings:
     doubtful_grid : what a track whose grid is below them gets: "sequential" crops (cut from
         its first sound, no bar lines claimed), "none", or crops on the "grid" all the same.
         With "sequential", a track in which the rhythm extractor found no beat grid at all is
-        cut in sequence too; otherwise it gets no crops, with the reason.
+        cut in sequence too; otherwise it gets no crops, and the run names it with the reason.
     """
 
     mode: str = "div4"
