@@ -88,13 +88,12 @@ def grid_doubt(features: dict, min_confidence: dict[str, float]) -> str | None:
     ``min_confidence`` (``{"tempo_confidence": 0.8, "meter_confidence": 0.5}``) below its
     minimum, in words for the log.  A wrong beat level or meter puts every cut off the bar
     lines, so such a grid is treated like the prompts treat its BPM and meter: not a fact.
-    A confidence the sidecar does not hold (an older version) doubts nothing."""
-    doubts = []
-    for key, lo in min_confidence.items():
-        conf = features.get(key)
-        if isinstance(conf, (int, float)) and not isinstance(conf, bool) and conf < lo:
-            doubts.append(f"{key} {conf:.2f} < {lo:.2f}")
-    return ", ".join(doubts) or None
+    A confidence the sidecar does not hold (an older version) doubts nothing.  The rule is the
+    prompts' own (:func:`sat_mir.build.confidence.trusted_facts`), asked of the confidences."""
+    from sat_mir.build.confidence import trusted_facts
+
+    _, dropped = trusted_facts(features, min_confidence, {key: key for key in min_confidence})
+    return ", ".join(dropped.values()) or None
 
 
 def first_sound(mono: np.ndarray, *, sr: int, window_s: float = 0.1, threshold_db: float = -72.0) -> int:
