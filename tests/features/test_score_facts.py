@@ -41,6 +41,30 @@ def test_the_last_bar_ends_a_crop_only_where_the_truth_holds_all_its_beats():
     assert score.bar_lines(dict(t, pulses_per_bar=None)).size == 8
 
 
+@pytest.mark.parametrize("late_s, late", [(0.015, True), (-0.004, False)])
+def test_crops_starting_after_their_downbeats_notes_are_counted(tmp_path, late_s, late):
+    import soundfile as sf
+
+    sr = 44100
+    t = np.arange(64 * sr) / sr
+    sf.write(tmp_path / "mix.flac", (0.3 * np.sin(2 * np.pi * 1000.0 * t)).astype(np.float32), sr)
+    beats = np.arange(0.5, 63.0, 0.5)  # 4/4 at 120 BPM: a bar every 2 s from 0.5 s
+    truth = {"id": "t", "style": "x", "meter": "4/4", "bpm": 120.0, "beats": beats.tolist(),
+             "downbeats": beats[::4].tolist(), "beats_per_bar": 4, "pulses_per_bar": 4}
+    est = {"bpm": 120.0, "beats": (beats + late_s).tolist(), "downbeats": (beats[::4] + late_s).tolist(),
+           "beats_per_bar": 4, "values": {"tempo_confidence": 0.99, "meter_confidence": 0.99,
+                                          "time_signature": "4/4"}}
+    row = score.score_song(truth, est, tmp_path / "mix.flac")
+    assert row["crops_good"] == row["crops"] >= 5  # 8-s crops of 4 bars, every one right
+    # each cut lies on the zero crossing nearest the estimated downbeat (a 1 kHz tone: within 0.3 ms)
+    assert row["crops_start_ms"] == pytest.approx(1000 * late_s, abs=0.3)
+    assert row["crops_late"] == (row["crops"] if late else 0)
+    summary = score.summarise([row])
+    assert summary["div4 crops starting > 10 ms after their downbeat's notes"] == float(late)
+    assert float(summary["div4 crop start from its downbeat, median of songs (ms)"]) == pytest.approx(
+        1000 * late_s, abs=0.3)
+
+
 def test_compare_scores_reads_back_what_the_scorer_wrote_and_names_the_songs_that_moved(tmp_path):
     import csv
 
