@@ -16,13 +16,14 @@ The work with models (separation, model extractors, latent encoding: :func:`exec
 goes to Ray actors, which load each model once and keep it for every batch they take:
 ``num_gpus`` GPUs per actor (0: CPU actors) and ``model_actors`` of them (null: one per GPU
 of the cluster, or one without GPUs; never more than the cluster can place), each given its
-next batch as it returns one.  An actor that dies fails the batch it held; Ray restarts it
-for the next.
+next batch as it returns one.  An actor that dies fails the batch it held; Ray restarts it,
+and it takes its next batch once it answers again.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -93,6 +94,10 @@ class _Runner:
     def run(self, batch):
         return self.fn(batch)
 
+    def ready(self) -> bool:
+        """Answers once the actor is up (after a restart): its next batch can be given."""
+        return True
+
 
 def actor_room(ray, settings: ExecutorSettings) -> int:
     """How many model actors the cluster can hold at once (an actor that cannot be placed would
@@ -114,6 +119,13 @@ def actor_room(ray, settings: ExecutorSettings) -> int:
     return room
 
 
+# An actor that died is restarted by Ray; a batch handed to it before it is back fails at once
+# (ActorUnavailableError: Ray's actor tasks run at most once).  So it is asked whether it is back
+# (a call that does nothing) every PROBE_PAUSE_S, for at most MAX_PROBES tries, before its next batch.
+PROBE_PAUSE_S = 0.5
+MAX_PROBES = 240
+
+
 def _on_actors(fn: Callable[[T], R], batches: list[T], settings: ExecutorSettings
                ) -> Iterator[tuple[T, R | Crashed]]:
     if not batches:
@@ -126,22 +138,46 @@ def _on_actors(fn: Callable[[T], R], batches: list[T], settings: ExecutorSetting
     # fn by value (it is small): a restarted actor must not depend on an object-store copy
     actors = [actor.remote(fn) for _ in range(min(count, len(batches)))]
     queue = iter(batches)
-    pending = {}
-    for a in actors:
+    pending: dict = {}  # call -> (actor, its batch or None for "are you back?", tries of that question)
+    resting: list = []  # (actor, when to ask again, tries so far): restarting after a death
+
+    def give(a) -> None:
         batch = next(queue, None)
         if batch is not None:
-            pending[a.run.remote(batch)] = (a, batch)
+            pending[a.run.remote(batch)] = (a, batch, 0)
+
+    for a in actors:
+        give(a)
     try:
-        while pending:
-            (done,), _ = ray.wait(list(pending), num_returns=1)
-            a, batch = pending.pop(done)
+        while pending or resting:
+            now = time.monotonic()
+            for entry in [r for r in resting if r[1] <= now]:
+                resting.remove(entry)
+                pending[entry[0].ready.remote()] = (entry[0], None, entry[2] + 1)
+            if not pending:
+                time.sleep(max(0.0, min(r[1] for r in resting) - time.monotonic()))
+                continue
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=PROBE_PAUSE_S if resting else None)
+            if not done:
+                continue
+            a, batch, tries = pending.pop(done[0])
             try:
-                yield batch, ray.get(done)
-            except ray.exceptions.RayError as exc:  # the actor died with this batch: the batch only
-                yield batch, Crashed(f"the Ray model actor died ({type(exc).__name__})")
-            nxt = next(queue, None)
-            if nxt is not None:
-                pending[a.run.remote(nxt)] = (a, nxt)
+                result = ray.get(done[0])
+            except ray.exceptions.RayError as exc:
+                if batch is not None:  # the actor died with this batch: the batch only
+                    yield batch, Crashed(f"the Ray model actor died ({type(exc).__name__})")
+                    pending[a.ready.remote()] = (a, None, 1)
+                elif tries < MAX_PROBES:  # not back yet
+                    resting.append((a, time.monotonic() + PROBE_PAUSE_S, tries))
+                else:
+                    log.warning("a Ray model actor did not come back within %.0f s; the other actors "
+                                "take its batches", MAX_PROBES * PROBE_PAUSE_S)
+                continue
+            if batch is not None:
+                yield batch, result
+            give(a)
+        for batch in queue:  # every actor gone for good
+            yield batch, Crashed("no Ray model actor came back to take it")
     finally:
         for a in actors:
             ray.kill(a)
