@@ -199,6 +199,51 @@ def tempo_from_beats(beats: np.ndarray) -> float:
     return 60.0 / float(regular.mean())
 
 
+def steady_beats(beats: np.ndarray, *, half: int = 4, outlier: float = 0.08, gate: float = 0.12) -> np.ndarray:
+    """Each beat (s) moved onto the line that fits it and its ``half`` neighbours on either side
+    (the first and last ``half`` beats onto the line of the first and last window).  The line is
+    fitted by least squares, then again without the beats more than ``outlier`` of a beat from
+    it (while at least ``half + 2`` remain).  Where the beats it keeps still stray more than
+    ``gate`` of a beat from it (a tempo jump, a slip the tracker made, a held chord), the beat
+    stays where it was tracked.
+
+    Why: the tracker puts each beat on its envelope's frame (23 ms) nearest the onsets, so a
+    steady pulse comes out jittered by a frame either way, and a beat here and there is drawn onto
+    an eighth note where a melody plays alone (the refit puts it back on the pulse).  On the
+    held-out corpora the beats' median distance from the true ones fell from 6.7 to 3.6 ms
+    (``sel``), the right div4 crops starting more than 10 ms into their downbeat's attack from 25
+    to 15 % (``sel``) and 20 to 11 % (``cal``); on ``human-dev`` (melodies without drums,
+    chorales) beat F rose 0.824 -> 0.834, downbeat F 0.766 -> 0.777 and the div4 crops on 4k true
+    bars 75.6 -> 81.9 % (docs/eval.md)."""
+    b = np.asarray(beats, dtype=np.float64)
+    k = 2 * half + 1
+    if b.size < k:
+        return b
+    win = np.lib.stride_tricks.sliding_window_view(b, k)
+    x = np.arange(k, dtype=np.float64)
+
+    def fit(keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = keep.sum(axis=1)
+        xm = (keep * x).sum(axis=1) / n
+        ym = (keep * win).sum(axis=1) / n
+        dx = (x - xm[:, None]) * keep
+        slope = (dx * (win - ym[:, None])).sum(axis=1) / (dx * (x - xm[:, None])).sum(axis=1)
+        return slope, ym - slope * xm  # the line's value at the window's first beat
+
+    everyone = np.ones(win.shape, dtype=bool)
+    slope, start = fit(everyone)
+    keep = np.abs(win - (start[:, None] + slope[:, None] * x)) <= outlier * slope[:, None]
+    keep[keep.sum(axis=1) < half + 2] = True
+    slope, start = fit(keep)
+    off = np.where(keep, np.abs(win - (start[:, None] + slope[:, None] * x)), 0.0)
+    steady = off.max(axis=1) <= gate * slope
+    i = np.arange(b.size)
+    w = np.clip(i - half, 0, win.shape[0] - 1)  # the window that places beat i
+    out = np.where(steady[w], start[w] + slope[w] * (i - w), b)
+    # a beat moved past a neighbour left as tracked would make a beat grid run backwards
+    return out if np.all(np.diff(out) > 0) else b
+
+
 def band_flux(magnitude: np.ndarray, freqs: np.ndarray) -> dict[str, np.ndarray]:
     """Half-wave rectified log-magnitude flux per band of :data:`BAND_EDGES_HZ`.
 

@@ -22,6 +22,7 @@ from sat_mir.features.metrical import (
     band_flux,
     from_beats_and_downbeats,
     noisy_highs,
+    steady_beats,
     tempo_from_beats,
 )
 from sat_mir.features.onset_detect import onset_detect
@@ -165,8 +166,10 @@ def metrical_of(ctx: TrackContext, *, tightness: float = 100.0, use_stems: bool 
         inp = rhythm_inputs(ctx, use_stems=use_stems)
         if engine == "dsp":
             grid = analyse(inp, tightness=tightness)
-            return replace(grid, beats=np.maximum(grid.beats - ATTACK_LEAD_S, 0.0),
-                           downbeats=np.maximum(grid.downbeats - ATTACK_LEAD_S, 0.0))
+            beats = steady_beats(grid.beats)
+            downbeats = beats[np.searchsorted(grid.beats, grid.downbeats)]  # the downbeats are beats
+            return replace(grid, beats=np.maximum(beats - ATTACK_LEAD_S, 0.0),
+                           downbeats=np.maximum(downbeats - ATTACK_LEAD_S, 0.0))
         from sat_mir.models.beat_this import SAMPLE_RATE, load_tracker
 
         beats, downbeats, beat_p, _ = load_tracker(models_dir, device)(ctx.mix.mono_at(SAMPLE_RATE))
@@ -217,8 +220,9 @@ class Rhythm(UsesBeatGrid):
     # grid locked on a shuffle's off-beats; compound read off the mix alone (the drums stem's votes
     # called swung pop 12/8), and a drumless jig in bars of 4 pulses is 12/8 (was 4/4); 9: the
     # beat level and the bars from the average of two fits (metrical.choose); 10: beats, downbeats
-    # and onsets reported ATTACK_LEAD_S earlier, on the notes' starts
-    version = "10"
+    # and onsets reported ATTACK_LEAD_S earlier, on the notes' starts; 11: the reported beats and
+    # downbeats on their local line where it keeps time (metrical.steady_beats)
+    version = "11"
     signals = ("mix", "stems")
     outputs = (
         OutputSpec("bpm", "BPM", "tempo of the beat grid (the felt pulse: the dotted quarter in 6/8 and 12/8)",
@@ -322,8 +326,9 @@ class StemRhythm(UsesBeatGrid):
     # 2: onset envelope no longer shifted 2 frames late; 3: the metrical analysis's beats; 4: its grid
     # reaches back to the first sound; 5: its half-beat slip mended; 6: the durational accent and the
     # refitted bar models; 7: beat candidates at 3/4 and 4/3 of the tempo estimate; 8: kick_shift;
-    # 9: the metrical models' average of two fits; 10: onsets on the notes' starts (ATTACK_LEAD_S)
-    version = "10"
+    # 9: the metrical models' average of two fits; 10: onsets on the notes' starts (ATTACK_LEAD_S);
+    # 11: the mix's beats on their local line (metrical.steady_beats)
+    version = "11"
     signals = ("mix", "stems")
 
     @dataclass(frozen=True)

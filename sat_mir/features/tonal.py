@@ -144,13 +144,14 @@ def _spec_list() -> tuple[OutputSpec, ...]:
 class Tonal(UsesBeatGrid):
     name = "tonal"
     needs = Needs(min_sound_s=2.0, pitched=True)
+    # 10: the phrase starts on downbeats on their local line (metrical.steady_beats);
     # 9: the phrase starts on downbeats moved onto the notes' starts (rhythm.ATTACK_LEAD_S);
     # 8: the note chroma finds a partial's fundamental among every lower peak (was the 16 below it);
     # 7: the key reads the chords at phrase starts (phrase_weight);
     # 6: the key reads the note chroma beside the plain chroma (note_weight);
     # 5: the mix's drums left out of its harmonic content; 4: the opening's bass; 3: minor_bias;
     # 2: Albrecht & Shanahan's key profiles by default (were Krumhansl & Kessler's)
-    version = "9"
+    version = "10"
     signals = ("mix", "stems")
     outputs = _spec_list()
 

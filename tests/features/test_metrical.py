@@ -22,6 +22,7 @@ from sat_mir.features.metrical import (
     pair_phase,
     periodicity,
     shift_grid,
+    steady_beats,
     tempo_from_beats,
 )
 
@@ -34,6 +35,35 @@ def test_tempo_from_beats_ignores_a_missed_beat():
     assert tempo_from_beats(beats) == pytest.approx(120.0)
     with pytest.raises(ExtractorError):
         tempo_from_beats(np.array([1.0]))
+
+
+def test_steady_beats_take_the_frame_jitter_out_of_a_steady_pulse():
+    rng = np.random.default_rng(0)
+    true = 0.3 + 0.52 * np.arange(60) * (1 + 0.0005 * np.arange(60))  # a slow accelerando
+    # on the envelope's frames, and a frame off either way now and then
+    tracked = (np.round(true * FPS) + rng.choice([-1, 0, 0, 1], true.size)) / FPS
+    before, after = tracked - true, steady_beats(tracked) - true
+    assert np.std(before) > 0.012
+    assert np.std(after) < 0.45 * np.std(before)  # about a third: nine beats to a line
+    assert abs(np.mean(after)) < 0.004  # on the pulse, not moved off it
+    short = tracked[:8]  # too few beats for a window: as tracked
+    assert np.array_equal(steady_beats(short), short)
+
+
+def test_steady_beats_put_a_beat_drawn_to_an_eighth_note_back_on_the_pulse():
+    true = 0.27 + 0.536 * np.arange(30)
+    tracked = true.copy()
+    tracked[12] -= 0.11  # onto the melody's eighth note before it
+    out = steady_beats(tracked)
+    assert abs(out[12] - true[12]) < 0.002
+    assert np.max(np.abs(out - true)) < 0.002
+
+
+def test_steady_beats_leave_a_tempo_jump_as_tracked():
+    # a grid that jumps from 0.5 s to 0.75 s beats: the windows across the jump keep no line
+    tracked = np.concatenate([0.5 * np.arange(20), 9.5 + 0.75 * np.arange(1, 21)])
+    out = steady_beats(tracked)
+    assert np.allclose(out, tracked, atol=1e-9)
 
 
 def test_extend_grid_reaches_back_to_the_first_sound_and_no_further():
