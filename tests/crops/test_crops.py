@@ -168,7 +168,7 @@ def test_div4_crops_of_demo_songs_hold_multiples_of_four_true_bars(cut_demo, dem
                 continue
             n_crops += 1
             # every cut lies within the snap window of a true downbeat, plus 25 ms for the tracker
-            # (its frame is 23 ms; the demo downbeats come out 18 ms early to 4 ms late)
+            # (its frame is 23 ms; the demo downbeats come out 15 to 3 ms early)
             for cut in (info["start_s"], info["end_s"]):
                 assert np.min(np.abs(truth - cut)) <= snap_s + 0.025, (crop.id, cut)
             true_bars = int(np.sum((truth >= info["start_s"] - 0.05) & (truth < info["end_s"] - 0.05)))
