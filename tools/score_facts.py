@@ -14,6 +14,8 @@ Engines:
 Metrics (MIREX conventions, computed with mir_eval where it has them):
   tempo Acc1   estimate within 4 % of the truth; Acc2 also accepts ×2, ×½, ×3, ×⅓
   beat F       mir_eval.beat.f_measure (±70 ms; beats in the first 5 s ignored), mean over songs
+  beat error   how far the beats that beat F counts as hits land from their true beats: each
+               song's median distance (ms), median over songs (the window hides it; cuts do not)
   downbeat F   the same on downbeats; also the share of songs with F ≥ 0.8
   meter        beats per bar equal to the time signature's numerator (6 for 6/8, 12 for 12/8);
                "up to notation" also accepts 2 for 4, 4 for 2, 6 for 12 and 12 for 6
@@ -179,6 +181,23 @@ def beat_f(ref: list[float], est: list[float] | None) -> float:
     return float(mir_eval.beat.f_measure(r, e)) if e.size else 0.0
 
 
+def beat_error_ms(ref: list[float], est: list[float] | None, window: float = 0.07) -> float | None:
+    """Median distance (ms) of the beats that beat F counts as hits (within ``window`` of a true
+    beat, both trimmed as beat F trims them) from their true beat: how precisely the hits land,
+    which the F-measure's window hides.  ``None`` without a hit."""
+    import mir_eval
+
+    if not est:
+        return None
+    r = mir_eval.beat.trim_beats(np.asarray(ref))
+    e = mir_eval.beat.trim_beats(np.asarray(sorted(est)))
+    if r.size == 0 or e.size == 0:
+        return None
+    d = np.min(np.abs(e[:, None] - r[None, :]), axis=1)
+    hits = d[d <= window]
+    return float(1000.0 * np.median(hits)) if hits.size else None
+
+
 def key_scores(est: str | None, ref: str) -> tuple[float, float]:
     import mir_eval
 
@@ -260,7 +279,8 @@ def crop_score(est_downbeats: list[float] | None, truth: dict, mix_path: Path, p
 def score_song(truth: dict, est: dict, mix_path: Path) -> dict:
     acc1, acc2 = tempo_ok(est.get("bpm"), truth["bpm"])
     row = {"id": truth["id"], "style": truth["style"], "meter": truth["meter"], "true_bpm": truth["bpm"],
-           "bpm": est.get("bpm"), "acc1": acc1, "acc2": acc2, "beat_f": beat_f(truth["beats"], est.get("beats"))}
+           "bpm": est.get("bpm"), "acc1": acc1, "acc2": acc2, "beat_f": beat_f(truth["beats"], est.get("beats")),
+           "beat_err_ms": beat_error_ms(truth["beats"], est.get("beats"))}
     if "downbeats" in est:
         row["downbeat_f"] = beat_f(truth["downbeats"], est.get("downbeats"))
     if "beats_per_bar" in est:
@@ -324,6 +344,9 @@ def summarise(rows: list[dict]) -> dict[str, float | str]:
 
     out: dict = {"songs": len(rows), "tempo Acc1": mean("acc1"), "tempo Acc2": mean("acc2"),
                  "beat F": mean("beat_f")}
+    errs = [r["beat_err_ms"] for r in rows if r.get("beat_err_ms") is not None]
+    if errs:
+        out["beat error of the hits, median of songs (ms)"] = f"{np.median(errs):.1f}"
     if any("downbeat_f" in r for r in rows):
         out["downbeat F"] = mean("downbeat_f")
         f = [r["downbeat_f"] for r in rows if "downbeat_f" in r]

@@ -18,6 +18,20 @@ def truth(beats_per_bar: int) -> dict:
             "beats_per_bar": beats_per_bar}
 
 
+def test_the_beat_error_is_how_far_the_hits_land_from_their_true_beats():
+    t = truth(4)
+    late = [b + 0.012 for b in t["beats"]]
+    row = score.score_song(t, {"bpm": 120.0, "beats": late}, Path("unused.flac"))
+    assert row["beat_err_ms"] == pytest.approx(12.0, abs=0.01)
+    # beats beyond the 70-ms window are misses, not errors: half the beats a quarter beat off
+    half = [b + (0.125 if i % 2 else 0.004) for i, b in enumerate(t["beats"])]
+    row = score.score_song(t, {"bpm": 120.0, "beats": half}, Path("unused.flac"))
+    assert row["beat_err_ms"] == pytest.approx(4.0, abs=0.01) and row["beat_f"] == pytest.approx(0.5, abs=0.02)
+    assert score.score_song(t, {"bpm": 120.0, "beats": []}, Path("unused.flac"))["beat_err_ms"] is None
+    s = score.summarise([dict(row, beat_err_ms=4.0), dict(row, beat_err_ms=12.0), dict(row, beat_err_ms=None)])
+    assert s["beat error of the hits, median of songs (ms)"] == "8.0"
+
+
 @pytest.mark.parametrize("said, true, strict, notation", [
     (4, 4, True, True), (4, 2, False, True), (2, 4, False, True), (12, 6, False, True), (6, 12, False, True),
     (3, 6, False, False), (4, 3, False, False), (8, 4, False, False),
