@@ -169,13 +169,19 @@ def tempo_ok(est, ref: float) -> tuple[bool, bool]:
     return acc1, acc2
 
 
+def _trimmed(ref: list[float], est: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """True and estimated beats without the first 5 s (mir_eval's beat conventions)."""
+    import mir_eval
+
+    return mir_eval.beat.trim_beats(np.asarray(ref)), mir_eval.beat.trim_beats(np.asarray(sorted(est)))
+
+
 def beat_f(ref: list[float], est: list[float] | None) -> float:
     import mir_eval
 
     if not est:
         return 0.0
-    r = mir_eval.beat.trim_beats(np.asarray(ref))
-    e = mir_eval.beat.trim_beats(np.asarray(sorted(est)))
+    r, e = _trimmed(ref, est)
     if r.size == 0:
         return float("nan")
     return float(mir_eval.beat.f_measure(r, e)) if e.size else 0.0
@@ -185,12 +191,9 @@ def beat_error_ms(ref: list[float], est: list[float] | None, window: float = 0.0
     """Median distance (ms) of the beats that beat F counts as hits (within ``window`` of a true
     beat, both trimmed as beat F trims them) from their true beat: how precisely the hits land,
     which the F-measure's window hides.  ``None`` without a hit."""
-    import mir_eval
-
     if not est:
         return None
-    r = mir_eval.beat.trim_beats(np.asarray(ref))
-    e = mir_eval.beat.trim_beats(np.asarray(sorted(est)))
+    r, e = _trimmed(ref, est)
     if r.size == 0 or e.size == 0:
         return None
     d = np.min(np.abs(e[:, None] - r[None, :]), axis=1)

@@ -230,13 +230,14 @@ def steady_beats(beats: np.ndarray, *, half: int = 4, outlier: float = 0.08, gat
         slope = (dx * (win - ym[:, None])).sum(axis=1) / (dx * (x - xm[:, None])).sum(axis=1)
         return slope, ym - slope * xm  # the line's value at the window's first beat
 
-    everyone = np.ones(win.shape, dtype=bool)
-    slope, start = fit(everyone)
-    keep = np.abs(win - (start[:, None] + slope[:, None] * x)) <= outlier * slope[:, None]
+    def off(slope: np.ndarray, start: np.ndarray) -> np.ndarray:  # each beat's distance from its line
+        return np.abs(win - (start[:, None] + slope[:, None] * x))
+
+    slope, start = fit(np.ones(win.shape, dtype=bool))
+    keep = off(slope, start) <= outlier * slope[:, None]
     keep[keep.sum(axis=1) < half + 2] = True
     slope, start = fit(keep)
-    off = np.where(keep, np.abs(win - (start[:, None] + slope[:, None] * x)), 0.0)
-    steady = off.max(axis=1) <= gate * slope
+    steady = np.where(keep, off(slope, start), 0.0).max(axis=1) <= gate * slope
     i = np.arange(b.size)
     w = np.clip(i - half, 0, win.shape[0] - 1)  # the window that places beat i
     out = np.where(steady[w], start[w] + slope[w] * (i - w), b)

@@ -51,9 +51,10 @@ LATENCY_FRAMES = 1
 # instruments, as on records) the DSP tracker's beats and downbeats still read 13 to 20 ms after
 # the notes' starts on every style with drums (the held-out sel and cal corpora: median 16 ms; 25 ms
 # with no drums, 50 ms on strings), and crops cut there clipped each downbeat's attack.  The times
-# it reports (beats, downbeats, onsets) are moved this much earlier (the demo's synthesised downbeats
-# come out 15 to 3 ms early, on their local line: metrical.steady_beats); the analysis itself reads its envelopes as before (moving the
-# frames it reads moved its tempo and meter choices, fitted at this latency: measured worse).
+# it reports (beats, downbeats, onsets) are moved this much earlier (the demo's synthesised
+# downbeats come out 15 to 3 ms early, on their local line: metrical.steady_beats); the analysis
+# itself reads its envelopes as before (moving the frames it reads moved its tempo and meter
+# choices, fitted at this latency: measured worse).
 ATTACK_LEAD_S = 0.016
 
 
