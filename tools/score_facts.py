@@ -25,9 +25,10 @@ Metrics (MIREX conventions, computed with mir_eval where it has them):
   crops        share of ``crops=div4`` crops (11.9 s, as the demo cuts them, bars of 2 beats in
                pairs) whose two ends lie within 70 ms of true bar lines a multiple of 4 true
                bars apart (the downbeats, and the end of the last bar where the truth holds
-               all its beats).  As the cutter does, a song whose tempo or meter confidence is
-               below ``crops.min_*_confidence`` is cut in sequence, not in div4 crops; the
-               share of such songs, and the div4 figure with every grid cut on, are printed too;
+               all its beats).  As the cutter does, a song whose tempo, meter or downbeat
+               confidence is below ``crops.min_*_confidence`` is cut in sequence, not in div4
+               crops; the share of such songs, and the div4 figure with every grid cut on, are
+               printed too;
                and where the right crops start: the share more than 10 ms after their true
                downbeat (the cut takes the start of the notes' attack) and the songs' median
 A value an engine leaves out (below its confidence) counts as wrong in the headline figures;

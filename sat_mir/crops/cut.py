@@ -80,8 +80,9 @@ class CropSettings:
     features : run the extractors on the crops (a run option: not part of the cut's identity).
     peak_policy : a track over full scale is "normalize"d (one gain for mix and stems, logged
         and recorded as the crop's ``gain_db``), "reject"ed (no crops) or "clip"ped.
-    min_tempo_confidence, min_meter_confidence : the downbeat modes cut on the beat grid only
-        when the rhythm extractor's confidences are at least these (:func:`grid_doubt`).
+    min_tempo_confidence, min_meter_confidence, min_downbeat_confidence : the downbeat modes cut
+        on the beat grid only when the rhythm extractor's confidences are at least these
+        (:func:`grid_doubt`).
     doubtful_grid : what a track whose grid is below them gets: "sequential" crops (cut from
         its first sound, no bar lines claimed), "none", or crops on the "grid" all the same.
         With "sequential", a track in which the rhythm extractor found no beat grid at all is
@@ -102,6 +103,7 @@ class CropSettings:
     peak_policy: str = "normalize"
     min_tempo_confidence: float = 0.8
     min_meter_confidence: float = 0.5
+    min_downbeat_confidence: float = 0.7
     doubtful_grid: str = "sequential"
 
     def __post_init__(self):
@@ -123,7 +125,8 @@ class CropSettings:
     @property
     def min_confidence(self) -> dict[str, float]:
         """Confidence key -> the minimum for cutting on the grid (:func:`sat_mir.crops.plan.grid_doubt`)."""
-        return {"tempo_confidence": self.min_tempo_confidence, "meter_confidence": self.min_meter_confidence}
+        return {"tempo_confidence": self.min_tempo_confidence, "meter_confidence": self.min_meter_confidence,
+                "downbeat_confidence": self.min_downbeat_confidence}
 
     @property
     def needs_downbeats(self) -> bool:

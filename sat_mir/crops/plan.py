@@ -85,10 +85,10 @@ def bar_multiple_for(bar_multiple: int, pulses: int | None) -> int:
 
 def grid_doubt(features: dict, min_confidence: dict[str, float]) -> str | None:
     """Why the track's beat grid is not trusted to cut on, or None when it is: a confidence of
-    ``min_confidence`` (``{"tempo_confidence": 0.8, "meter_confidence": 0.5}``) below its
-    minimum, in words for the log.  A wrong beat level or meter puts every cut off the bar
-    lines, so such a grid is treated like the prompts treat its BPM and meter: not a fact.
-    A confidence the sidecar does not hold (an older version) doubts nothing.  The rule is the
+    ``min_confidence`` (``{"tempo_confidence": 0.8, "meter_confidence": 0.5,
+    "downbeat_confidence": 0.7}``) below its minimum, in words for the log.  A wrong beat level,
+    meter or bar phase puts every cut off the bar lines, so such a grid is treated like the
+    prompts treat its BPM and meter: not a fact.  A confidence the sidecar does not hold (an older version) doubts nothing.  The rule is the
     prompts' own (:func:`sat_mir.build.confidence.trusted_facts`), asked of the confidences."""
     from sat_mir.build.confidence import trusted_facts
 

@@ -172,6 +172,9 @@ class Metrical:
     compound: bool
     tempo_confidence: float
     meter_confidence: float
+    # how sure the bar lines are where they are, given the meter: the chosen phase's share of its
+    # meter's probability (Beat This!: its own downbeat probability at its downbeats)
+    downbeat_confidence: float
     candidates: list[tuple[float, float]] = field(default_factory=list)  # (bpm, probability)
     engine: str = "dsp"  # what found the beats: "dsp" (this module) or "beat_this"
     pair_phase: int | None = None  # bars of 2 pulses: which downbeat (0 or 1) starts a pair (pair_phase())
@@ -932,22 +935,30 @@ def analyse(inp: RhythmInputs, *, model: dict | None = None, tightness: float = 
     k = int(np.argmax(pm))
     m, phase = hyps[k]
     meter_conf = float(sum(q for (mm, _), q in zip(hyps, pm) if mm == m))
+    # a meter can be sure while its bar lines are a guess: a chorale's pickup read as a downbeat,
+    # beats 1 and 3 of a 4/4 bar taken one for the other (docs/eval.md, "Bar lines below their
+    # confidence")
+    downbeat_conf = float(pm[k] / meter_conf) if meter_conf > 0 else 0.0
     compound = is_compound(inp, tracked, m)
     return Metrical(beats=beats, downbeats=beats[phase::m], pulses_per_bar=m,
                     beats_per_bar=3 * m if compound else m, compound=compound,
-                    tempo_confidence=tempo_conf, meter_confidence=meter_conf,
+                    tempo_confidence=tempo_conf, meter_confidence=meter_conf, downbeat_confidence=downbeat_conf,
                     candidates=[(round(c.bpm, 2), round(float(q), 4)) for c, q in zip(cands, p)],
                     pair_phase=pair_phase(inp, frames, np.arange(phase, beats.size, m)) if m == 2 else None)
 
 
 def from_beats_and_downbeats(inp: RhythmInputs, beats: np.ndarray, downbeats: np.ndarray,
-                             beat_probability: np.ndarray | None = None, *, fps: float = 50.0) -> Metrical:
+                             beat_probability: np.ndarray | None = None,
+                             downbeat_probability: np.ndarray | None = None, *, fps: float = 50.0) -> Metrical:
     """A :class:`Metrical` from a beat tracker's beats and downbeats (Beat This!).
 
     Pulses per bar: the most common number of beats between consecutive downbeats (2 to 12);
     meter confidence: the share of bars of that length.  Tempo confidence: the mean beat
     probability on the beats (``beat_probability`` per frame at ``fps``), else the share of
-    inter-beat intervals within 10 % of the median.  Compound meters as in :func:`analyse`.
+    inter-beat intervals within 10 % of the median.  Downbeat confidence: the mean downbeat
+    probability on the downbeats (``downbeat_probability``), else the meter confidence (bars
+    of one length put their lines where the tracker hears them).  Compound meters as in
+    :func:`analyse`.
 
     Raises
     ------
@@ -967,12 +978,17 @@ def from_beats_and_downbeats(inp: RhythmInputs, beats: np.ndarray, downbeats: np
     values, counts = np.unique(lengths, return_counts=True)
     m = int(values[int(np.argmax(counts))])
     meter_conf = float(counts.max() / counts.sum())
+
+    def mean_at(times: np.ndarray, probability: np.ndarray) -> float:
+        return float(np.mean(probability[np.clip(np.round(times * fps).astype(int), 0, probability.size - 1)]))
+
     if beat_probability is not None and beat_probability.size:
-        k = np.clip(np.round(beats * fps).astype(int), 0, beat_probability.size - 1)
-        tempo_conf = float(np.mean(beat_probability[k]))
+        tempo_conf = mean_at(beats, beat_probability)
     else:
         ibi = np.diff(beats)
         tempo_conf = float(np.mean(np.abs(ibi - np.median(ibi)) <= 0.1 * np.median(ibi)))
+    has_down = downbeat_probability is not None and downbeat_probability.size
+    downbeat_conf = mean_at(downbeats, downbeat_probability) if has_down else meter_conf
     frames = beats * inp.fps + inp.latency
     compound = is_compound(inp, frames, m)
     pair = None
@@ -980,5 +996,5 @@ def from_beats_and_downbeats(inp: RhythmInputs, beats: np.ndarray, downbeats: np
         on_beat = np.abs(beats[np.minimum(idx, beats.size - 1)] - downbeats) < 0.05  # downbeats on a beat
         pair = pair_phase(inp, frames, np.where(on_beat, idx, -1))
     return Metrical(beats=beats, downbeats=downbeats, pulses_per_bar=m, beats_per_bar=3 * m if compound else m,
-                    compound=compound, tempo_confidence=tempo_conf, meter_confidence=meter_conf, engine="beat_this",
-                    pair_phase=pair)
+                    compound=compound, tempo_confidence=tempo_conf, meter_confidence=meter_conf,
+                    downbeat_confidence=downbeat_conf, engine="beat_this", pair_phase=pair)

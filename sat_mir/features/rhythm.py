@@ -173,8 +173,8 @@ def metrical_of(ctx: TrackContext, *, tightness: float = 100.0, use_stems: bool 
                            downbeats=np.maximum(downbeats - ATTACK_LEAD_S, 0.0))
         from sat_mir.models.beat_this import SAMPLE_RATE, load_tracker
 
-        beats, downbeats, beat_p, _ = load_tracker(models_dir, device)(ctx.mix.mono_at(SAMPLE_RATE))
-        return from_beats_and_downbeats(inp, beats, downbeats, beat_p)
+        beats, downbeats, beat_p, downbeat_p = load_tracker(models_dir, device)(ctx.mix.mono_at(SAMPLE_RATE))
+        return from_beats_and_downbeats(inp, beats, downbeats, beat_p, downbeat_p)
 
     return ctx.mix.memo(("metrical", stems, tightness, engine), compute)
 
@@ -222,8 +222,8 @@ class Rhythm(UsesBeatGrid):
     # called swung pop 12/8), and a drumless jig in bars of 4 pulses is 12/8 (was 4/4); 9: the
     # beat level and the bars from the average of two fits (metrical.choose); 10: beats, downbeats
     # and onsets reported ATTACK_LEAD_S earlier, on the notes' starts; 11: the reported beats and
-    # downbeats on their local line where it keeps time (metrical.steady_beats)
-    version = "11"
+    # downbeats on their local line where it keeps time (metrical.steady_beats); 12: downbeat_confidence
+    version = "12"
     signals = ("mix", "stems")
     outputs = (
         OutputSpec("bpm", "BPM", "tempo of the beat grid (the felt pulse: the dotted quarter in 6/8 and 12/8)",
@@ -249,6 +249,11 @@ class Rhythm(UsesBeatGrid):
                    "or 'beat_this' (the Beat This! model, when its weights are in the models folder)", kind="str",
                    holds="track"),
         OutputSpec("downbeat_count", "bars", f"downbeats found ({DOWNBEATS_FILE})", (0, 100000), kind="int"),
+        OutputSpec("downbeat_confidence", "probability",
+                   "how sure the bar lines are where they are, the meter given: the model's probability for "
+                   "where the bar starts, as a share of the meter's (Beat This!: its mean downbeat probability "
+                   "at its downbeats); crops are cut on the downbeats only from crops.min_downbeat_confidence",
+                   (0.0, 1.0), holds="track"),
         OutputSpec("bar_pair_phase", "index", f"bars of 2 beats (2/4, 6/8): the downbeat (0 or 1 in {DOWNBEATS_FILE}) "
                    "that starts a pair of bars, where the kick comes in; div4 crops count pairs "
                    "from it", (0, 1), kind="int"),
@@ -297,6 +302,7 @@ class Rhythm(UsesBeatGrid):
             "meter_confidence": round(grid.meter_confidence, 4),
             "beat_tracker": grid.engine,
             "downbeat_count": int(downbeats.size),
+            "downbeat_confidence": round(grid.downbeat_confidence, 4),
             "onset_count": int(onsets.size),
             "onset_density": round(onsets.size / duration, 6),
         }

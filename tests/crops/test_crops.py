@@ -194,6 +194,10 @@ def test_a_grid_below_its_confidence_is_not_cut_on(cut_demo):
                       "meter_confidence": 0.8}) == "meter_confidence 0.79 < 0.80"
     assert grid_doubt({"tempo_confidence": 0.8, "meter_confidence": 0.8}, {"tempo_confidence": 0.8}) is None
     assert grid_doubt({}, {"tempo_confidence": 0.8}) is None  # an older sidecar: nothing to doubt
+    # a sure meter whose bar lines are a guess (a pickup taken for a downbeat) is not cut on either
+    assert grid_doubt({"tempo_confidence": 0.95, "meter_confidence": 0.97, "downbeat_confidence": 0.55},
+                      {"tempo_confidence": 0.8, "meter_confidence": 0.5, "downbeat_confidence": 0.7}) == \
+        "downbeat_confidence 0.55 < 0.70"
     output, tracks, default, outcomes = cut_demo
     settings = replace(default, min_meter_confidence=0.9)
     strict = {t.name: cut_track(t, output, settings) for t in tracks}
@@ -201,10 +205,11 @@ def test_a_grid_below_its_confidence_is_not_cut_on(cut_demo):
     assert doubted and len(doubted) < len(tracks)
     for t in tracks:
         feats = read_sidecar(sidecar_path(output, t.id))["features"]
-        low = feats["tempo_confidence"] < 0.8 or feats["meter_confidence"] < 0.9
+        low = feats["tempo_confidence"] < 0.8 or feats["meter_confidence"] < 0.9 or feats["downbeat_confidence"] < 0.7
         assert bool(strict[t.name].doubt) == low, t.name
         if outcomes[t.name].doubt is None:  # the default minimums: the trusted grids are the same
             assert feats["tempo_confidence"] >= 0.8 and feats["meter_confidence"] >= 0.5
+            assert feats["downbeat_confidence"] >= default.min_downbeat_confidence == 0.7
     t = doubted[0]
     crops = strict[t.name].crops
     assert crops and all(read_sidecar(sidecar_path(output, c.id))["crop"]["mode"] == "sequential" for c in crops)

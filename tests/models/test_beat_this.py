@@ -89,10 +89,15 @@ def test_beats_and_downbeats_become_bars():
     assert m.pulses_per_bar == 3 and m.beats_per_bar == 3 and not m.compound
     assert m.meter_confidence == 1.0
     assert m.tempo_confidence == 1.0  # perfectly even beats, no probabilities given
+    assert m.downbeat_confidence == 1.0  # no downbeat probability: every bar as long as the others
     assert m.engine == "beat_this"
     prob = np.full(2000, 0.2)
     prob[np.round(beats * 50).astype(int)] = 0.9
     assert from_beats_and_downbeats(_inputs(), beats, downbeats, prob).tempo_confidence == pytest.approx(0.9)
+    down = np.full(2000, 0.05)
+    down[np.round(downbeats * 50).astype(int)] = np.where(np.arange(downbeats.size) % 2, 0.9, 0.5)
+    assert from_beats_and_downbeats(_inputs(), beats, downbeats, prob, down).downbeat_confidence == \
+        pytest.approx(0.7, abs=0.01)  # its own probability at its downbeats, half of them unsure
     odd = np.concatenate([beats[0:40:4], beats[40::3]])  # half the bars of 4, half of 3
     assert from_beats_and_downbeats(_inputs(), beats, odd).meter_confidence < 0.7
 
