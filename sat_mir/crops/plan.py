@@ -88,8 +88,9 @@ def grid_doubt(features: dict, min_confidence: dict[str, float]) -> str | None:
     ``min_confidence`` (``{"tempo_confidence": 0.8, "meter_confidence": 0.5,
     "downbeat_confidence": 0.7}``) below its minimum, in words for the log.  A wrong beat level,
     meter or bar phase puts every cut off the bar lines, so such a grid is treated like the
-    prompts treat its BPM and meter: not a fact.  A confidence the sidecar does not hold (an older version) doubts nothing.  The rule is the
-    prompts' own (:func:`sat_mir.build.confidence.trusted_facts`), asked of the confidences."""
+    prompts treat its BPM and meter: not a fact.  A confidence the sidecar does not hold (an
+    older version) doubts nothing.  The rule is the prompts' own
+    (:func:`sat_mir.build.confidence.trusted_facts`), asked of the confidences."""
     from sat_mir.build.confidence import trusted_facts
 
     _, dropped = trusted_facts(features, min_confidence, {key: key for key in min_confidence})
