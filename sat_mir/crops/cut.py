@@ -71,7 +71,7 @@ class CropSettings:
     length : samples per crop at the track's own rate (2097152 ≈ 47.5 s at 44.1 kHz).
     min_fraction : crops shorter than this fraction of ``length`` follow ``short``.
     short : "drop" or "pad" (pad with silence to ``length``).
-    snap_ms : zero-crossing snap window around each downbeat cut, ms (0 = off).
+    snap_ms : zero-crossing snap window before each downbeat cut, ms (0 = off).
     fade_ms : linear fade-in and fade-out of every crop, ms (0 = off).
     fmt : "flac" (24-bit) or "wav" (32-bit float).
     stems : which stems to cut with the mix (those the track has).

@@ -111,8 +111,9 @@ def first_sound(mono: np.ndarray, *, sr: int, window_s: float = 0.1, threshold_d
     return int(loud[0] * win) if loud.size else len(mono)
 
 
-def snap_to_zero_crossing(mono: np.ndarray, pos: int, window: int) -> int:
-    """The sign change of ``mono`` nearest ``pos`` within ``±window`` samples, else ``pos``.
+def snap_to_zero_crossing(mono: np.ndarray, pos: int, window: int, *, before: bool = False) -> int:
+    """The sign change of ``mono`` nearest ``pos`` within ``±window`` samples (``before``: within
+    ``window`` samples at or before ``pos``), else ``pos``.
 
     A sign change between samples ``k-1`` and ``k`` snaps to ``k``, the first sample of
     the new sign; an exact zero counts as a crossing.
@@ -120,7 +121,7 @@ def snap_to_zero_crossing(mono: np.ndarray, pos: int, window: int) -> int:
     n = len(mono)
     if window <= 0 or n < 2:
         return int(min(max(pos, 0), n))
-    lo, hi = max(1, pos - window), min(n - 1, pos + window)
+    lo, hi = max(1, pos - window), min(n - 1, pos if before else pos + window)
     if lo > hi:
         return int(min(max(pos, 0), n))
     seg = mono[lo - 1 : hi + 1]
@@ -252,8 +253,11 @@ def _on_downbeats(mono, sr, n, grid, start0, length, min_length, snap, short, st
         j = i + bars
         if j >= len(samples):
             break
-        start = snap_to_zero_crossing(mono, int(samples[i]), snap)
-        end = min(snap_to_zero_crossing(mono, int(samples[j]), snap), n)
+        # a cut on a downbeat snaps back, never forward: a later cut takes off the start of the
+        # attack that the downbeat is (the beats sit on the notes' starts: attack.attack_shift),
+        # an earlier one keeps a few ms of the bar before
+        start = snap_to_zero_crossing(mono, int(samples[i]), snap, before=True)
+        end = min(snap_to_zero_crossing(mono, int(samples[j]), snap, before=True), n)
         span = _finish(len(out), start, end, length, min_length, short, bars=bars,
                        grid_start=float(grid[i]), grid_end=float(grid[j]))
         if span is None or span.frames > length:

@@ -14,6 +14,7 @@ import numpy as np
 from sat_mir.audio.context import SignalContext, TrackContext
 from sat_mir.audio.filterbanks import fft_frequencies
 from sat_mir.errors import ExtractorError
+from sat_mir.features.attack import attack_shift
 from sat_mir.features.beat_grid import TRACKERS, GridConfig, UsesBeatGrid, grid_settings, resolve_tracker
 from sat_mir.features.metrical import (
     Metrical,
@@ -54,7 +55,8 @@ LATENCY_FRAMES = 1
 # it reports (beats, downbeats, onsets) are moved this much earlier (the demo's synthesised
 # downbeats come out 15 to 3 ms early, on their local line: metrical.steady_beats); the analysis
 # itself reads its envelopes as before (moving the frames it reads moved its tempo and meter
-# choices, fitted at this latency: measured worse).
+# choices, fitted at this latency: measured worse).  The DSP tracker's beats then move onto the
+# track's own attacks (attack.attack_shift): a swelling melody's beats still came out late.
 ATTACK_LEAD_S = 0.016
 
 
@@ -167,10 +169,12 @@ def metrical_of(ctx: TrackContext, *, tightness: float = 100.0, use_stems: bool 
         inp = rhythm_inputs(ctx, use_stems=use_stems)
         if engine == "dsp":
             grid = analyse(inp, tightness=tightness)
-            beats = steady_beats(grid.beats)
+            beats = steady_beats(grid.beats) - ATTACK_LEAD_S
+            # then onto this track's own attacks (a swelling melody's beats came out late)
+            shift = attack_shift(ctx.mix.mono_at(SR), SR, np.maximum(beats, 0.0), no_drums=inp.no_drums)
+            beats = np.maximum(beats + (shift or 0.0), 0.0)
             downbeats = beats[np.searchsorted(grid.beats, grid.downbeats)]  # the downbeats are beats
-            return replace(grid, beats=np.maximum(beats - ATTACK_LEAD_S, 0.0),
-                           downbeats=np.maximum(downbeats - ATTACK_LEAD_S, 0.0))
+            return replace(grid, beats=beats, downbeats=downbeats)
         from sat_mir.models.beat_this import SAMPLE_RATE, load_tracker
 
         beats, downbeats, beat_p, downbeat_p = load_tracker(models_dir, device)(ctx.mix.mono_at(SAMPLE_RATE))
@@ -222,8 +226,9 @@ class Rhythm(UsesBeatGrid):
     # called swung pop 12/8), and a drumless jig in bars of 4 pulses is 12/8 (was 4/4); 9: the
     # beat level and the bars from the average of two fits (metrical.choose); 10: beats, downbeats
     # and onsets reported ATTACK_LEAD_S earlier, on the notes' starts; 11: the reported beats and
-    # downbeats on their local line where it keeps time (metrical.steady_beats); 12: downbeat_confidence
-    version = "12"
+    # downbeats on their local line where it keeps time (metrical.steady_beats); 12: downbeat_confidence;
+    # 13: the beats and downbeats moved onto the track's own attacks (attack.attack_shift)
+    version = "13"
     signals = ("mix", "stems")
     outputs = (
         OutputSpec("bpm", "BPM", "tempo of the beat grid (the felt pulse: the dotted quarter in 6/8 and 12/8)",
@@ -334,8 +339,8 @@ class StemRhythm(UsesBeatGrid):
     # reaches back to the first sound; 5: its half-beat slip mended; 6: the durational accent and the
     # refitted bar models; 7: beat candidates at 3/4 and 4/3 of the tempo estimate; 8: kick_shift;
     # 9: the metrical models' average of two fits; 10: onsets on the notes' starts (ATTACK_LEAD_S);
-    # 11: the mix's beats on their local line (metrical.steady_beats)
-    version = "11"
+    # 11: the mix's beats on their local line (metrical.steady_beats); 12: on the track's own attacks
+    version = "12"
     signals = ("mix", "stems")
 
     @dataclass(frozen=True)

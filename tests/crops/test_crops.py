@@ -38,6 +38,10 @@ def test_zero_crossing_snap_lands_on_a_sign_change_within_the_window():
         k = snap_to_zero_crossing(x, pos, 441)
         assert abs(k - pos) <= 441
         assert np.signbit(x[k]) != np.signbit(x[k - 1])
+        b = snap_to_zero_crossing(x, pos, 441, before=True)  # a downbeat's cut: never after it
+        assert pos - 441 <= b <= pos and np.signbit(x[b]) != np.signbit(x[b - 1])
+    # this sine crosses at 840 and 1281: from 1200 the nearest is after, a downbeat's cut takes 840
+    assert snap_to_zero_crossing(x, 1200, 441) == 1281 and snap_to_zero_crossing(x, 1200, 441, before=True) == 840
     dc = np.full(SR, 0.5, dtype=np.float32)
     assert snap_to_zero_crossing(dc, 1000, 441) == 1000  # nothing to snap to: stays
 

@@ -83,10 +83,12 @@ def test_downbeats_meter_and_crops(slice_scores):
 def test_crops_start_on_their_downbeats_notes_not_into_their_attack(slice_scores):
     s, _ = slice_scores
     for engine in ("sat-mir", "sat-mir-mix"):
-        # measured 0 of 16 right crops more than 10 ms late, songs' median +1.2 ms (0 of 15, +1.7
-        # on the mix alone); 4 of 16 and +5.1 ms before the beats were put on their local line
-        # (metrical.steady_beats), 13 of 16 and +20.7 ms before they were moved onto the notes'
-        # starts (rhythm.ATTACK_LEAD_S)
+        # measured 2 of 16 right crops more than 10 ms late, songs' median -0.1 ms (2 of 15, +0.5
+        # on the mix alone; a waltz whose downbeats come 9 ms late); 0 of 16 and +1.2 ms before
+        # the beats were moved onto the track's own attacks (attack.attack_shift: nearer the
+        # notes on the whole, see the beat error below); 4 of 16 and +5.1 ms before the beats
+        # were put on their local line (metrical.steady_beats), 13 of 16 and +20.7 ms before
+        # they were moved onto the notes' starts (rhythm.ATTACK_LEAD_S)
         assert s[engine]["div4 crops starting > 10 ms after their downbeat's notes"] <= 0.5
         assert -10.0 <= float(s[engine]["div4 crop start from its downbeat, median of songs (ms)"]) <= 12.0
 
@@ -95,10 +97,13 @@ def test_the_beats_land_on_the_true_ones_not_only_within_the_window(slice_scores
     s, _ = slice_scores
     key = "beat error of the hits, median of songs (ms)"
     for engine in ("sat-mir", "sat-mir-mix"):
-        # measured 4.0 ms with stems and on the mix alone; 6.8 ms before the beats were put on
+        # measured 2.3 ms with stems and on the mix alone; 4.0 ms before the beats were moved
+        # onto the track's own attacks (attack.attack_shift), 6.8 ms before they were put on
         # their local line (metrical.steady_beats); librosa 39.2 ms
-        assert float(s[engine][key]) <= 5.5
+        assert float(s[engine][key]) <= 3.5
         assert float(s[engine][key]) < float(s["librosa"][key])
+        # Cemgil's accuracy pays for the same: measured 0.946 (librosa 0.538)
+        assert s[engine]["beat Cemgil accuracy"] >= 0.92
 
 
 def test_meters_other_than_3_and_4_are_reported(slice_scores):

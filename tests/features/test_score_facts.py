@@ -23,6 +23,8 @@ def test_the_beat_error_is_how_far_the_hits_land_from_their_true_beats():
     late = [b + 0.012 for b in t["beats"]]
     row = score.score_song(t, {"bpm": 120.0, "beats": late}, Path("unused.flac"))
     assert row["beat_err_ms"] == pytest.approx(12.0, abs=0.01)
+    # Cemgil's accuracy pays for the 12 ms that beat F's window hides: exp(-12^2 / (2 * 40^2))
+    assert row["beat_f"] == 1.0 and row["beat_cemgil"] == pytest.approx(np.exp(-0.045), abs=1e-3)
     # beats beyond the 70-ms window are misses, not errors: half the beats a quarter beat off
     half = [b + (0.125 if i % 2 else 0.004) for i, b in enumerate(t["beats"])]
     row = score.score_song(t, {"bpm": 120.0, "beats": half}, Path("unused.flac"))
