@@ -52,9 +52,9 @@ def cut_tracks(tracks: Sequence[Track], output: Path, settings: CropSettings, *,
             bar.update(1)
     # completion order varies with the pool; the crops keep the library's order
     crops = [c for t in tracks for c in by_track.get(t.id, ())]
+    minimums = " / ".join(f"crops.min_{key}" for key in settings.min_confidence)
     doubts = (f", {doubted} {'cut in sequence' if settings.doubtful_grid == 'sequential' else 'not cut'}: "
-              "their beat grid is below crops.min_tempo_confidence / min_meter_confidence / "
-              "min_downbeat_confidence") if doubted else ""
+              f"their beat grid is below {minimums}") if doubted else ""
     (log.warning if failures or empty else log.info)(
         "crops (%s): %d tracks cut, %d already cut, %d failed, %d gave no crop (see above)%s; %d crops",
         settings.mode, cut, current, failures, empty, doubts, len(crops))

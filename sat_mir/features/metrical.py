@@ -982,13 +982,15 @@ def from_beats_and_downbeats(inp: RhythmInputs, beats: np.ndarray, downbeats: np
     def mean_at(times: np.ndarray, probability: np.ndarray) -> float:
         return float(np.mean(probability[np.clip(np.round(times * fps).astype(int), 0, probability.size - 1)]))
 
-    if beat_probability is not None and beat_probability.size:
+    def given(probability: np.ndarray | None) -> bool:
+        return probability is not None and probability.size > 0
+
+    if given(beat_probability):
         tempo_conf = mean_at(beats, beat_probability)
     else:
         ibi = np.diff(beats)
         tempo_conf = float(np.mean(np.abs(ibi - np.median(ibi)) <= 0.1 * np.median(ibi)))
-    has_down = downbeat_probability is not None and downbeat_probability.size
-    downbeat_conf = mean_at(downbeats, downbeat_probability) if has_down else meter_conf
+    downbeat_conf = mean_at(downbeats, downbeat_probability) if given(downbeat_probability) else meter_conf
     frames = beats * inp.fps + inp.latency
     compound = is_compound(inp, frames, m)
     pair = None
