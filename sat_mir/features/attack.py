@@ -3,8 +3,8 @@
 The DSP tracker reads its beats off an onset envelope of 23-ms frames, at a latency calibrated
 once for every track (``rhythm.ATTACK_LEAD_S``).  Instruments that swell (strings, organ, a
 legato melody) peak later in that envelope than drums do, so a drumless piece's beats came out
-11 to 15 ms after its notes' starts on the held-out corpora, and each piece by its own amount.
-Here the attacks are read again at 6-ms steps around every beat: the spectral flux of short
+9 to 14 ms after its notes' starts on the held-out corpora (the songs' median), and each piece by
+its own amount.  Here the attacks are read again at 5.8-ms steps around every beat: the spectral flux of short
 frames, each beat's window scaled to its own peak and averaged over the beats, gives the
 track's mean attack around its beats, and the point where that attack has risen halfway to its
 peak says where the notes start.
@@ -77,10 +77,9 @@ def attack_shift(x: np.ndarray, sr: int, beats: np.ndarray, *, no_drums: bool) -
     """The shift (s) that moves ``beats`` onto the notes' starts, or None where the beats hold no
     common attack (:data:`MIN_PROMINENCE`) or it would move them more than :data:`MAX_SHIFT_S`.
 
-    Why: on the held-out corpora (``docs/eval.md``, stop 37) the beats' median distance from the
-    true ones fell from 11.0 to 5.7 ms on ``human-val`` and 8.6 to 3.4 ms on ``human-dev`` (with
-    stems; 3.3 to 2.4 on the rendered ``sel30``), and Cemgil's beat accuracy rose 0.720 -> 0.753
-    and 0.777 -> 0.803."""
+    Why: on the held-out ``human-val`` (``docs/eval.md``, stop 37) the scorer's beat error fell
+    from 11.9 to 5.1 ms with stems (12.3 to 5.6 on the mix alone) and Cemgil's beat accuracy
+    rose 0.720 -> 0.753; on ``human`` 10.2 -> 3.8 ms, where madmom's beats measure 3.7."""
     profile, lags = attack_profile(x, sr, beats)
     if float(profile.max() - np.median(profile)) < MIN_PROMINENCE:
         return None
