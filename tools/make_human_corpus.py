@@ -1,12 +1,14 @@
 """Render human-composed music with exact truth: Bach chorales, folk dance tunes (Ryan's Mammoth
-Collection: jigs, reels, hornpipes, polkas, waltzes, slip jigs) and Joplin, from the scores that
-ship inside the ``music21`` package, in the layout of ``tools/make_eval_corpus.py``.
+Collection: jigs, reels, hornpipes, polkas, waltzes, slip jigs) and classical movements and songs,
+from the scores that ship inside the ``music21`` package, in the layout of
+``tools/make_eval_corpus.py``.
 
     pip install music21 mido pretty_midi soundfile   # music21 needs numpy >= 1.26: use a separate venv
-    python tools/make_human_corpus.py OUT_DIR [--chorales 30] [--tunes 50] [--seconds 30] [--seed 0] [--split test]
+    python tools/make_human_corpus.py OUT_DIR [--chorales 30] [--tunes 50] [--classical 0] [--seconds 30] [--seed 0] [--split test]
 
 ``--split`` keeps the pieces apart: every score belongs to ``test`` or ``dev`` by a hash of its
-file name, so a development set (fitting, tuning) never shares a piece with the test set.
+file name (a classical movement's with its folder: ``opus18no1/movement1.mxl``), so a development
+set (fitting, tuning) never shares a piece with the test set.
 
 A check on audio the project's generator did not compose: its rhythms, pickups, phrase lengths,
 voice leading and harmony are people's.  What is ours: the tempo (drawn per piece in the range
@@ -25,8 +27,14 @@ Truth, from the score (never from the audio):
   key         chorales: the key signature's major or relative minor, whichever the final bass
               note of the whole chorale names; tunes: the same with the tune's final note; a modal
               ending (neither) leaves the key out of the truth
-  chords      chorales only: each beat's chordified sonority named by music21 (root, quality,
-              bass) in Harte syntax, "X" (left out of the score) when it is no triad or seventh
+  chords      chorales and classical pieces: each beat's chordified sonority named by music21
+              (root, quality, bass) in Harte syntax, "X" (left out of the score) when it is no
+              triad or seventh
+
+``--classical N`` adds N classical movements and songs (string quartets by Haydn, Mozart and
+Beethoven, piano and chamber pieces, songs: ``CLASSICAL_COMPOSERS``), with no drums, their key
+from the key signature and the final bass note as the chorales'; 0 (the default) leaves every
+other corpus as it was.
 """
 
 from __future__ import annotations
@@ -55,6 +63,16 @@ CHORALE_PROGRAMS = [[19, 19, 19, 19], [52, 52, 52, 52], [48, 48, 48, 42], [0, 0,
                     [73, 68, 71, 70], [20, 20, 20, 20]]
 MIN_BARS, MIN_SECONDS = 6, 12.0  # shorter excerpts (cut at an irregular bar) are left out
 TUNE_PROGRAMS = [40, 73, 22, 21, 74, 110, 0, 24, 25, 105, 71, 68, 56, 64]
+# Classical movements and songs (string quartets, piano and chamber pieces, songs): every composer
+# in music21's corpus with measured, metered scores (Palestrina and the trecento have no meter
+# in the modern sense; Bach is the chorales').  Tempo drawn per piece in music21 beats per minute.
+CLASSICAL_COMPOSERS = ("beethoven", "mozart", "haydn", "schumann_robert", "schumann_clara", "chopin", "joplin",
+                       "corelli", "cpebach", "handel", "schubert", "weber", "verdi", "beach", "johnson_j_r",
+                       "liliuokalani")
+CLASSICAL_TEMPO = {"2/2": (56, 100), "4/4": (56, 132), "2/4": (60, 132), "3/4": (72, 176), "3/8": (50, 80),
+                   "6/8": (48, 100), "9/8": (40, 80), "12/8": (40, 80)}
+CLASSICAL_PROGRAMS = [[40, 40, 41, 42], [0, 0, 0, 0], [48, 48, 48, 48], [6, 6, 6, 6], [19, 19, 19, 19],
+                      [73, 71, 70, 42]]
 
 
 def _quality(ch) -> tuple[str, int] | None:
@@ -298,13 +316,16 @@ def main() -> None:
     ap.add_argument("--split", choices=("test", "dev"), default="test")
     ap.add_argument("--chorales", type=int, default=30)
     ap.add_argument("--tunes", type=int, default=50)
+    ap.add_argument("--classical", type=int, default=0)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     from music21 import corpus
 
-    def in_split(path: str) -> bool:
-        h = int(hashlib.sha1(Path(path).name.encode()).hexdigest(), 16) % 2
+    def in_split(path: str, parts: int = 1) -> bool:
+        # by the file's name (the chorales' and tunes'); a classical movement's names repeat
+        # (movement1.mxl), so its folder counts too
+        h = int(hashlib.sha1("/".join(Path(path).parts[-parts:]).encode()).hexdigest(), 16) % 2
         return (h == 0) == (args.split == "test")
 
     rng = np.random.default_rng(args.seed)
@@ -352,6 +373,38 @@ def main() -> None:
                             key_truth, args.seconds):
             made += 1
             n_tunes += 1
+    classical = sorted(str(p) for p in corpus.getPaths()
+                       if any(f"/{c}/" in str(p).replace("\\", "/") for c in CLASSICAL_COMPOSERS) and in_split(str(p), 2))
+    # the same movement as Humdrum and MusicXML: keep one
+    classical = [p for p in classical if not (p.endswith(".krn") and Path(p).with_suffix(".mxl").exists())]
+    n_classical = 0
+    for path in rng.permutation(classical) if args.classical else []:
+        if n_classical >= args.classical:
+            break
+        try:
+            score = corpus.parse(path)
+        except Exception:  # noqa: BLE001 - a few scores do not parse
+            continue
+        from music21 import meter
+
+        ts = score.recurse().getElementsByClass(meter.TimeSignature).first()
+        if ts is None or ts.ratioString not in CLASSICAL_TEMPO:
+            continue
+        lo, hi = CLASSICAL_TEMPO[ts.ratioString]
+        bpm = float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+        ev = piece_events(score, max_ql=args.seconds * bpm * ts.beatDuration.quarterLength / 60.0 + 8)
+        if ev is None or len(ev["downbeats"]) < MIN_BARS:
+            continue
+        final_bass = ev["finals"][-1]
+        key_truth = _key_truth(ev["ks"], final_bass) if final_bass is not None else None
+        composer = next(c for c in CLASSICAL_COMPOSERS if f"/{c}/" in path.replace("\\", "/"))
+        parent = Path(path).parent.name
+        name = f"h{made:03d}-classical-{composer}-{parent}-{Path(path).stem}".replace("_", "")
+        programs = list(CLASSICAL_PROGRAMS[int(rng.integers(len(CLASSICAL_PROGRAMS)))])
+        if write_and_render(name, ev, bpm, programs, False, args.out, rng, chorale_chords(ev["score"], ev["beats"]),
+                            key_truth, args.seconds):
+            made += 1
+            n_classical += 1
     print(f"{made} pieces in {args.out}")
 
 

@@ -154,3 +154,17 @@ def test_a_track_without_drums_is_known_to_have_none_with_stems_and_on_the_mix_a
     assert rhythm_inputs(ctx_of(no_kit)).no_drums
     assert not rhythm_inputs(ctx_of(stems), use_stems=False).no_drums
     assert rhythm_inputs(ctx_of(no_kit), use_stems=False).no_drums
+
+
+def test_highs_that_strike_half_as_noise_are_not_sure_drums(monkeypatch):
+    """A harpsichord's plucks strike as noise in the highs (0.42-0.46 on the `classical` pieces):
+    the mix alone is then neither known to have no drums nor sure to have them, so its bass notes
+    cannot move the grid as a kick would (metrical.kick_shift)."""
+    from sat_mir.features import rhythm
+
+    stems, _ = song(120.0, 4, 1)
+    no_kit = {k: v for k, v in stems.items() if k != "drums"}
+    for flatness, sure in ((0.42, False), (0.455, False), (rhythm.DRUMS_FLATNESS, True), (0.52, True)):
+        monkeypatch.setattr(rhythm, "_highs_flatness", lambda sig, f=flatness: f)
+        inp = rhythm.rhythm_inputs(ctx_of(no_kit), use_stems=False)
+        assert inp.drums is sure and not inp.no_drums, flatness
