@@ -310,6 +310,27 @@ def chorale_chords(score, beats: list[float]) -> list:
     return out
 
 
+def metered_piece(path: str, tempi: dict[str, tuple[float, float]], rng, seconds: float):
+    """(events, time signature, bpm) of the score at ``path`` with a tempo drawn log-uniformly in
+    the range ``tempi`` gives its time signature (music21 beats per minute), or None when the
+    score does not parse, its meter has no range, or it holds fewer than ``MIN_BARS`` regular bars."""
+    from music21 import corpus, meter
+
+    try:
+        score = corpus.parse(path)
+    except Exception:  # noqa: BLE001 - a few ABC files and scores do not parse
+        return None
+    ts = score.recurse().getElementsByClass(meter.TimeSignature).first()
+    if ts is None or ts.ratioString not in tempi:
+        return None
+    lo, hi = tempi[ts.ratioString]
+    bpm = float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+    ev = piece_events(score, max_ql=seconds * bpm * ts.beatDuration.quarterLength / 60.0 + 8)
+    if ev is None or len(ev["downbeats"]) < MIN_BARS:
+        return None
+    return ev, ts, bpm
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path)
@@ -351,20 +372,10 @@ def main() -> None:
     for path in rng.choice(tunes, size=min(args.tunes * 3, len(tunes)), replace=False):
         if n_tunes >= args.tunes:
             break
-        try:
-            score = corpus.parse(path)
-        except Exception:  # noqa: BLE001 - a few ABC files do not parse
+        drawn = metered_piece(path, TUNE_TEMPO, rng, args.seconds)
+        if drawn is None:
             continue
-        from music21 import meter
-
-        ts = score.recurse().getElementsByClass(meter.TimeSignature).first()
-        if ts is None or ts.ratioString not in TUNE_TEMPO:
-            continue
-        lo, hi = TUNE_TEMPO[ts.ratioString]
-        bpm = float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
-        ev = piece_events(score, max_ql=args.seconds * bpm * ts.beatDuration.quarterLength / 60.0 + 8)
-        if ev is None or len(ev["downbeats"]) < MIN_BARS:
-            continue
+        ev, ts, bpm = drawn
         final = ev["finals"][0]
         key_truth = _key_truth(ev["ks"], final) if final is not None else None
         name = f"h{made:03d}-tune{ts.numerator}{ts.denominator}-{Path(path).stem}"
@@ -381,20 +392,10 @@ def main() -> None:
     for path in rng.permutation(classical) if args.classical else []:
         if n_classical >= args.classical:
             break
-        try:
-            score = corpus.parse(path)
-        except Exception:  # noqa: BLE001 - a few scores do not parse
+        drawn = metered_piece(path, CLASSICAL_TEMPO, rng, args.seconds)
+        if drawn is None:
             continue
-        from music21 import meter
-
-        ts = score.recurse().getElementsByClass(meter.TimeSignature).first()
-        if ts is None or ts.ratioString not in CLASSICAL_TEMPO:
-            continue
-        lo, hi = CLASSICAL_TEMPO[ts.ratioString]
-        bpm = float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
-        ev = piece_events(score, max_ql=args.seconds * bpm * ts.beatDuration.quarterLength / 60.0 + 8)
-        if ev is None or len(ev["downbeats"]) < MIN_BARS:
-            continue
+        ev, _, bpm = drawn
         final_bass = ev["finals"][-1]
         key_truth = _key_truth(ev["ks"], final_bass) if final_bass is not None else None
         composer = next(c for c in CLASSICAL_COMPOSERS if f"/{c}/" in path.replace("\\", "/"))
