@@ -4,7 +4,8 @@ from the scores that ship inside the ``music21`` package, in the layout of
 ``tools/make_eval_corpus.py``.
 
     pip install music21 mido pretty_midi soundfile   # music21 needs numpy >= 1.26: use a separate venv
-    python tools/make_human_corpus.py OUT_DIR [--chorales 30] [--tunes 50] [--classical 0] [--seconds 30] [--seed 0] [--split test]
+    python tools/make_human_corpus.py OUT_DIR [--chorales 30] [--tunes 50] [--classical 0] [--seconds 30]
+        [--seed 0] [--split test]
 
 ``--split`` keeps the pieces apart: every score belongs to ``test`` or ``dev`` by a hash of its
 file name (a classical movement's with its folder: ``opus18no1/movement1.mxl``), so a development
@@ -310,6 +311,12 @@ def chorale_chords(score, beats: list[float]) -> list:
     return out
 
 
+def composer_of(path: str) -> str | None:
+    """The one of :data:`CLASSICAL_COMPOSERS` whose folder of music21's corpus holds ``path``, or None."""
+    folders = Path(path).parts
+    return next((c for c in CLASSICAL_COMPOSERS if c in folders), None)
+
+
 def metered_piece(path: str, tempi: dict[str, tuple[float, float]], rng, seconds: float):
     """(events, time signature, bpm) of the score at ``path`` with a tempo drawn log-uniformly in
     the range ``tempi`` gives its time signature (music21 beats per minute), or None when the
@@ -384,8 +391,7 @@ def main() -> None:
                             key_truth, args.seconds):
             made += 1
             n_tunes += 1
-    classical = sorted(str(p) for p in corpus.getPaths()
-                       if any(f"/{c}/" in str(p).replace("\\", "/") for c in CLASSICAL_COMPOSERS) and in_split(str(p), 2))
+    classical = sorted(str(p) for p in corpus.getPaths() if composer_of(str(p)) and in_split(str(p), 2))
     # the same movement as Humdrum and MusicXML: keep one
     classical = [p for p in classical if not (p.endswith(".krn") and Path(p).with_suffix(".mxl").exists())]
     n_classical = 0
@@ -398,9 +404,7 @@ def main() -> None:
         ev, _, bpm = drawn
         final_bass = ev["finals"][-1]
         key_truth = _key_truth(ev["ks"], final_bass) if final_bass is not None else None
-        composer = next(c for c in CLASSICAL_COMPOSERS if f"/{c}/" in path.replace("\\", "/"))
-        parent = Path(path).parent.name
-        name = f"h{made:03d}-classical-{composer}-{parent}-{Path(path).stem}".replace("_", "")
+        name = f"h{made:03d}-classical-{composer_of(path)}-{Path(path).parent.name}-{Path(path).stem}".replace("_", "")
         programs = list(CLASSICAL_PROGRAMS[int(rng.integers(len(CLASSICAL_PROGRAMS)))])
         if write_and_render(name, ev, bpm, programs, False, args.out, rng, chorale_chords(ev["score"], ev["beats"]),
                             key_truth, args.seconds):
