@@ -2,9 +2,13 @@
 chords are known exactly: the audio sat-mir's musical facts are measured on (never the demo).
 
     .venv/bin/python tools/make_eval_corpus.py OUT_DIR [--songs 200] [--seconds 32] [--seed 0] [--jobs 2] [--styles rock,waltz]
+        [--soundfont FILE]
 
 Needs Debian's ``fluidsynth`` and ``fluid-soundfont-gm`` (``apt-get install fluidsynth
-fluid-soundfont-gm``).  Every song is drawn from a seed: a style (rock, pop, four-on-the-floor,
+fluid-soundfont-gm``).  ``--soundfont`` renders the same songs with another General MIDI
+soundfont (e.g. MuseScore's, ``apt-get install musescore-general-soundfont-lossless``): the
+same notes and truth in other instruments' timbres, to check that nothing measured here was
+fitted to FluidR3's sounds.  Every song is drawn from a seed: a style (rock, pop, four-on-the-floor,
 half-time, breakbeat, bossa, shuffle, swing, brushed ballad, waltz, march, 6/8, 12/8 blues, 5/4,
 7/4, and piano, pads and strings with no drums), a tempo (log-uniform within the style's range,
 50-200 BPM overall), a groove (straight, swung, shuffled), a key (all 24), a progression with
@@ -47,6 +51,14 @@ from pathlib import Path
 import numpy as np
 
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
+
+
+def use_soundfont(path: Path | None) -> None:
+    """Render with ``path`` instead of FluidR3 (None: keep the default); a pool's initializer
+    too, so its workers render with the same one."""
+    global SOUNDFONT
+    if path is not None:
+        SOUNDFONT = Path(path)
 PPQ = 480
 SR = 44100
 PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
@@ -822,10 +834,13 @@ def available() -> bool:
 
 
 def make_corpus(out: Path, *, songs: int, seconds: float, seed: int, jobs: int = 2,
-                styles: list[str] | None = None) -> list[str]:
-    """Render ``songs`` songs into ``out``; with ``styles``, song ``i`` has style ``styles[i % len]``."""
+                styles: list[str] | None = None, soundfont: Path | None = None) -> list[str]:
+    """Render ``songs`` songs into ``out``; with ``styles``, song ``i`` has style ``styles[i % len]``;
+    with ``soundfont``, in its sounds rather than FluidR3's."""
+    use_soundfont(soundfont)
     if not available():
-        raise SystemExit("needs fluidsynth and the GM soundfont: apt-get install fluidsynth fluid-soundfont-gm")
+        raise SystemExit(f"needs fluidsynth and the soundfont {SOUNDFONT}: "
+                         "apt-get install fluidsynth fluid-soundfont-gm")
     unknown = sorted(set(styles or []) - set(STYLES))
     if unknown:
         raise SystemExit(f"unknown styles {unknown}; known: {', '.join(STYLES)}")
@@ -833,7 +848,7 @@ def make_corpus(out: Path, *, songs: int, seconds: float, seed: int, jobs: int =
     chosen = [styles[i % len(styles)] if styles else None for i in range(songs)]
     if jobs <= 1:  # in this process (fluidsynth runs as its own process anyway)
         return [make_song(i, seed, seconds, out, chosen[i]) for i in range(songs)]
-    with ProcessPoolExecutor(jobs) as pool:
+    with ProcessPoolExecutor(jobs, initializer=use_soundfont, initargs=(soundfont,)) as pool:
         return list(pool.map(make_song, range(songs), [seed] * songs, [seconds] * songs, [out] * songs, chosen))
 
 
@@ -846,9 +861,10 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--styles", default="", help=f"comma-separated, cycled over the songs (default: drawn); "
                                                  f"known: {', '.join(STYLES)}")
+    ap.add_argument("--soundfont", type=Path, help=f"a General MIDI .sf2/.sf3 (default {SOUNDFONT})")
     args = ap.parse_args()
     done = make_corpus(args.out, songs=args.songs, seconds=args.seconds, seed=args.seed, jobs=args.jobs,
-                       styles=[s for s in args.styles.split(",") if s] or None)
+                       styles=[s for s in args.styles.split(",") if s] or None, soundfont=args.soundfont)
     print(f"{len(done)} songs in {args.out}")
 
 

@@ -5,7 +5,7 @@ from the scores that ship inside the ``music21`` package, in the layout of
 
     pip install music21 mido pretty_midi soundfile   # music21 needs numpy >= 1.26: use a separate venv
     python tools/make_human_corpus.py OUT_DIR [--chorales 30] [--tunes 50] [--classical 0] [--seconds 30]
-        [--seed 0] [--split test]
+        [--seed 0] [--split test] [--soundfont FILE]
 
 ``--split`` keeps the pieces apart: every score belongs to ``test`` or ``dev`` by a hash of its
 file name (a classical movement's with its folder: ``opus18no1/movement1.mxl``), so a development
@@ -35,7 +35,8 @@ Truth, from the score (never from the audio):
 ``--classical N`` adds N classical movements and songs (string quartets by Haydn, Mozart and
 Beethoven, piano and chamber pieces, songs: ``CLASSICAL_COMPOSERS``), with no drums, their key
 from the key signature and the final bass note as the chorales'; 0 (the default) leaves every
-other corpus as it was.
+other corpus as it was.  ``--soundfont`` renders with another General MIDI soundfont than
+FluidR3 (as ``make_eval_corpus.py --soundfont``).
 """
 
 from __future__ import annotations
@@ -347,7 +348,9 @@ def main() -> None:
     ap.add_argument("--classical", type=int, default=0)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--soundfont", type=Path, help=f"a General MIDI .sf2/.sf3 (default {ec.SOUNDFONT})")
     args = ap.parse_args()
+    ec.use_soundfont(args.soundfont)
     from music21 import corpus
 
     def in_split(path: str, parts: int = 1) -> bool:
