@@ -144,6 +144,7 @@ def _spec_list() -> tuple[OutputSpec, ...]:
 class Tonal(UsesBeatGrid):
     name = "tonal"
     needs = Needs(min_sound_s=2.0, pitched=True)
+    # 13: the phrase starts on a grid the kick moves only onto onsets (and a drums stem's kick 4x);
     # 12: the phrase starts on a grid the kick moves only where the mix's highs measure 0.46 or more;
     # 11: the phrase starts on downbeats on the track's own attacks (attack.attack_shift);
     # 10: the phrase starts on downbeats on their local line (metrical.steady_beats);
@@ -153,7 +154,7 @@ class Tonal(UsesBeatGrid):
     # 6: the key reads the note chroma beside the plain chroma (note_weight);
     # 5: the mix's drums left out of its harmonic content; 4: the opening's bass; 3: minor_bias;
     # 2: Albrecht & Shanahan's key profiles by default (were Krumhansl & Kessler's)
-    version = "12"
+    version = "13"
     signals = ("mix", "stems")
     outputs = _spec_list()
 

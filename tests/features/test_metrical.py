@@ -433,6 +433,38 @@ def test_the_kick_moves_a_grid_locked_on_a_shuffles_off_beats():
     assert kick_shift(replace(shuffle, drum_bands={**stem, "kick": flat}), late) == 0.0
 
 
+def test_a_breakbeats_syncopated_kicks_do_not_move_its_grid():
+    """A sampled kit's breakbeat: kicks on the off-beats twice those on the beat in the kick band
+    (both mix and drums stem measured under 2), the snare and hats on the beat.  Moved half a beat,
+    the grid would leave the beat; moved a third, it would land where nothing starts."""
+    from dataclasses import replace
+
+    beat, beats = 24.0, 40
+    on_beat = beat * (1 + np.arange(beats - 2))
+    n = int(beat * (beats + 2))
+    kick, env = np.zeros(n), np.zeros(n)
+    for b in range(beats):
+        kick[int(round(beat * (b + 1)))] = 1.0
+        kick[int(round(beat * (b + 1.5)))] = 1.9  # the syncopated kicks
+        env[int(round(beat * (b + 1)))] = 5.0  # snare and hats on the beat
+        env[int(round(beat * (b + 1.5)))] = 4.0
+    flat = np.ones((12, 10))
+    bands = {"low": kick, "mid": env, "high": env, "kick": kick}
+    mix = RhythmInputs(env=env, bands=bands, fps=FPS, latency=0.0, chroma=flat, bass_chroma=flat,
+                       chroma_hop_s=0.1, drums=True)
+    stem = {"low": kick, "mid": env, "high": env, "kick": kick}
+    assert kick_shift(replace(mix, drum_bands=stem), on_beat) == 0.0  # the drums stem's kick: 1.9 < 4
+    assert kick_shift(replace(mix, drum_bands=stem), on_beat, stem_ratio=1.6) == pytest.approx(0.5)
+    # the kick strongest a third of a beat on, where no onset is: the grid stays
+    third = np.zeros(n)
+    for b in range(beats):
+        third[int(round(beat * (b + 1)))] = 1.0
+        third[int(round(beat * (b + 1 + 1 / 3)))] = 1.9
+    lone = replace(mix, bands={**bands, "kick": third})
+    assert kick_shift(lone, on_beat) == 0.0
+    assert kick_shift(lone, on_beat, min_onsets=0.0) == pytest.approx(1 / 3)
+
+
 def test_a_jig_tracked_on_every_other_eighth_sits_on_shorter_notes():
     beat = 24.0
     jig = _melody((0.0, 2 / 3), beat=beat)  # a quarter and an eighth per dotted-quarter beat
