@@ -51,14 +51,6 @@ from pathlib import Path
 import numpy as np
 
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
-
-
-def use_soundfont(path: Path | None) -> None:
-    """Render with ``path`` instead of FluidR3 (None: keep the default); a pool's initializer
-    too, so its workers render with the same one."""
-    global SOUNDFONT
-    if path is not None:
-        SOUNDFONT = Path(path)
 PPQ = 480
 SR = 44100
 PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
@@ -761,11 +753,12 @@ def write_midis(song: Song, notes: list[Note], folder: Path, rng: np.random.Gene
     return paths
 
 
-def render(midi: Path, out_wav: Path) -> np.ndarray:
+def render(midi: Path, out_wav: Path, soundfont: Path | None = None) -> np.ndarray:
+    """``midi`` played by fluidsynth with ``soundfont`` (default: :data:`SOUNDFONT`), ``[2, samples]``."""
     import soundfile as sf
 
     subprocess.run(["fluidsynth", "-ni", "-q", "-g", "0.5", "-F", str(out_wav), "-r", str(SR), "-O", "float",
-                    "-T", "wav", str(SOUNDFONT), str(midi)], check=True, capture_output=True)
+                    "-T", "wav", str(soundfont or SOUNDFONT), str(midi)], check=True, capture_output=True)
     x, sr = sf.read(out_wav, dtype="float32", always_2d=True)
     return x.T
 
@@ -797,7 +790,8 @@ def truth_of(song: Song, midi: Path, chords: list[Chord], first_s: float, last_s
     }
 
 
-def make_song(index: int, seed: int, seconds: float, out: Path, style: str | None = None) -> str:
+def make_song(index: int, seed: int, seconds: float, out: Path, style: str | None = None,
+              soundfont: Path | None = None) -> str:
     import soundfile as sf
 
     song = draw_song(index, seed, seconds, style)
@@ -810,7 +804,7 @@ def make_song(index: int, seed: int, seconds: float, out: Path, style: str | Non
     with tempfile.TemporaryDirectory() as tmp:
         for name, path in midis.items():
             if name != "song":
-                stems[name] = render(path, Path(tmp) / f"{name}.wav")
+                stems[name] = render(path, Path(tmp) / f"{name}.wav", soundfont)
     n = max(x.shape[1] for x in stems.values())
     stems = {k: np.pad(v, ((0, 0), (0, n - v.shape[1]))) for k, v in stems.items()}
     mix = np.sum(list(stems.values()), axis=0)
@@ -828,18 +822,17 @@ def make_song(index: int, seed: int, seconds: float, out: Path, style: str | Non
     return song.id
 
 
-def available() -> bool:
-    """fluidsynth and the General MIDI soundfont are installed."""
-    return SOUNDFONT.exists() and shutil.which("fluidsynth") is not None
+def available(soundfont: Path | None = None) -> bool:
+    """fluidsynth and the General MIDI soundfont (default: :data:`SOUNDFONT`) are installed."""
+    return Path(soundfont or SOUNDFONT).exists() and shutil.which("fluidsynth") is not None
 
 
 def make_corpus(out: Path, *, songs: int, seconds: float, seed: int, jobs: int = 2,
                 styles: list[str] | None = None, soundfont: Path | None = None) -> list[str]:
     """Render ``songs`` songs into ``out``; with ``styles``, song ``i`` has style ``styles[i % len]``;
     with ``soundfont``, in its sounds rather than FluidR3's."""
-    use_soundfont(soundfont)
-    if not available():
-        raise SystemExit(f"needs fluidsynth and the soundfont {SOUNDFONT}: "
+    if not available(soundfont):
+        raise SystemExit(f"needs fluidsynth and the soundfont {soundfont or SOUNDFONT}: "
                          "apt-get install fluidsynth fluid-soundfont-gm")
     unknown = sorted(set(styles or []) - set(STYLES))
     if unknown:
@@ -847,9 +840,10 @@ def make_corpus(out: Path, *, songs: int, seconds: float, seed: int, jobs: int =
     out.mkdir(parents=True, exist_ok=True)
     chosen = [styles[i % len(styles)] if styles else None for i in range(songs)]
     if jobs <= 1:  # in this process (fluidsynth runs as its own process anyway)
-        return [make_song(i, seed, seconds, out, chosen[i]) for i in range(songs)]
-    with ProcessPoolExecutor(jobs, initializer=use_soundfont, initargs=(soundfont,)) as pool:
-        return list(pool.map(make_song, range(songs), [seed] * songs, [seconds] * songs, [out] * songs, chosen))
+        return [make_song(i, seed, seconds, out, chosen[i], soundfont) for i in range(songs)]
+    with ProcessPoolExecutor(jobs) as pool:
+        return list(pool.map(make_song, range(songs), [seed] * songs, [seconds] * songs, [out] * songs, chosen,
+                             [soundfont] * songs))
 
 
 def main() -> None:

@@ -190,7 +190,8 @@ def piece_events(score, max_ql: float):
 
 
 def write_and_render(name: str, ev: dict, bpm: float, programs: list[int], drums: bool, out: Path, rng,
-                     chords_truth: list | None, key_truth: str | None, seconds: float) -> dict | None:
+                     chords_truth: list | None, key_truth: str | None, seconds: float,
+                     soundfont: Path | None = None) -> dict | None:
     import mido
     import pretty_midi
     import soundfile as sf
@@ -259,7 +260,7 @@ def write_and_render(name: str, ev: dict, bpm: float, programs: list[int], drums
     with tempfile.TemporaryDirectory() as tmp:
         for stem, path in paths.items():
             if stem != "song":
-                stems[stem] = ec.render(path, Path(tmp) / f"{stem}.wav")
+                stems[stem] = ec.render(path, Path(tmp) / f"{stem}.wav", soundfont)
     n = max(x.shape[1] for x in stems.values())
     stems = {k: np.pad(v, ((0, 0), (0, n - v.shape[1]))) for k, v in stems.items()}
     mix = np.sum(list(stems.values()), axis=0)
@@ -350,7 +351,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--soundfont", type=Path, help=f"a General MIDI .sf2/.sf3 (default {ec.SOUNDFONT})")
     args = ap.parse_args()
-    ec.use_soundfont(args.soundfont)
+    if not ec.available(args.soundfont):
+        raise SystemExit(f"needs fluidsynth and the soundfont {args.soundfont or ec.SOUNDFONT}: "
+                         "apt-get install fluidsynth fluid-soundfont-gm")
     from music21 import corpus
 
     def in_split(path: str, parts: int = 1) -> bool:
@@ -375,7 +378,7 @@ def main() -> None:
         chords = chorale_chords(ev["score"], ev["beats"])
         name = f"h{made:03d}-chorale-{Path(path).stem}"
         if write_and_render(name, ev, bpm, list(CHORALE_PROGRAMS[int(rng.integers(len(CHORALE_PROGRAMS)))]),
-                            False, args.out, rng, chords, key_truth, args.seconds):
+                            False, args.out, rng, chords, key_truth, args.seconds, args.soundfont):
             made += 1
     tunes = sorted(str(p) for p in corpus.getPaths() if "ryansMammoth" in str(p) and in_split(str(p)))
     n_tunes = 0
@@ -391,7 +394,7 @@ def main() -> None:
         name = f"h{made:03d}-tune{ts.numerator}{ts.denominator}-{Path(path).stem}"
         drums = bool(rng.random() < 0.5)
         if write_and_render(name, ev, bpm, [int(rng.choice(TUNE_PROGRAMS))], drums, args.out, rng, None,
-                            key_truth, args.seconds):
+                            key_truth, args.seconds, args.soundfont):
             made += 1
             n_tunes += 1
     classical = sorted(str(p) for p in corpus.getPaths() if composer_of(str(p)) and in_split(str(p), 2))
@@ -410,7 +413,7 @@ def main() -> None:
         name = f"h{made:03d}-classical-{composer_of(path)}-{Path(path).parent.name}-{Path(path).stem}".replace("_", "")
         programs = list(CLASSICAL_PROGRAMS[int(rng.integers(len(CLASSICAL_PROGRAMS)))])
         if write_and_render(name, ev, bpm, programs, False, args.out, rng, chorale_chords(ev["score"], ev["beats"]),
-                            key_truth, args.seconds):
+                            key_truth, args.seconds, args.soundfont):
             made += 1
             n_classical += 1
     print(f"{made} pieces in {args.out}")

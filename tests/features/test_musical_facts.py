@@ -28,6 +28,13 @@ pytestmark = pytest.mark.skipif(not corpus_tool.available(),
                                 reason="needs fluidsynth and fluid-soundfont-gm (make setup installs them as root)")
 
 
+def test_a_missing_soundfont_is_named_before_anything_is_rendered(tmp_path):
+    missing = tmp_path / "other_gm.sf2"
+    with pytest.raises(SystemExit, match="other_gm.sf2"):
+        corpus_tool.make_corpus(tmp_path / "out", songs=1, seconds=8.0, seed=SEED, jobs=1, soundfont=missing)
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.fixture(scope="module")
 def slice_scores(tmp_path_factory):
     out = tmp_path_factory.mktemp("facts")
