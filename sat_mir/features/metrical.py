@@ -25,9 +25,9 @@ over the hypotheses, so the chosen hypothesis comes with a probability that is i
   weighed by how long the notes on each grid are (:func:`durational_accent`: a jig tracked on
   every other eighth note, at 3/2 of its tempo, sits on short notes half the time).  Where it
   surely has drums (``RhythmInputs.drums``), the chosen grid moves by a third, a half or two
-  thirds of a beat onto the kick when the kick is much stronger there (:func:`kick_shift`: a
-  shuffle's onset strength peaks on its swung off-beats, where the hi-hat and the bass line
-  strike together).
+  thirds of a beat onto the kick when the kick is much stronger there and sounds start there
+  too (:func:`kick_shift`: a shuffle's onset strength peaks on its swung off-beats, where the
+  hi-hat and the bass line strike together).
 * **The bar**.  The chosen grid's half-beat slip, if it has one, is first mended
   (:func:`mend_slip`: the tracker may follow the off-beats through an intro and move onto the
   beat when the drums come in), and the grid is continued back to the first sound
