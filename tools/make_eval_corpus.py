@@ -8,10 +8,12 @@ Needs Debian's ``fluidsynth`` and ``fluid-soundfont-gm`` (``apt-get install flui
 fluid-soundfont-gm``).  ``--soundfont`` renders the same songs with another General MIDI
 soundfont (e.g. MuseScore's, ``apt-get install musescore-general-soundfont-lossless``): the
 same notes and truth in other instruments' timbres, to check that nothing measured here was
-fitted to FluidR3's sounds.  Every song is drawn from a seed: a style (rock, pop, four-on-the-floor,
-half-time, breakbeat, bossa, shuffle, swing, brushed ballad, waltz, march, 6/8, 12/8 blues, 5/4,
-7/4, and piano, pads and strings with no drums), a tempo (log-uniform within the style's range,
-50-200 BPM overall), a groove (straight, swung, shuffled), a key (all 24), a progression with
+fitted to FluidR3's sounds.
+
+Every song is drawn from a seed: a style (rock, pop, four-on-the-floor, half-time, breakbeat,
+bossa, shuffle, swing, brushed ballad, waltz, march, 6/8, 12/8 blues, 5/4, 7/4, and piano,
+pads and strings with no drums), a tempo (log-uniform within the style's range, 50-200 BPM
+overall), a groove (straight, swung, shuffled), a key (all 24), a progression with
 borrowed chords, harmonic-minor dominants, inversions, sevenths and suspensions, a harmonic
 rhythm, GM programs per part, fills, crashes, a pickup, an intro without drums, slight timing
 and velocity humanisation, reverb sends, and on some songs a drifting tempo.
@@ -827,13 +829,18 @@ def available(soundfont: Path | None = None) -> bool:
     return Path(soundfont or SOUNDFONT).exists() and shutil.which("fluidsynth") is not None
 
 
+def require(soundfont: Path | None = None) -> None:
+    """Exit naming what to install when :func:`available` is not so."""
+    if not available(soundfont):
+        raise SystemExit(f"needs fluidsynth and the soundfont {soundfont or SOUNDFONT}: "
+                         "apt-get install fluidsynth fluid-soundfont-gm")
+
+
 def make_corpus(out: Path, *, songs: int, seconds: float, seed: int, jobs: int = 2,
                 styles: list[str] | None = None, soundfont: Path | None = None) -> list[str]:
     """Render ``songs`` songs into ``out``; with ``styles``, song ``i`` has style ``styles[i % len]``;
     with ``soundfont``, in its sounds rather than FluidR3's."""
-    if not available(soundfont):
-        raise SystemExit(f"needs fluidsynth and the soundfont {soundfont or SOUNDFONT}: "
-                         "apt-get install fluidsynth fluid-soundfont-gm")
+    require(soundfont)
     unknown = sorted(set(styles or []) - set(STYLES))
     if unknown:
         raise SystemExit(f"unknown styles {unknown}; known: {', '.join(STYLES)}")

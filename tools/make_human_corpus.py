@@ -351,9 +351,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--soundfont", type=Path, help=f"a General MIDI .sf2/.sf3 (default {ec.SOUNDFONT})")
     args = ap.parse_args()
-    if not ec.available(args.soundfont):
-        raise SystemExit(f"needs fluidsynth and the soundfont {args.soundfont or ec.SOUNDFONT}: "
-                         "apt-get install fluidsynth fluid-soundfont-gm")
+    ec.require(args.soundfont)
     from music21 import corpus
 
     def in_split(path: str, parts: int = 1) -> bool:
