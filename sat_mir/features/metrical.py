@@ -762,10 +762,11 @@ def kick_shift(inp: RhythmInputs, frames: np.ndarray, *, shifts: tuple[float, ..
         return 0.0
     last = float(inp.env.size - 1)
 
-    def gains(kick: np.ndarray, fractions: tuple[float, ...]) -> list[float]:
-        """The kick on the grid moved by each fraction, over the kick on the grid."""
-        on = float(_local(kick, frames).mean())
-        moved = [float(_local(kick, shift_grid(frames, f, last)).mean()) for f in fractions]
+    def gains(band: np.ndarray, fractions: tuple[float, ...]) -> list[float]:
+        """``band`` (a kick band, the onset strength) on the grid moved by each fraction, over
+        ``band`` on the grid."""
+        on = float(_local(band, frames).mean())
+        moved = [float(_local(band, shift_grid(frames, f, last)).mean()) for f in fractions]
         return [m / on if on > 0 else (np.inf if m > 0 else 0.0) for m in moved]
 
     mix = gains(inp.bands["kick"], shifts)
