@@ -286,7 +286,7 @@ def run_one(bench: Bench, contexts: Callable[[list[int]], list], n_items: int, s
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--models-dir", type=Path, default=None,
                     help="the real weights (default: SAT_MIR_MODELS or ~/.cache/sat-mir/models)")
     ap.add_argument("--stand-in", choices=("tiny", "full"), default=None,

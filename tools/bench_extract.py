@@ -20,7 +20,7 @@ from sat_mir.features import build_extractors
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     root = ensure_demo_library(Path(tempfile.gettempdir()) / "sat-mir-bench" / "library")

@@ -88,7 +88,7 @@ def _write_audio(folder: Path, n: int, seconds: float) -> list[Path]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--items", type=int, default=12)
     ap.add_argument("--seconds", type=float, default=12.0, help="length of each synthetic file and window")
     ap.add_argument("--batch-size", type=int, default=8)

@@ -129,7 +129,7 @@ def bench_json(n: int, lookups: int, base: Path) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--items", type=int, default=1_000_000)
     ap.add_argument("--lookups", type=int, default=10_000)
     ap.add_argument("--json-items", type=int, default=200_000, help="items of the whole-file baseline (0: skip)")

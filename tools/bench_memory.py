@@ -44,7 +44,7 @@ def render(folder: Path, minutes: float) -> Path:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--signals-mb", default="default,1200,none",
                     help="comma-separated bounds to compare; 'default' = conf/extract.yaml's, 'none' = unbounded")

@@ -41,7 +41,7 @@ def library(root: Path, n: int, sr: int = 22050) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--tracks", type=int, default=1000)
     ap.add_argument("--defaults", action="store_true",
                     help="the default extractor list (model extractors 'auto': off without their weights)")

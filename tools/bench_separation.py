@@ -74,7 +74,7 @@ def _tiny(folder: Path) -> Path:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--model", default="htdemucs")
     ap.add_argument("--models-dir", type=Path)
     ap.add_argument("--random-htdemucs", action="store_true", help="full-size htdemucs, random weights")

@@ -28,7 +28,7 @@ from sat_mir.features.tonal import Tonal
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--minutes", type=float, default=3.0)
     ap.add_argument("--sr", type=int, default=44100)
     ap.add_argument("--repeat", type=int, default=3)

@@ -66,7 +66,7 @@ def run(cmd: list[str], env: dict) -> tuple[float, float, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--tracks", type=int, default=3)
     ap.add_argument("--minutes", type=float, default=3.0)
     ap.add_argument("--library", type=Path, default=None, help="a folder of recordings instead of renders")

@@ -212,7 +212,7 @@ def groups_of(rows: list[dict], key: str, model: str | None = None) -> list[tupl
 def main() -> None:
     from sat_mir.features.metrical import LEVEL_FEATURES, METER_FEATURES
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("corpora", type=Path, nargs="+")
     ap.add_argument("--out", type=Path, default=Path("sat_mir/features/metrical_weights.json"))
     ap.add_argument("--jobs", type=int, default=2)

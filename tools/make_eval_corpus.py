@@ -854,7 +854,7 @@ def make_corpus(out: Path, *, songs: int, seconds: float, seed: int, jobs: int =
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("out", type=Path)
     ap.add_argument("--songs", type=int, default=200)
     ap.add_argument("--seconds", type=float, default=32.0)

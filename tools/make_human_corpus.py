@@ -341,7 +341,7 @@ def metered_piece(path: str, tempi: dict[str, tuple[float, float]], rng, seconds
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("out", type=Path)
     ap.add_argument("--split", choices=("test", "dev"), default="test")
     ap.add_argument("--chorales", type=int, default=30)

@@ -126,7 +126,7 @@ def make_tiny_audiobox(models_dir: Path, *, seed: int = 0, size: str = "tiny") -
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("models_dir", type=Path)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--size", choices=("tiny", "base"), default="tiny")

@@ -116,7 +116,7 @@ def _signature(name: str, seed: int, sources: list[str]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("repo_dir", type=Path)
     ap.add_argument("--name", default="tiny_htdemucs")
     ap.add_argument("--seed", type=int, default=0)

@@ -169,7 +169,7 @@ def _config(arch: str, *, vocab_size: int, ids: dict[str, int]):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("models_dir", type=Path)
     ap.add_argument("--arch", choices=ARCHES, default="musicflamingo")
     ap.add_argument("--folder", default=None)

@@ -88,7 +88,7 @@ def make_tiny_sat_model(out_dir: Path, seed: int = 0, sample_size: int = 262144)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("out_dir", type=Path)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sample-size", type=int, default=262144,

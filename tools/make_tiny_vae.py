@@ -92,7 +92,7 @@ def make_tiny_vae(out_dir: Path, seed: int = 0) -> tuple[Path, Path]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("out_dir", type=Path)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()

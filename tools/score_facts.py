@@ -425,7 +425,7 @@ def table(summaries: dict[str, dict]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("corpus", type=Path)
     ap.add_argument("--engines", default="sat-mir,sat-mir-mix,librosa,essentia")
     ap.add_argument("--jobs", type=int, default=2)

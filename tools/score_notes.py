@@ -144,7 +144,7 @@ def table(rows: dict[tuple[str, str], list[tuple[float, float, float]]]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("corpus", type=Path)
     ap.add_argument("--songs", type=int, default=None, help="only the first N songs")
     ap.add_argument("--markdown", type=Path, default=None)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 def stand_in_main(make: Callable[..., Path], doc: str, report: Callable[[Path], None] = print) -> None:
     """Parse ``MODELS_DIR [--seed N]``, run ``make(models_dir, seed=N)`` and report what it wrote."""
-    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(doc.split("\n\n")[0].split()))
     parser.add_argument("models_dir", type=Path)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
