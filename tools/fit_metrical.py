@@ -4,6 +4,8 @@ corpora rendered by ``tools/make_eval_corpus.py``, and write ``metrical_weights.
     .venv/bin/python tools/fit_metrical.py CORPUS [CORPUS ...] [--out sat_mir/features/metrical_weights.json]
         [--jobs 2] [--l2-level 3] [--l2-meter 5] [--level-from WEIGHTS] [--rows CACHE] [--check EVAL_CORPUS]
         [--repeat CORPUS=N] [--average-with WEIGHTS]
+    .venv/bin/python tools/fit_metrical.py CORPUS --rows CACHE --collect-only   # one corpus's rows, no fit
+    .venv/bin/python tools/fit_metrical.py --rows CACHE [--rows CACHE ...] [...]  # fit on saved rows
 
 Use corpora rendered with seeds other than the evaluation corpus's (the project's weights come
 from seeds 1, 2, 7, 8 and 9; ``tools/score_facts.py`` reports on seed 0, the held-out choices
@@ -22,6 +24,11 @@ song's hypotheses) on standardised features, with a linear part and one hidden l
 ``--hidden`` tanh units, and an L2 penalty.  Hidden units measured better on held-out songs of
 the development corpora (a quarter of the songs held out): the beat level 94 % against 90 %
 linear, the bars 86 % against 78 %.
+
+The rows of a corpus (every song's hypotheses with their features and labels) are a few MB,
+its audio a few GB: ``--collect-only`` writes one corpus's rows to ``--rows`` and stops, so
+that corpora can be rendered, collected and deleted one at a time, and several ``--rows``
+caches with no corpus named fit on all of them together.
 
 ``--repeat CORPUS=N`` counts a corpus's songs N times; ``--average-with WEIGHTS`` writes each
 model as two members, that file's and the new fit (``metrical.choose`` averages their
@@ -113,6 +120,14 @@ def collect(corpora: list[Path], jobs: int) -> list[dict]:
         rows = list(pool.map(song_rows, args, chunksize=2))
     for row, (folder, _, _) in zip(rows, args):
         row["corpus"] = Path(folder).parent.parent.name
+    return rows
+
+
+def load_rows(caches: list[Path]) -> list[dict]:
+    """The rows of every cache, in order (each row names its corpus)."""
+    rows: list[dict] = []
+    for path in caches:
+        rows += json.loads(path.read_text())
     return rows
 
 
@@ -213,7 +228,7 @@ def main() -> None:
     from sat_mir.features.metrical import LEVEL_FEATURES, METER_FEATURES
 
     ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
-    ap.add_argument("corpora", type=Path, nargs="+")
+    ap.add_argument("corpora", type=Path, nargs="*", help="corpora to collect the rows of (none: --rows caches)")
     ap.add_argument("--out", type=Path, default=Path("sat_mir/features/metrical_weights.json"))
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--l2-level", type=float, default=3.0)
@@ -222,7 +237,10 @@ def main() -> None:
     ap.add_argument("--level-from", type=Path,
                     help="keep the beat-level model of this weights file (refit only the bar models)")
     ap.add_argument("--check", type=Path, help="an evaluation corpus to report held-out accuracy on")
-    ap.add_argument("--rows", type=Path, help="cache of the collected hypotheses (read if it exists, else written)")
+    ap.add_argument("--rows", type=Path, action="append", default=[],
+                    help="cache of the collected hypotheses: with corpora, read if it exists, else written; "
+                         "without, several may be given and all are read")
+    ap.add_argument("--collect-only", action="store_true", help="write the corpora's rows to --rows and stop")
     ap.add_argument("--repeat", action="append", default=[], metavar="CORPUS=N",
                     help="count the songs of CORPUS (its folder name) N times, e.g. human-dev=4")
     ap.add_argument("--average-with", type=Path, metavar="WEIGHTS",
@@ -234,12 +252,31 @@ def main() -> None:
         if not name or not times.isdigit() or int(times) < 1:
             ap.error(f"--repeat {item!r}: expected CORPUS=N with N >= 1")
         repeat[name] = int(times)
-    if args.rows and args.rows.exists():
-        rows = json.loads(args.rows.read_text())
+    if args.corpora and len(args.rows) > 1:
+        ap.error("with corpora named, give one --rows cache (without, several are read)")
+    if args.collect_only and not (args.corpora and args.rows):
+        ap.error("--collect-only needs the corpora and the --rows cache to write")
+    if not args.corpora:
+        if not args.rows:
+            ap.error("name the corpora to fit on, or --rows caches of their rows")
+        missing = [str(p) for p in args.rows if not p.exists()]
+        if missing:
+            ap.error(f"no such --rows cache: {', '.join(missing)}")
+    if args.rows and args.rows[0].exists():
+        rows = load_rows(args.rows)
+        if args.collect_only:
+            print(f"{args.rows[0]} holds {len(rows) // 2} songs' rows already")
+            return
     else:
         rows = collect(args.corpora, args.jobs)
-        if args.rows:
-            args.rows.write_text(json.dumps(rows))
+        if args.rows:  # whole or not at all: a killed collection leaves no cache behind
+            tmp = args.rows[0].with_name(args.rows[0].name + ".tmp")
+            tmp.write_text(json.dumps(rows))
+            tmp.replace(args.rows[0])
+        if args.collect_only:
+            print(f"{len(rows) // 2} songs' rows written to {args.rows[0]}")
+            return
+    names = list(dict.fromkeys(r.get("corpus") for r in rows))  # the corpora fitted on, in order
     unknown = set(repeat) - {r.get("corpus") for r in rows}
     if unknown:
         ap.error(f"--repeat: no rows from corpus {sorted(unknown)}")
@@ -254,14 +291,14 @@ def main() -> None:
         level_info = {**kept["fitted_on"]["level"], "kept_from": args.level_from.name}
     else:
         model = {"level": {"features": list(LEVEL_FEATURES), **fit(level, args.l2_level, args.hidden)}}
-        level_info = {"corpora": [c.name for c in args.corpora], "songs": n_songs, "l2": args.l2_level,
+        level_info = {"corpora": names, "songs": n_songs, "l2": args.l2_level,
                       **({"repeat": repeat} if repeat else {})}
     level_info.update(train_accuracy=round(accuracy(level, model["level"]), 4),
                       reachable=round(float(np.mean([y.any() for _, y in level])), 4))
     info = {"hidden": args.hidden, "level": level_info}
     for name, groups in bars.items():
         model[name] = {"features": list(METER_FEATURES), **fit(groups, args.l2_meter, args.hidden)}
-        info[name] = {"corpora": [c.name for c in args.corpora], "songs": n_bars[name], "l2": args.l2_meter,
+        info[name] = {"corpora": names, "songs": n_bars[name], "l2": args.l2_meter,
                       "train_accuracy": round(accuracy(groups, model[name]), 4),
                       "reachable": round(float(np.mean([y.any() for _, y in groups])), 4),
                       **({"repeat": repeat} if repeat else {})}

@@ -6,9 +6,9 @@ chords are known exactly: the audio sat-mir's musical facts are measured on (nev
 
 Needs Debian's ``fluidsynth`` and ``fluid-soundfont-gm`` (``apt-get install fluidsynth
 fluid-soundfont-gm``).  ``--soundfont`` renders the same songs with another General MIDI
-soundfont (e.g. MuseScore's, ``apt-get install musescore-general-soundfont-lossless``): the
-same notes and truth in other instruments' timbres, to check that nothing measured here was
-fitted to FluidR3's sounds.
+soundfont (e.g. MuseScore's, ``apt-get install musescore-general-soundfont-lossless``, or
+TimGM6mb, ``apt-get install timgm6mb-soundfont``): the same notes and truth in other
+instruments' timbres, to check that nothing measured here was fitted to FluidR3's sounds.
 
 Every song is drawn from a seed: a style (rock, pop, four-on-the-floor, half-time, breakbeat,
 bossa, shuffle, swing, brushed ballad, waltz, march, 6/8, 12/8 blues, 5/4, 7/4, and piano,

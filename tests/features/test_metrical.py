@@ -296,6 +296,48 @@ def test_the_fit_tool_repeats_a_corpus_and_averages_with_kept_weights():
         assert [m["corpora"] for m in both["fitted_on"][part]["members"]] == [["dev", "dev2"], ["dev3", "dev"]]
 
 
+def test_the_fit_tool_fits_on_saved_rows_of_several_corpora(tmp_path, monkeypatch):
+    """Rows collected per corpus (``--collect-only``) and fitted on together: the fit names
+    every corpus, and its level model picks the hypothesis the labels favour."""
+    from conftest import load_tool
+
+    fit = load_tool("fit_metrical")
+    rng = np.random.default_rng(3)
+
+    def rows(corpus: str, n: int) -> list[dict]:
+        out = []
+        for i in range(n):
+            X = rng.standard_normal((4, len(LEVEL_FEATURES)))
+            y = [bool(k == int(np.argmax(X[:, 1]))) for k in range(4)]  # the right one: largest feature 1
+            Xm = rng.standard_normal((3, len(METER_FEATURES)))
+            ym = [bool(k == int(np.argmax(Xm[:, 0]))) for k in range(3)]
+            out.append({"id": f"{corpus}{i}", "corpus": corpus, "level": (X.tolist(), y),
+                        "meter": (Xm.tolist(), ym), "model": "meter" if i % 2 else "meter_mix"})
+        return out
+
+    caches = [tmp_path / "a.json", tmp_path / "b.json"]
+    caches[0].write_text(__import__("json").dumps(rows("fl-dev", 40)))
+    caches[1].write_text(__import__("json").dumps(rows("ms-dev", 40)))
+    assert [r["corpus"] for r in fit.load_rows(caches)] == ["fl-dev"] * 40 + ["ms-dev"] * 40
+    out = tmp_path / "w.json"
+    argv = ["fit_metrical.py", "--rows", str(caches[0]), "--rows", str(caches[1]), "--out", str(out),
+            "--hidden", "0", "--repeat", "ms-dev=2"]
+    monkeypatch.setattr("sys.argv", argv)
+    fit.main()
+    model = __import__("json").loads(out.read_text())
+    assert model["fitted_on"]["level"]["corpora"] == ["fl-dev", "ms-dev"]
+    assert model["fitted_on"]["level"]["songs"] == 40  # 80 rows: a song's with stems and on the mix alone
+    assert model["fitted_on"]["level"]["train_accuracy"] >= 0.9
+    weights = np.asarray(model["level"]["weights"])
+    assert int(np.argmax(weights)) == 1  # the feature that says which hypothesis is right
+    # a cache that is not there, or several caches beside corpora named, stop with a message
+    for bad in (["--rows", str(tmp_path / "missing.json")], [str(tmp_path), "--rows", str(caches[0]),
+                                                            "--rows", str(caches[1])]):
+        monkeypatch.setattr("sys.argv", ["fit_metrical.py", *bad, "--out", str(out)])
+        with pytest.raises(SystemExit):
+            fit.main()
+
+
 def test_the_blockwise_tempogram_and_band_flux_equal_the_whole_array_ones():
     import librosa
 
