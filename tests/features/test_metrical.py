@@ -299,6 +299,8 @@ def test_the_fit_tool_repeats_a_corpus_and_averages_with_kept_weights():
 def test_the_fit_tool_fits_on_saved_rows_of_several_corpora(tmp_path, monkeypatch):
     """Rows collected per corpus (``--collect-only``) and fitted on together: the fit names
     every corpus, and its level model picks the hypothesis the labels favour."""
+    import json
+
     from conftest import load_tool
 
     fit = load_tool("fit_metrical")
@@ -316,15 +318,15 @@ def test_the_fit_tool_fits_on_saved_rows_of_several_corpora(tmp_path, monkeypatc
         return out
 
     caches = [tmp_path / "a.json", tmp_path / "b.json"]
-    caches[0].write_text(__import__("json").dumps(rows("fl-dev", 40)))
-    caches[1].write_text(__import__("json").dumps(rows("ms-dev", 40)))
+    caches[0].write_text(json.dumps(rows("fl-dev", 40)))
+    caches[1].write_text(json.dumps(rows("ms-dev", 40)))
     assert [r["corpus"] for r in fit.load_rows(caches)] == ["fl-dev"] * 40 + ["ms-dev"] * 40
     out = tmp_path / "w.json"
     argv = ["fit_metrical.py", "--rows", str(caches[0]), "--rows", str(caches[1]), "--out", str(out),
             "--hidden", "0", "--repeat", "ms-dev=2"]
     monkeypatch.setattr("sys.argv", argv)
     fit.main()
-    model = __import__("json").loads(out.read_text())
+    model = json.loads(out.read_text())
     assert model["fitted_on"]["level"]["corpora"] == ["fl-dev", "ms-dev"]
     assert model["fitted_on"]["level"]["songs"] == 40  # 80 rows: a song's with stems and on the mix alone
     assert model["fitted_on"]["level"]["train_accuracy"] >= 0.9
