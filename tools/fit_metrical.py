@@ -277,7 +277,7 @@ def main() -> None:
             print(f"{len(rows) // 2} songs' rows written to {args.rows[0]}")
             return
     names = list(dict.fromkeys(r.get("corpus") for r in rows))  # the corpora fitted on, in order
-    unknown = set(repeat) - {r.get("corpus") for r in rows}
+    unknown = set(repeat) - set(names)
     if unknown:
         ap.error(f"--repeat: no rows from corpus {sorted(unknown)}")
     n_songs = len(rows) // 2  # each song twice: with its stems and the mix alone
