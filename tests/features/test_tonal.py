@@ -158,7 +158,8 @@ def test_a_minor_chord_whose_root_sounds_its_major_third_reads_minor_with_the_no
 
     mix = note(45, [1, .5, .4, .3, 1.0, .2]) + note(57, [.5, .3, .2]) + note(60, [.6, .2]) + note(64, [.6, .2])
     # the phrase starts' chords read the note chroma too: left out, so the key reads the frames alone
-    keys = {w: Tonal.from_mapping({"note_weight": w, "phrase_weight": 0.0}).compute(context({"mix": 0.2 * mix}))
+    keys = {w: Tonal.from_mapping({"key_model": "profile", "note_weight": w, "phrase_weight": 0.0})
+            .compute(context({"mix": 0.2 * mix}))
             .values["key"] for w in (0.0, 0.25)}
     assert keys == {0.0: "A major", 0.25: "A minor"}
     assert Tonal.Config().note_weight == 0.25
@@ -341,11 +342,12 @@ def test_a_minor_loop_read_on_its_beat_grid_is_minor_where_its_pitch_classes_say
     mix = np.concatenate([bar(None)] + [bar(*c) for c in [(57, "min"), (53, "maj"), (48, "maj"), (55, "maj")] * 3])
 
     def key(**options) -> str:
-        config = Tonal.Config(tracker="dsp", opening_weight=0.0, **options)
+        config = Tonal.Config(**{"tracker": "dsp", "key_model": "profile", "opening_weight": 0.0, **options})
         return Tonal(config).compute(context({"mix": mix.astype(np.float32)})).values["key"]
 
     assert key(phrase_weight=0.0) == "C major"
     assert key() == "A minor"
+    assert key(key_model="fitted") == "A minor"  # the fitted model reads the phrases, and the chords' time
 
 
 def test_a_partial_on_a_lower_peaks_harmonic_counts_less_however_many_peaks_lie_between():
