@@ -37,10 +37,10 @@ tonic was 3 semitones low and four tonics read as C; it averaged the stereo
 channels before the STFT; and its harmonic movement/variance "cap at 1" never
 applied (both are bounded below 1 by construction, see :func:`harmonic_change`).
 
-Size: about 760 lines, one module on purpose: the front end (peaks, tuning, chroma, HPCP) is
+Size: about 840 lines, one module on purpose: the front end (peaks, tuning, chroma, HPCP) is
 memoised per signal and shared by the key, the tonal interval vector, the harmonic movement of
-the stems and the chords extractor; the key estimate is some 60 lines at the end that read
-nothing else but the phrase starts' chords.
+the stems and the chords extractor.  The fitted key model's cues and weights are in
+``key_model.py``; the hand-weighted key is some 60 lines at the end.
 """
 
 from __future__ import annotations
