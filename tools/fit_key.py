@@ -42,6 +42,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMB
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import sys  # noqa: E402
 from concurrent.futures import ProcessPoolExecutor  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -131,6 +132,9 @@ def accuracy(rows: list[dict], variant: dict) -> tuple[float, float]:
 def main() -> None:
     from sat_mir.features.key_model import CUES
 
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from fit_metrical import parse_repeat  # the same --repeat as the metrical fit
+
     ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("corpora", type=Path, nargs="*", help="corpora to collect the rows of (none: --rows caches)")
     ap.add_argument("--rows", type=Path, action="append", default=[],
@@ -143,12 +147,7 @@ def main() -> None:
                     help="count the songs of CORPUS (its folder name) N times")
     ap.add_argument("--check", type=Path, action="append", default=[], help="rows cache of held-out songs")
     args = ap.parse_args()
-    repeat = {}
-    for item in args.repeat:
-        name, _, times = item.partition("=")
-        if not name or not times.isdigit() or int(times) < 1:
-            ap.error(f"--repeat {item!r}: expected CORPUS=N with N >= 1")
-        repeat[name] = int(times)
+    repeat = parse_repeat(ap, args.repeat)
     if not args.rows:
         ap.error("give --rows: the cache to write the corpora's rows to, or the caches to fit on")
     if args.corpora:

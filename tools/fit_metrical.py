@@ -131,6 +131,17 @@ def load_rows(caches: list[Path]) -> list[dict]:
     return rows
 
 
+def parse_repeat(ap: argparse.ArgumentParser, items: list[str]) -> dict[str, int]:
+    """``--repeat CORPUS=N`` arguments as {corpus: N}; a malformed one stops with a message."""
+    repeat = {}
+    for item in items:
+        name, _, times = item.partition("=")
+        if not name or not times.isdigit() or int(times) < 1:
+            ap.error(f"--repeat {item!r}: expected CORPUS=N with N >= 1")
+        repeat[name] = int(times)
+    return repeat
+
+
 def repeated(rows: list[dict], repeat: dict[str, int]) -> list[dict]:
     """``rows`` with each corpus named in ``repeat`` counted that many times (its extra copies
     appended), so that a small corpus keeps its share of the fit beside large ones."""
@@ -246,12 +257,7 @@ def main() -> None:
     ap.add_argument("--average-with", type=Path, metavar="WEIGHTS",
                     help="write the mean of this weights file's models and the new fit (two members each)")
     args = ap.parse_args()
-    repeat = {}
-    for item in args.repeat:
-        name, _, times = item.partition("=")
-        if not name or not times.isdigit() or int(times) < 1:
-            ap.error(f"--repeat {item!r}: expected CORPUS=N with N >= 1")
-        repeat[name] = int(times)
+    repeat = parse_repeat(ap, args.repeat)
     if args.corpora and len(args.rows) > 1:
         ap.error("with corpora named, give one --rows cache (without, several are read)")
     if args.collect_only and not (args.corpora and args.rows):
