@@ -150,6 +150,9 @@ def main() -> None:
     repeat = parse_repeat(ap, args.repeat)
     if not args.rows:
         ap.error("give --rows: the cache to write the corpora's rows to, or the caches to fit on")
+    missing = [str(p) for p in ([] if args.corpora else args.rows) + args.check if not p.exists()]
+    if missing:
+        ap.error(f"no such rows cache: {', '.join(missing)}")
     if args.corpora:
         if len(args.rows) > 1:
             ap.error("with corpora named, give one --rows cache to write")
@@ -163,9 +166,6 @@ def main() -> None:
     else:
         if args.collect_only:
             ap.error("--collect-only needs the corpora to collect")
-        missing = [str(p) for p in args.rows + args.check if not p.exists()]
-        if missing:
-            ap.error(f"no such rows cache: {', '.join(missing)}")
         rows = [r for path in args.rows for r in json.loads(path.read_text())]
     names = list(dict.fromkeys(r["corpus"] for r in rows))
     unknown = set(repeat) - set(names)
