@@ -51,14 +51,15 @@ from scipy.optimize import minimize  # noqa: E402
 
 STEMS = ("drums", "bass", "other", "vocals")
 VARIANTS = ("stems", "mix")
-NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 FLATS = {"Db": "C#", "Eb": "D#", "Gb": "F#", "Ab": "G#", "Bb": "A#"}
 
 
 def key_index(key: str) -> int:
     """'A minor' -> 12 + 9: mode × 12 + tonic, the order of the cues' flattened ``[2, 12]``."""
+    from sat_mir.features.tonal import PITCH_CLASSES
+
     tonic, mode = key.split()
-    return (0 if mode == "major" else 12) + NAMES.index(FLATS.get(tonic, tonic))
+    return (0 if mode == "major" else 12) + PITCH_CLASSES.index(FLATS.get(tonic, tonic))
 
 
 def song_rows(args: tuple[str, str, bool]) -> dict | None:

@@ -29,6 +29,8 @@ from importlib import resources
 
 import numpy as np
 
+from sat_mir.features.tonal import TONIC_TRIADS, _correlations, centred_unit
+
 __all__ = ["CUES", "key_cues", "key_probabilities", "load_key_model"]
 
 CUES = ("albrecht", "krumhansl", "temperley", "plain", "notes", "opening", "opening_bass", "phrase",
@@ -39,31 +41,11 @@ _MAJOR_SCALE = frozenset({0, 2, 4, 5, 7, 9, 11})
 _MINOR_SCALE = frozenset({0, 2, 3, 5, 7, 8, 10, 11})  # natural minor and the harmonic minor's raised 7th
 
 
-def _centred_unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    x = x - x.mean()
-    n = np.linalg.norm(x)
-    return x / n if n > 0 else np.zeros_like(x)
-
-
-def _tonic_triads() -> np.ndarray:
-    out = np.zeros((2, 12, 12))
-    for mode, third in ((0, 4), (1, 3)):
-        for tonic in range(12):
-            t = np.zeros(12)
-            t[[tonic, (tonic + third) % 12, (tonic + 7) % 12]] = 1.0
-            out[mode, tonic] = _centred_unit(t)
-    return out
-
-
-_TRIADS = _tonic_triads()
-
-
 def _fit(pcp: np.ndarray | None, templates: np.ndarray) -> np.ndarray:
     """Every template's Pearson correlation with ``pcp``; zeros when it is missing or flat."""
     if pcp is None or np.ptp(pcp) == 0:
         return np.zeros(templates.shape[:-1])
-    return templates @ _centred_unit(pcp)
+    return _correlations(pcp, templates)
 
 
 def _chord_shares(segments, interval: int, kinds: tuple[frozenset, frozenset]) -> np.ndarray:
@@ -117,9 +99,9 @@ def key_cues(*, pcp: np.ndarray, plain: np.ndarray, notes: np.ndarray, opening: 
     'maj' / 'min' / ...), with ``pitch_classes`` the pitch classes of each; ``profiles``: the
     ``[2, 12, 12]`` centred unit-norm profile matrices by name."""
     named = [s for s in segments if s[2] is not None]
-    bass_c = np.zeros(12) if bass is None or np.ptp(bass) == 0 else _centred_unit(bass)
+    bass_c = np.zeros(12) if bass is None else centred_unit(bass)
     phrase = np.zeros((2, 12)) if phrase is None else np.asarray(phrase, dtype=np.float64)
-    open_bass = np.zeros(12) if opening_bass is None or np.ptp(opening_bass) == 0 else _centred_unit(opening_bass)
+    open_bass = np.zeros(12) if opening_bass is None else centred_unit(opening_bass)
     major, minor = frozenset({"maj"}), frozenset({"min"})
     return {
         "albrecht": _fit(pcp, profiles["albrecht"]),
@@ -127,14 +109,14 @@ def key_cues(*, pcp: np.ndarray, plain: np.ndarray, notes: np.ndarray, opening: 
         "temperley": _fit(pcp, profiles["temperley"]),
         "plain": _fit(plain, profiles["albrecht"]),
         "notes": _fit(notes, profiles["albrecht"]),
-        "opening": _fit(opening, _TRIADS),
+        "opening": _fit(opening, TONIC_TRIADS),
         "opening_bass": np.stack([open_bass, open_bass]),
         "phrase": phrase,
         "phrase_sq": phrase ** 2,
         "bass_tonic": np.stack([bass_c, bass_c]),
         "bass_dominant": np.stack([np.roll(bass_c, -7)] * 2),
         "bass_profile": _fit(bass, profiles["albrecht"]),
-        "closing": _fit(closing, _TRIADS),
+        "closing": _fit(closing, TONIC_TRIADS),
         "tonic_chord": _chord_shares(segments, 0, (major, minor)),
         "dominant_chord": _chord_shares(segments, 7, (major, major)),
         "subdominant_chord": _chord_shares(segments, 5, (major, minor)),

@@ -58,10 +58,12 @@ from sat_mir.features.registry import ExtractorResult, Needs, OutputSpec, regist
 __all__ = [
     "PITCH_CLASSES",
     "PROFILES",
+    "TONIC_TRIADS",
     "Tonal",
     "HarmonicFrames",
     "TonalFrames",
     "band_stft",
+    "centred_unit",
     "harmonic_frames",
     "key_confidence",
     "key_scores",
@@ -790,11 +792,30 @@ def _profile_matrix(profile: str) -> np.ndarray:
     return out
 
 
-def _correlations(pcp: np.ndarray, templates: np.ndarray) -> np.ndarray:
-    x = np.asarray(pcp, dtype=np.float64)
+def centred_unit(x: np.ndarray) -> np.ndarray:
+    """``x`` less its mean, scaled to unit norm (zeros when it is flat)."""
+    x = np.asarray(x, dtype=np.float64)
     x = x - x.mean()
     n = np.linalg.norm(x)
-    return templates @ (x / n) if n > 0 else np.zeros(templates.shape[:-1])
+    return x / n if n > 0 else np.zeros_like(x)
+
+
+def _correlations(pcp: np.ndarray, templates: np.ndarray) -> np.ndarray:
+    """Every template's Pearson correlation with ``pcp`` (the templates centred and unit-norm)."""
+    return templates @ centred_unit(pcp)
+
+
+def _tonic_triads() -> np.ndarray:
+    out = np.zeros((2, 12, 12))
+    for mode, third in ((0, 4), (1, 3)):
+        for tonic in range(12):
+            t = np.zeros(12)
+            t[[tonic, (tonic + third) % 12, (tonic + 7) % 12]] = 1.0
+            out[mode, tonic] = centred_unit(t)
+    return out
+
+
+TONIC_TRIADS = _tonic_triads()  # [2 modes, 12 tonics, 12 pitch classes], centred and unit-norm
 
 
 KEY_SOFTMAX_BETA = 12.0  # makes the mean confidence match the accuracy on the development corpora
@@ -818,18 +839,9 @@ def key_scores(pcp: np.ndarray, *, opening: np.ndarray | None = None, profile: s
     scores = _correlations(pcp, _profile_matrix(profile))
     total = scores.copy()
     if opening is not None and np.ptp(opening) > 0 and opening_weight > 0:
-        triads = np.zeros((2, 12, 12))
-        for mode, third in ((0, 4), (1, 3)):
-            for tonic in range(12):
-                t = np.zeros(12)
-                t[[tonic, (tonic + third) % 12, (tonic + 7) % 12]] = 1.0
-                t -= t.mean()
-                triads[mode, tonic] = t / np.linalg.norm(t)
-        total = total + opening_weight * _correlations(opening, triads)
+        total = total + opening_weight * _correlations(opening, TONIC_TRIADS)
     if opening_bass is not None and np.ptp(opening_bass) > 0 and opening_bass_weight > 0:
-        b = np.asarray(opening_bass, dtype=np.float64)
-        b = b - b.mean()
-        total = total + opening_bass_weight * (b / np.linalg.norm(b))[None, :]
+        total = total + opening_bass_weight * centred_unit(opening_bass)[None, :]
     if phrase is not None and phrase_weight > 0:
         total = total + phrase_weight * np.asarray(phrase, dtype=np.float64) ** 2
     total[1] += minor_bias
