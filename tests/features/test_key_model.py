@@ -69,6 +69,10 @@ def test_the_probabilities_are_a_softmax_of_the_weighted_standardised_cues():
     # standardising: a cue's mean is subtracted and it is divided by its scale
     scaled = dict(only, scale=[2.0] * n, weights=[10.0 if c == "tonic_chord" else 0.0 for c in CUES])
     np.testing.assert_allclose(key_probabilities(cues, scaled), p)
+    # a temperature divides the scores: 5 at temperature 2 is 2.5 without one
+    half = dict(only, weights=[2.5 if c == "tonic_chord" else 0.0 for c in CUES])
+    np.testing.assert_allclose(key_probabilities(cues, dict(only, temperature=2.0)), key_probabilities(cues, half))
+    assert key_probabilities(cues, dict(only, temperature=2.0)).max() < p.max()
 
 
 def test_the_shipped_weights_hold_both_variants_and_every_cue():
@@ -90,7 +94,7 @@ def test_the_fit_tool_weighs_the_cue_that_names_the_key(tmp_path, monkeypatch):
     rng = np.random.default_rng(7)
     names = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
-    def rows(corpus: str, n: int) -> list[dict]:
+    def rows(corpus: str, n: int, noise: float = 0.3) -> list[dict]:
         out = []
         for i in range(n):
             k = int(rng.integers(24))
@@ -99,7 +103,7 @@ def test_the_fit_tool_weighs_the_cue_that_names_the_key(tmp_path, monkeypatch):
                 cues = {c: rng.standard_normal(24).tolist() for c in CUES}
                 marked = np.zeros(24)
                 marked[k] = 3.0
-                cues["diatonic"] = (marked + 0.3 * rng.standard_normal(24)).tolist()
+                cues["diatonic"] = (marked + noise * rng.standard_normal(24)).tolist()
                 out.append({"corpus": corpus, "id": f"{corpus}{i}", "key": key, "variant": variant,
                             "profile_key": "C major", "cues": cues})
         return out
@@ -124,3 +128,46 @@ def test_the_fit_tool_weighs_the_cue_that_names_the_key(tmp_path, monkeypatch):
         monkeypatch.setattr("sys.argv", ["fit_key.py", *bad, "--out", str(out)])
         with pytest.raises(SystemExit):
             fit.main()
+
+
+def test_the_fit_tool_calibrates_the_temperature_on_held_out_rows(tmp_path, monkeypatch):
+    """Fitted where the cue is clean, the model is over-confident where it is noisy: the
+    temperature chosen there is above 1, minimises the held-out NLL and leaves every answer."""
+    from conftest import load_tool
+
+    fit = load_tool("fit_key")
+    rng = np.random.default_rng(11)
+
+    def rows(corpus: str, n: int, noise: float) -> list[dict]:
+        out = []
+        for i in range(n):
+            k = int(rng.integers(24))
+            key = f"{('C', 'C#', 'D', 'D#', 'E', 'F', 'F#', 'G', 'G#', 'A', 'A#', 'B')[k % 12]} " \
+                  f"{'minor' if k >= 12 else 'major'}"
+            for variant in ("stems", "mix"):
+                cues = {c: rng.standard_normal(24).tolist() for c in CUES}
+                cues["diatonic"] = (3.0 * (np.arange(24) == k) + noise * rng.standard_normal(24)).tolist()
+                out.append({"corpus": corpus, "id": f"{corpus}{i}", "key": key, "variant": variant,
+                            "profile_key": "C major", "cues": cues})
+        return out
+
+    train, held = tmp_path / "train.json", tmp_path / "held.json"
+    train.write_text(json.dumps(rows("sel", 80, 0.3)))
+    held.write_text(json.dumps(rows("human-val", 80, 1.5)))
+    out = tmp_path / "w.json"
+    monkeypatch.setattr("sys.argv", ["fit_key.py", "--rows", str(train), "--calibrate", str(held), "--out", str(out)])
+    fit.main()
+    model = json.loads(out.read_text())
+    assert model["calibrated_on"] == ["human-val"]
+    held_rows = json.loads(held.read_text())
+    for variant in ("stems", "mix"):
+        v = model[variant]
+        t = v["temperature"]
+        assert t > 1.5
+        these = [r for r in held_rows if r["variant"] == variant]
+        logp = fit.log_probabilities(these, v)
+        truth = np.array([fit.key_index(r["key"]) for r in these])
+        assert fit.nll(logp, truth, t) < fit.nll(logp, truth, 1.0)
+        assert fit.nll(logp, truth, t) <= min(fit.nll(logp, truth, t - 0.05), fit.nll(logp, truth, t + 0.05))
+        without = {k: x for k, x in v.items() if k != "temperature"}
+        assert fit.accuracy(these, v) == fit.accuracy(these, without)
