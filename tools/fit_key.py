@@ -237,8 +237,10 @@ def main() -> None:
             line += f"; held out {len(held)}: {100 * fitted:.1f} % ({100 * hand:.1f} %)"
         print(line)
         if calibration:
-            t, per = calibrate({name: [r for r in rows_ if r["variant"] == variant]
-                                for name, rows_ in calibration.items()}, model[variant])
+            sets = {name: [r for r in rows_ if r["variant"] == variant] for name, rows_ in calibration.items()}
+            if not any(sets.values()):
+                ap.error(f"--calibrate: no rows of the {variant!r} variant")
+            t, per = calibrate(sets, model[variant])
             model[variant]["temperature"] = t
             print(f"  temperature {t:.2f}; held-out NLL at 1 -> at {t:.2f}: "
                   + ", ".join(f"{name} {a:.3f} -> {b:.3f}" for name, (a, b) in per.items()))

@@ -7,7 +7,7 @@ import pytest
 
 from sat_mir.errors import ConfigError
 from sat_mir.features.key_model import CUES, key_cues, key_probabilities, load_key_model
-from sat_mir.features.tonal import PROFILES, Tonal, _correlations, _profile_matrix
+from sat_mir.features.tonal import PITCH_CLASSES, PROFILES, Tonal, _correlations, _profile_matrix
 
 PROFILE_MATRICES = {name: _profile_matrix(name) for name in PROFILES}
 # C for 4 s, F, G and A minor for 2 s each
@@ -87,30 +87,31 @@ def test_the_shipped_weights_hold_both_variants_and_every_cue():
         Tonal.from_mapping({"key_model": "guess"})
 
 
+def synthetic_rows(rng: np.random.Generator, corpus: str, n: int, noise: float = 0.3) -> list[dict]:
+    """Fit-tool rows of ``n`` songs in random keys, in both variants: every cue noise but the
+    diatonic one, which marks the true key (3 above the rest) under ``noise``."""
+    out = []
+    for i in range(n):
+        k = int(rng.integers(24))
+        key = f"{PITCH_CLASSES[k % 12]} {'minor' if k >= 12 else 'major'}"
+        for variant in ("stems", "mix"):
+            cues = {c: rng.standard_normal(24).tolist() for c in CUES}
+            marked = np.zeros(24)
+            marked[k] = 3.0
+            cues["diatonic"] = (marked + noise * rng.standard_normal(24)).tolist()
+            out.append({"corpus": corpus, "id": f"{corpus}{i}", "key": key, "variant": variant,
+                        "profile_key": "C major", "cues": cues})
+    return out
+
+
 def test_the_fit_tool_weighs_the_cue_that_names_the_key(tmp_path, monkeypatch):
     from conftest import load_tool
 
     fit = load_tool("fit_key")
     rng = np.random.default_rng(7)
-    names = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
-
-    def rows(corpus: str, n: int, noise: float = 0.3) -> list[dict]:
-        out = []
-        for i in range(n):
-            k = int(rng.integers(24))
-            key = f"{names[k % 12]} {'minor' if k >= 12 else 'major'}"
-            for variant in ("stems", "mix"):
-                cues = {c: rng.standard_normal(24).tolist() for c in CUES}
-                marked = np.zeros(24)
-                marked[k] = 3.0
-                cues["diatonic"] = (marked + noise * rng.standard_normal(24)).tolist()
-                out.append({"corpus": corpus, "id": f"{corpus}{i}", "key": key, "variant": variant,
-                            "profile_key": "C major", "cues": cues})
-        return out
-
     caches = [tmp_path / "a.json", tmp_path / "b.json"]
-    caches[0].write_text(json.dumps(rows("sel", 60)))
-    caches[1].write_text(json.dumps(rows("human-dev", 30)))
+    caches[0].write_text(json.dumps(synthetic_rows(rng, "sel", 60)))
+    caches[1].write_text(json.dumps(synthetic_rows(rng, "human-dev", 30)))
     out = tmp_path / "w.json"
     monkeypatch.setattr("sys.argv", ["fit_key.py", "--rows", str(caches[0]), "--rows", str(caches[1]),
                                      "--repeat", "human-dev=2", "--check", str(caches[1]), "--out", str(out)])
@@ -137,23 +138,9 @@ def test_the_fit_tool_calibrates_the_temperature_on_held_out_rows(tmp_path, monk
 
     fit = load_tool("fit_key")
     rng = np.random.default_rng(11)
-
-    def rows(corpus: str, n: int, noise: float) -> list[dict]:
-        out = []
-        for i in range(n):
-            k = int(rng.integers(24))
-            key = f"{('C', 'C#', 'D', 'D#', 'E', 'F', 'F#', 'G', 'G#', 'A', 'A#', 'B')[k % 12]} " \
-                  f"{'minor' if k >= 12 else 'major'}"
-            for variant in ("stems", "mix"):
-                cues = {c: rng.standard_normal(24).tolist() for c in CUES}
-                cues["diatonic"] = (3.0 * (np.arange(24) == k) + noise * rng.standard_normal(24)).tolist()
-                out.append({"corpus": corpus, "id": f"{corpus}{i}", "key": key, "variant": variant,
-                            "profile_key": "C major", "cues": cues})
-        return out
-
     train, held = tmp_path / "train.json", tmp_path / "held.json"
-    train.write_text(json.dumps(rows("sel", 80, 0.3)))
-    held.write_text(json.dumps(rows("human-val", 80, 1.5)))
+    train.write_text(json.dumps(synthetic_rows(rng, "sel", 80)))
+    held.write_text(json.dumps(synthetic_rows(rng, "human-val", 80, noise=1.5)))
     out = tmp_path / "w.json"
     monkeypatch.setattr("sys.argv", ["fit_key.py", "--rows", str(train), "--calibrate", str(held), "--out", str(out)])
     fit.main()
@@ -171,3 +158,9 @@ def test_the_fit_tool_calibrates_the_temperature_on_held_out_rows(tmp_path, monk
         assert fit.nll(logp, truth, t) <= min(fit.nll(logp, truth, t - 0.05), fit.nll(logp, truth, t + 0.05))
         without = {k: x for k, x in v.items() if k != "temperature"}
         assert fit.accuracy(these, v) == fit.accuracy(these, without)
+    stems_only = tmp_path / "stems_only.json"
+    stems_only.write_text(json.dumps([r for r in held_rows if r["variant"] == "stems"]))
+    monkeypatch.setattr("sys.argv", ["fit_key.py", "--rows", str(train), "--calibrate", str(stems_only),
+                                     "--out", str(out)])
+    with pytest.raises(SystemExit):
+        fit.main()
