@@ -1,12 +1,14 @@
 """Benchmark: the whole DSP feature set on mix + 4 stems of a 3-minute track, on one core.
 
-    .venv/bin/python tools/bench_dsp.py [--minutes 3] [--repeat 2]
+    .venv/bin/python tools/bench_dsp.py [--minutes 3] [--repeat 2] [--default-allocator]
 
 Prints CPU seconds and × real time for sat-mir (each signal decoded once, shared
 STFT / onset envelope / beat grid through the analysis context) and for a naive
 baseline that, like the seed pipeline, decodes the files again and recomputes its
 own front end for every feature family (a fresh context per extractor), and the
-ratio between them.  Never asserts on time.
+ratio between them.  Like a worker (``sat_mir.run.worker.process_track``), it first lets the heap
+keep freed memory (``sat_mir.run.allocator``); ``--default-allocator`` measures without that.
+Never asserts on time.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numpy as np  # noqa: E402
 from sat_mir.audio import TrackContext, write_audio  # noqa: E402
 from sat_mir.demo import SongSpec, render_song  # noqa: E402
 from sat_mir.features import REGISTRY  # noqa: E402
+from sat_mir.run.allocator import keep_freed_memory  # noqa: E402
 from sat_mir.run.worker import _prepare_stems, run_order  # noqa: E402
 
 # extractors backed by neural models are not DSP
@@ -74,7 +77,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--minutes", type=float, default=3.0)
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--default-allocator", action="store_true",
+                    help="leave glibc's mmap threshold as it is (a worker raises it)")
     args = ap.parse_args()
+    tuned = False if args.default_allocator else keep_freed_memory()
     extractors = [REGISTRY[n]() for n in DSP]
     with tempfile.TemporaryDirectory() as tmp:
         sources = render(Path(tmp), args.minutes)
@@ -85,6 +91,7 @@ def main() -> None:
         per: dict[str, float] = {}
         run_shared(sources, extractors, per)
     print(f"{duration:.0f} s track, mix + 4 stems, one core; extractors: {', '.join(DSP)}")
+    print(f"  heap keeps freed memory (sat_mir.run.allocator): {'yes' if tuned else 'no'}")
     print(f"  sat-mir (decode once, shared front ends): {shared:6.2f} s CPU  = {duration / shared:5.1f}x real time")
     print(f"  naive (decode + front end per family):    {naive:6.2f} s CPU  = {duration / naive:5.1f}x real time")
     print(f"  speed-up: {naive / shared:.2f}x")

@@ -208,11 +208,16 @@ class SignalContext:
         """Spectral-flux onset strength (librosa's mel flux) of the mono signal at ``sr``."""
 
         def compute() -> np.ndarray:
+            import scipy.sparse
+
             # from the shared STFT (the same spectrogram chroma and low-band flux read), not a second
             # one; librosa.feature.melspectrogram's product, in blocks so no power spectrogram of the
             # whole signal is held beside the magnitudes
             mag = self.stft_magnitude(sr=sr, n_fft=2048, hop=hop)
-            basis = mel_filters(sr, 2048)
+            # each of the 128 triangles spans a few of the 1025 bins (2,018 weights of 131,200 are
+            # not zero): the sparse product is 10x faster than the dense one, the same to float32
+            # rounding (6e-7 relative), as a different BLAS would give
+            basis = scipy.sparse.csr_matrix(mel_filters(sr, 2048))
             mel = np.empty((basis.shape[0], mag.shape[1]), dtype=np.float32)
             for s in range(0, mag.shape[1], 2048):
                 mel[:, s:s + 2048] = basis @ np.square(mag[:, s:s + 2048])

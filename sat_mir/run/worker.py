@@ -22,6 +22,7 @@ from sat_mir.catalog import Track
 from sat_mir.errors import AudioReadError, ExtractorError, SatMirError
 from sat_mir.features.registry import Extractor, ExtractorResult
 from sat_mir.fsutil import atomic_write_bytes, atomic_write_text
+from sat_mir.run.allocator import keep_freed_memory
 from sat_mir.store.dataset import item_values
 from sat_mir.store.sidecar import (
     ExtractorRecord,
@@ -156,6 +157,7 @@ def _close(p: _Prepared) -> TrackOutcome:
 
 def process_track(task: TrackTask) -> TrackOutcome:
     """Run the task's extractors on one item, one after the other (CPU extractors, in a worker)."""
+    keep_freed_memory()  # once per process: the analysis' large temporaries reuse the heap's pages
     return _each_pending(task, _compute)
 
 
