@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from sat_mir.audio.decode import load_audio
+from sat_mir.audio.headroom import sample_peak
 from sat_mir.errors import AudioReadError
 
 __all__ = ["SILENCE_DBFS", "validate_audio_items", "validate_prompts"]
@@ -28,7 +29,7 @@ def validate_audio_items(ids: Iterable[str], folder: Path, *, channels: int, ext
         except AudioReadError as exc:
             bad[iid] = f"{path.name} does not decode ({exc.reason})"
             continue
-        peak = float(np.max(np.abs(data))) if data.size else 0.0
+        peak = sample_peak(data)
         if peak == 0.0 or 20 * np.log10(peak) < SILENCE_DBFS:
             bad[iid] = f"silent (peak below {SILENCE_DBFS:.0f} dBFS): SAT would swap it for a random other file"
         elif data.shape[0] != channels:

@@ -14,6 +14,7 @@ import numpy as np
 
 from sat_mir.audio.content import PITCHED, RHYTHMIC, content_of
 from sat_mir.audio.context import TrackContext
+from sat_mir.audio.headroom import sample_peak
 from sat_mir.errors import ExtractorError
 from sat_mir.features.registry import Extractor, ExtractorResult, OutputSpec, register
 
@@ -45,7 +46,7 @@ class SignalInfo(Extractor):
 
     def compute(self, ctx: TrackContext) -> ExtractorResult:
         x = ctx.mix.samples
-        peak = float(np.max(np.abs(x)))
+        peak = sample_peak(x)
         if peak == 0.0:
             raise ExtractorError("mix is digital silence (every sample is 0)")
         flat = x.reshape(-1)

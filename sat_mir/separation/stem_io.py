@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from sat_mir.audio.headroom import sample_peak
 from sat_mir.audio.write import write_audio
 from sat_mir.errors import ConfigError
 
@@ -97,7 +98,7 @@ def write_stems(stems: Mapping[str, np.ndarray], folder: str | Path, *, sr: int,
 
     gain = 1.0
     if clip == "rescale":
-        peak = max(float(np.max(np.abs(a))) for a in arrays.values())
+        peak = max(sample_peak(a) for a in arrays.values())
         gain = 1.0 / peak if peak > 1.0 else 1.0
     folder = Path(folder)
     paths: dict[str, Path] = {}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from sat_mir.audio.headroom import CEILING, fit_full_scale
+from sat_mir.audio.headroom import CEILING, fit_full_scale, sample_peak
 from sat_mir.build.chunks import write_item_audio
 from sat_mir.build.corpus import BuildItem, CorpusTrack
 from sat_mir.errors import AudioRangeError, ConfigError
@@ -95,3 +95,11 @@ def test_crops_of_a_source_over_full_scale_are_scaled_not_clipped(tmp_path):
     rejected = cut_track(tracks[0], out, CropSettings(mode="sequential", length=SR * 5, peak_policy="reject"))
     assert rejected.error is None and rejected.crops == [] and "over full scale" in rejected.no_crops
     assert not list((out / "crops" / tracks[0].id).glob("*.flac"))  # the earlier crops are gone
+
+
+def test_sample_peak_is_the_largest_absolute_sample():
+    x = np.array([[0.25, -0.75, 0.5], [0.1, 0.2, -0.3]], dtype=np.float32)
+    assert sample_peak(x) == 0.75
+    assert sample_peak(-x) == 0.75
+    assert sample_peak(np.zeros((2, 0), dtype=np.float32)) == 0.0
+    assert np.isnan(sample_peak(np.array([0.5, np.nan, -0.9])))
