@@ -57,6 +57,8 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy.optimize import minimize  # noqa: E402
 
+from sat_mir.run.allocator import keep_freed_memory  # noqa: E402
+
 STEMS = ("drums", "bass", "other", "vocals")
 VARIANTS = ("stems", "mix")
 FLATS = {"Db": "C#", "Eb": "D#", "Gb": "F#", "Ab": "G#", "Bb": "A#"}
@@ -97,7 +99,7 @@ def song_rows(args: tuple[str, str, bool]) -> dict | None:
 def collect(corpora: list[Path], jobs: int) -> list[dict]:
     args = [(str(corpus / "library" / t.stem), str(t), stems)
             for corpus in corpora for t in sorted((corpus / "truth").glob("*.json")) for stems in (True, False)]
-    with ProcessPoolExecutor(jobs) as pool:
+    with ProcessPoolExecutor(jobs, initializer=keep_freed_memory) as pool:  # as a worker does
         return [r for r in pool.map(song_rows, args, chunksize=2) if r is not None]
 
 

@@ -57,6 +57,8 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from sat_mir.run.allocator import keep_freed_memory  # noqa: E402
+
 STEMS = ("drums", "bass", "other", "vocals")
 BAR_MODELS = ("meter", "meter_mix")  # metrical.meter_model_name: with a drums or bass stem, the mix alone
 
@@ -116,7 +118,7 @@ def collect(corpora: list[Path], jobs: int) -> list[dict]:
         for t in sorted((corpus / "truth").glob("*.json")):
             for stems in (True, False):
                 args.append((str(corpus / "library" / t.stem), str(t), stems))
-    with ProcessPoolExecutor(jobs) as pool:
+    with ProcessPoolExecutor(jobs, initializer=keep_freed_memory) as pool:  # as a worker does
         rows = list(pool.map(song_rows, args, chunksize=2))
     for row, (folder, _, _) in zip(rows, args):
         row["corpus"] = Path(folder).parent.parent.name

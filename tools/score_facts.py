@@ -51,6 +51,8 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from sat_mir.run.allocator import keep_freed_memory  # noqa: E402
+
 ENGINES = ("sat-mir", "sat-mir-mix", "librosa", "essentia")
 PEERS = ("librosa", "essentia")  # results cached: they do not change with our code
 CROP_LENGTH, CROP_MIN = 524288, 262144  # the demo's crops: 11.9 s, at least half of it
@@ -443,7 +445,7 @@ def main() -> None:
         truths = truths[: args.songs]
     engines = [e for e in args.engines.split(",") if e]
     jobs = [(e, str(args.corpus / "library" / t.stem), str(t), not args.no_cache) for e in engines for t in truths]
-    with ProcessPoolExecutor(args.jobs) as pool:
+    with ProcessPoolExecutor(args.jobs, initializer=keep_freed_memory) as pool:  # as a worker does
         rows = list(pool.map(_job, jobs, chunksize=1))
     by_engine = {e: [r for r in rows if r["engine"] == e] for e in engines}
     summaries = {e: summarise(rs) for e, rs in by_engine.items()}
