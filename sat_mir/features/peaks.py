@@ -9,6 +9,7 @@ import numpy as np
 from scipy.signal import resample_poly
 
 from sat_mir.audio.context import TrackContext
+from sat_mir.audio.headroom import sample_peak
 from sat_mir.errors import ExtractorError
 from sat_mir.features.registry import Extractor, ExtractorResult, OutputSpec, register
 
@@ -28,12 +29,11 @@ def true_peak(samples: np.ndarray, sr: int) -> float:
     x = np.atleast_2d(np.asarray(samples, dtype=np.float32))
     factor = max(1, int(np.ceil(176400 / sr)))
     n = x.shape[1]
-    # |x| a block at a time (with one sample of context each side): no copy of the whole signal
-    sample_peak = max((float(np.abs(x[:, s:s + _BLOCK]).max()) for s in range(0, n, _BLOCK)), default=0.0)
-    if factor == 1 or sample_peak == 0.0:
-        return sample_peak
+    peak = sample_peak(x)
+    if factor == 1 or peak == 0.0:
+        return peak
     half = 24  # context each side: longer than the interpolation filter's reach
-    floor = sample_peak * 10 ** (-6 / 20)
+    floor = peak * 10 ** (-6 / 20)
     found = []
     for s in range(1, n - 1, _BLOCK):  # local maxima at s .. e-1 within 6 dB of the peak
         e = min(s + _BLOCK, n - 1)
@@ -43,20 +43,20 @@ def true_peak(samples: np.ndarray, sr: int) -> float:
         c, i = np.nonzero(is_max)
         found.append((c, i + s))
     if not found:
-        return sample_peak
+        return peak
     ch, idx = (np.concatenate(v) for v in zip(*found))
     order = np.lexsort((idx, ch))  # channel by channel, as one pass over the whole signal finds them
     ch, idx = ch[order], idx[order]
     keep = (idx >= half) & (idx < n - half)
     ch, idx = ch[keep], idx[keep]
     if idx.size == 0:
-        return sample_peak
+        return peak
     taps = _interpolator(factor, half)
     reach = np.flatnonzero(np.any(taps != 0.0, axis=1))  # the input samples the filter reaches
     lo, hi = int(reach[0]), int(reach[-1]) + 1
     windows = x[ch[:, None], idx[:, None] + np.arange(lo - half, hi - half)[None, :]]
     core = windows @ taps[lo:hi]
-    return max(sample_peak, float(np.max(np.abs(core))))
+    return max(peak, sample_peak(core))
 
 
 @lru_cache(maxsize=8)
