@@ -33,7 +33,7 @@ def checksums(root: Path) -> dict[str, str]:
 
 def comparable(sidecar: dict) -> dict:
     """A sidecar without what legitimately differs between runs (timings, timestamps)."""
-    prov = {name: {k: v for k, v in rec.items() if k not in ("seconds", "finished_at")}
+    prov = {name: {k: v for k, v in rec.items() if k not in ("seconds", "finished_at", "run_id")}
             for name, rec in sidecar["provenance"].items()}
     track = {k: v for k, v in sidecar["track"].items() if k != "inputs"}
     return {"features": sidecar["features"], "provenance": prov, "track": track}

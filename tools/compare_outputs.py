@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 # Keys whose values differ between two identical runs by nature.
-VOLATILE_KEYS = {"seconds", "finished_at", "mtime_ns", "started_at", "elapsed_s", "created_at"}
+VOLATILE_KEYS = {"seconds", "finished_at", "mtime_ns", "started_at", "elapsed_s", "created_at", "run_id"}
 SKIP_PARTS = {"logs"}
 SKIP_SUFFIXES = {".lock", ".log"}
 AUDIO_SUFFIXES = {".flac", ".wav", ".ogg", ".mp3"}

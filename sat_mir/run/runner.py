@@ -6,6 +6,7 @@ import functools
 import logging
 import os
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,10 +144,11 @@ def run_extraction(
     t0 = time.perf_counter()
     summary = RunSummary(tracks=len(tracks), unit=unit)
     todo, summary.skipped = plan_tracks(tracks, extractors, output, overwrite=overwrite)
+    run_id = uuid.uuid4().hex
     cpu = tuple(ex for ex in extractors if ex.device != "model")
     models = tuple(ex for ex in extractors if ex.device == "model")
     if cpu:
-        tasks = [TrackTask(t, root, output, cpu, overwrite, signals_mb) for t in todo]
+        tasks = [TrackTask(t, root, output, cpu, overwrite, signals_mb, run_id) for t in todo]
         n_jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks) or 1))
         with tqdm(total=len(tasks), unit=unit, desc="extract", disable=not progress or not tasks,
                   dynamic_ncols=True) as bar:
@@ -155,7 +157,7 @@ def run_extraction(
                 bar.update(1)
     if models and todo:
         summary.unavailable = _preflight(models)
-        tasks = [TrackTask(t, root, output, models, overwrite, signals_mb) for t in todo]
+        tasks = [TrackTask(t, root, output, models, overwrite, signals_mb, run_id) for t in todo]
         batches = [tasks[i:i + max(1, batch_size)] for i in range(0, len(tasks), max(1, batch_size))]
         work = functools.partial(process_batch, extractors=models, unavailable=summary.unavailable)
         with tqdm(total=len(tasks), unit=unit, desc="models", disable=not progress, dynamic_ncols=True) as bar:

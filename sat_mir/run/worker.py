@@ -49,6 +49,7 @@ class TrackTask:
     extractors: tuple[Extractor, ...]
     overwrite: bool = False
     signals_mb: float | None = SIGNALS_MB  # what the track's signals may hold (TrackContext)
+    run_id: str = ""  # the run this task belongs to, written on every record it makes
 
 
 @dataclass
@@ -134,6 +135,19 @@ def _pending(p: _Prepared, ex: Extractor) -> dict[str, str] | None:
     return inputs
 
 
+def _current(p: _Prepared, ex: Extractor) -> None:
+    """``ex``'s record is current: skipped, unless this run wrote it.  That happens when a pool
+    worker died and took with it the result of a track another worker had finished, so the
+    track is run again (:mod:`sat_mir.run.pool`): its work was done in this run, and the
+    summary says so, as an uninterrupted run's would."""
+    rec = p.recs[ex.name]
+    if p.task.run_id and rec.run_id == p.task.run_id:
+        p.outcome.done.append(ex.name)
+        p.outcome.flags.update(rec.flags)
+    else:
+        p.outcome.skipped.append(ex.name)
+
+
 def _store(p: _Prepared, ex: Extractor, inputs: dict[str, str], result: ExtractorResult | BaseException,
            seconds: float) -> None:
     record, values = _record(ex, result, p.task, inputs, old=p.recs.get(ex.name), seconds=seconds)
@@ -194,7 +208,7 @@ def _each_pending(task: TrackTask, compute: Callable[[Extractor, TrackContext], 
     for i, ex in enumerate(order):
         inputs = _pending(p, ex)
         if inputs is None:
-            p.outcome.skipped.append(ex.name)
+            _current(p, ex)
         else:
             t0 = time.perf_counter()
             result = compute(ex, p.ctx)
@@ -241,7 +255,7 @@ def process_batch(tasks: list[TrackTask], extractors: tuple[Extractor, ...],
         for p in prepared:
             inputs = _pending(p, ex)
             if inputs is None:
-                p.outcome.skipped.append(ex.name)
+                _current(p, ex)
             else:
                 todo.append((p, inputs))
         if not todo:
@@ -279,7 +293,8 @@ def _record(ex: Extractor, result: ExtractorResult | BaseException, task: TrackT
     folder = track_dir(task.output, task.track.id)
     error = None
     values: dict = {}
-    record = ExtractorRecord(version=ex.version, config_hash=ex.config_hash, inputs=inputs, seconds=round(seconds, 4))
+    record = ExtractorRecord(version=ex.version, config_hash=ex.config_hash, inputs=inputs, seconds=round(seconds, 4),
+                             run_id=task.run_id)
     try:
         if isinstance(result, BaseException):
             raise result

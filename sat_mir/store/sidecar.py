@@ -7,7 +7,7 @@ Layout (``schema_version`` 1)::
                "inputs": {signal: {"size", "mtime_ns", "sha256"}}},
      "features": {flat key: value},
      "provenance": {extractor: {"version", "config_hash", "inputs", "seconds",
-                                "error", "keys", "absent", "flags", "finished_at"}}}
+                                "error", "keys", "absent", "flags", "finished_at", "run_id"}}}
 
 Every change is a merge under a file lock (read, update, atomic replace), so
 concurrent runs and extractors never lose each other's keys, and a run killed
@@ -61,6 +61,9 @@ class ExtractorRecord:
     absent: dict[str, str] = field(default_factory=dict)
     flags: dict[str, str] = field(default_factory=dict)
     finished_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    # which run wrote it: a record current because this very run wrote it (a retried item whose
+    # first result was lost with a dead pool) is counted as done, not as already current
+    run_id: str = ""
 
     def is_current(self, *, version: str, config_hash: str, inputs: dict[str, str] | None) -> bool:
         """Done, without error, by this version and config, on these inputs (when given)."""

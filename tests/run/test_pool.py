@@ -100,3 +100,20 @@ def test_runner_records_the_dead_worker_on_its_track_only(demo_library, tmp_path
     # the next run retries that track only
     again = run_extraction(tracks, [_KillsOneTrack()], root=demo_library, output=tmp_path, jobs=2, progress=False)
     assert (again.done, again.skipped, again.failed) == (1, len(tracks) - 1, 0)
+
+
+def test_a_track_done_twice_in_one_run_counts_as_done(demo_library, tmp_path):
+    # A dead worker can take with it the result of a track the other worker had finished; the
+    # pool runs that track again, and its records, written by this very run, are work done in
+    # it, not "already current" (the same work in a later run is skipped).
+    from sat_mir.catalog import scan_library
+    from sat_mir.run.worker import TrackTask, process_track
+
+    track = scan_library(demo_library)[0]
+    task = TrackTask(track, demo_library, tmp_path, (_KillsOneTrack(),), run_id="run-a")
+    first = process_track(task)
+    assert (first.done, first.skipped) == (["kills_one"], [])
+    again = process_track(task)
+    assert (again.done, again.skipped) == (["kills_one"], [])
+    later = process_track(TrackTask(track, demo_library, tmp_path, (_KillsOneTrack(),), run_id="run-b"))
+    assert (later.done, later.skipped) == ([], ["kills_one"])
