@@ -16,7 +16,9 @@ pads and strings with no drums), a tempo (log-uniform within the style's range, 
 overall), a groove (straight, swung, shuffled), a key (all 24), a progression with
 borrowed chords, harmonic-minor dominants, inversions, sevenths and suspensions, a harmonic
 rhythm, GM programs per part, fills, crashes, a pickup, an intro without drums, slight timing
-and velocity humanisation, reverb sends, and on some songs a drifting tempo.
+and velocity humanisation, reverb sends, and on some songs a drifting tempo.  Two probes of
+tempi that move (``--drift``, ``--step``): every song drifts steadily by a drawn fraction, or
+steps from one tempo to another at the bar line nearest its middle.
 
 Written, per song ``<id>``::
 
@@ -163,6 +165,7 @@ class Song:
     kit: str
     programs: dict = field(default_factory=dict)
     drift: float = 0.0  # tempo drift over the song (fraction), 0 = steady
+    step: float = 1.0  # the tempo from the bar line nearest the middle, as a multiple of the first
     jitter_ms: float = 0.0
     push: float = 0.0  # chords on a bar line come this many quarter notes early (anticipation)
 
@@ -664,6 +667,9 @@ STEM_OF = {"drums": "drums", "bass": "bass", "keys": "other", "lead": "other", "
 def _tempo_map(song: Song, total_q: float) -> list[tuple[float, float]]:
     """(quarter position, quarter-note BPM) changes; a drifting song changes every pulse."""
     qb = song.quarter_bpm
+    if song.step != 1.0:
+        half = round(total_q / 2 / song.bar_q) * song.bar_q
+        return [(0.0, qb), (float(half), qb * song.step)]
     if not song.drift:
         return [(0.0, qb)]
     out = []
@@ -792,11 +798,27 @@ def truth_of(song: Song, midi: Path, chords: list[Chord], first_s: float, last_s
     }
 
 
+def moving_tempo(song: Song, index: int, seed: int, *, drift: tuple[float, float] | None = None,
+                 step: tuple[float, float] | None = None) -> Song:
+    """``song`` with a tempo that moves: a drift of ±``drift`` (fraction, drawn within it) over the
+    song, or a step by ±``step`` at the bar line nearest the middle (its drift then none).  Drawn
+    from their own seeds, so every other choice of the song stays as :func:`draw_song` made it."""
+    if drift is not None:
+        r = np.random.default_rng([seed, index, 99])
+        song.drift = float(r.choice([-1, 1]) * r.uniform(*drift))
+    if step is not None:
+        r = np.random.default_rng([seed, index, 98])
+        song.drift = 0.0
+        song.step = float(1.0 + r.choice([-1, 1]) * r.uniform(*step))
+    return song
+
+
 def make_song(index: int, seed: int, seconds: float, out: Path, style: str | None = None,
-              soundfont: Path | None = None) -> str:
+              soundfont: Path | None = None, drift: tuple[float, float] | None = None,
+              step: tuple[float, float] | None = None) -> str:
     import soundfile as sf
 
-    song = draw_song(index, seed, seconds, style)
+    song = moving_tempo(draw_song(index, seed, seconds, style), index, seed, drift=drift, step=step)
     notes, chords = compose(song)
     rng = np.random.default_rng([seed, index, 11])
     midis = write_midis(song, notes, out / "midi" / song.id, rng)
@@ -837,9 +859,11 @@ def require(soundfont: Path | None = None) -> None:
 
 
 def make_corpus(out: Path, *, songs: int, seconds: float, seed: int, jobs: int = 2,
-                styles: list[str] | None = None, soundfont: Path | None = None) -> list[str]:
+                styles: list[str] | None = None, soundfont: Path | None = None,
+                drift: tuple[float, float] | None = None, step: tuple[float, float] | None = None) -> list[str]:
     """Render ``songs`` songs into ``out``; with ``styles``, song ``i`` has style ``styles[i % len]``;
-    with ``soundfont``, in its sounds rather than FluidR3's."""
+    with ``soundfont``, in its sounds rather than FluidR3's; with ``drift`` or ``step``, every
+    song's tempo moves (:func:`moving_tempo`)."""
     require(soundfont)
     unknown = sorted(set(styles or []) - set(STYLES))
     if unknown:
@@ -847,10 +871,17 @@ def make_corpus(out: Path, *, songs: int, seconds: float, seed: int, jobs: int =
     out.mkdir(parents=True, exist_ok=True)
     chosen = [styles[i % len(styles)] if styles else None for i in range(songs)]
     if jobs <= 1:  # in this process (fluidsynth runs as its own process anyway)
-        return [make_song(i, seed, seconds, out, chosen[i], soundfont) for i in range(songs)]
+        return [make_song(i, seed, seconds, out, chosen[i], soundfont, drift, step) for i in range(songs)]
     with ProcessPoolExecutor(jobs) as pool:
         return list(pool.map(make_song, range(songs), [seed] * songs, [seconds] * songs, [out] * songs, chosen,
-                             [soundfont] * songs))
+                             [soundfont] * songs, [drift] * songs, [step] * songs))
+
+
+def _span(text: str) -> tuple[float, float]:
+    lo, hi = (float(v) for v in text.split(","))
+    if not 0.0 <= lo <= hi < 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r}: want LO,HI with 0 <= LO <= HI < 1")
+    return lo, hi
 
 
 def main() -> None:
@@ -863,9 +894,14 @@ def main() -> None:
     ap.add_argument("--styles", default="", help=f"comma-separated, cycled over the songs (default: drawn); "
                                                  f"known: {', '.join(STYLES)}")
     ap.add_argument("--soundfont", type=Path, help=f"a General MIDI .sf2/.sf3 (default {SOUNDFONT})")
+    ap.add_argument("--drift", type=_span, help="LO,HI: every song's tempo drifts by a drawn ±fraction "
+                                                "within it over the song (0.10,0.20)")
+    ap.add_argument("--step", type=_span, help="LO,HI: every song's tempo steps by a drawn ±fraction within "
+                                               "it at the bar line nearest its middle (0.12,0.20)")
     args = ap.parse_args()
     done = make_corpus(args.out, songs=args.songs, seconds=args.seconds, seed=args.seed, jobs=args.jobs,
-                       styles=[s for s in args.styles.split(",") if s] or None, soundfont=args.soundfont)
+                       styles=[s for s in args.styles.split(",") if s] or None, soundfont=args.soundfont,
+                       drift=args.drift, step=args.step)
     print(f"{len(done)} songs in {args.out}")
 
 

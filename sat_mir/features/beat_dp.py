@@ -18,9 +18,15 @@ import numpy as np
 __all__ = ["track_beats"]
 
 
-def track_beats(env: np.ndarray, fps: float, bpm: float, *, tightness: float = 100.0) -> np.ndarray:
+def track_beats(env: np.ndarray, fps: float, bpm: float, *, tightness: float = 100.0,
+                rel: np.ndarray | None = None) -> np.ndarray:
     """Beat frames (int array, ascending) of onset envelope ``env`` (``[frames]``, ``fps``
-    frames per second) at tempo ``bpm``; empty when the envelope is all zero."""
+    frames per second) at tempo ``bpm``; empty when the envelope is all zero.
+
+    ``rel`` (``[frames]``, optional): the beat period at each frame as a multiple of ``bpm``'s,
+    for a tempo that changes (:func:`sat_mir.features.metrical.local_tempo`): each frame's
+    transition penalty is then measured from its own period, and its predecessors are looked
+    for from half the shortest period to twice the longest back.  Without it, librosa's tracker."""
     env = np.asarray(env)
     env = env if env.dtype in (np.float32, np.float64) else env.astype(np.float32)
     if not env.any():
@@ -32,7 +38,8 @@ def track_beats(env: np.ndarray, fps: float, bpm: float, *, tightness: float = 1
     period = np.round(fps * 60.0 / np.float64(bpm))  # frames per beat
     normalised = env / (env.std(ddof=1, axis=-1, keepdims=True) + np.finfo(env.dtype).tiny)
     local = _local_score(normalised.astype(np.float64), period)
-    backlink, cumulative = _dp(local, period, np.float32(tightness))
+    periods = None if rel is None else period * np.asarray(rel, dtype=np.float64)[: local.size]
+    backlink, cumulative = _dp(local, period, np.float32(tightness), periods)
     beats = np.zeros(local.size, dtype=bool)
     n = _last_beat(cumulative)
     while n >= 0:
@@ -54,12 +61,17 @@ def _local_score(env: np.ndarray, period: float) -> np.ndarray:
     return out
 
 
-def _dp(local: np.ndarray, period: float, tightness: np.float32) -> tuple[np.ndarray, np.ndarray]:
+def _dp(local: np.ndarray, period: float, tightness: np.float32,
+        periods: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Backlinks and cumulative scores: every frame's best predecessor from ``round(period/2)``
     to ``2·period`` frames back.  Frames within one such half-beat block have all their
-    predecessors before the block, so each block is one array operation."""
+    predecessors before the block, so each block is one array operation.  ``periods``: each
+    frame's own period (a changing tempo), the penalty measured from it."""
     n = local.size
-    near, far = int(np.round(period / 2)), int(2 * period)
+    if periods is not None and periods.size < n:
+        periods = np.pad(periods, (0, n - periods.size), mode="edge")
+    lo, hi = (period, period) if periods is None else (float(periods.min()), float(periods.max()))
+    near, far = int(np.round(lo / 2)), int(2 * hi)
     backlink = np.full(n, -1, dtype=np.int64)
     padded = np.full(far + n, -np.inf)  # cumulative scores after `far` frames before the start
     cumulative = padded[far:]
@@ -74,7 +86,11 @@ def _dp(local: np.ndarray, period: float, tightness: np.float32) -> tuple[np.nda
     for start in range(0, n, step):
         end = min(start + step, n)
         rows = np.arange(end - start)
-        score = windows[start:end, ::-1] - penalty
+        if periods is None:
+            score = windows[start:end, ::-1] - penalty
+        else:
+            own = np.float64(tightness) * (np.log(back)[None, :] - np.log(periods[start:end])[:, None]) ** 2
+            score = windows[start:end, ::-1] - own
         best = np.argmax(score, axis=1)
         best_score = score[rows, best]
         found = np.isfinite(best_score)  # a frame within half a beat of the start has none

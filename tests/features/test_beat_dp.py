@@ -58,3 +58,52 @@ def test_the_beats_are_librosas_on_a_song(bpm):
 
 def test_a_silent_envelope_has_no_beats():
     assert track_beats(np.zeros(500, np.float32), FPS, 120.0).size == 0
+
+
+def _stepped_pulse(rng, bpms, seconds):
+    """A noisy pulse train whose tempo steps from one of ``bpms`` to the next every ``seconds``;
+    the true beat times with it."""
+    beats, t = [], 0.0
+    for bpm in bpms:
+        end = t + seconds
+        while t < end:
+            beats.append(t)
+            t += 60.0 / bpm
+    n = int((t + 1.0) * FPS)
+    env = np.maximum(0.0, rng.standard_normal(n) * 0.3).astype(np.float32)
+    for b in beats:
+        env[int(round(b * FPS))] += 2.0
+    return env, np.asarray(beats)
+
+
+def _hits(found_frames, truth_s, tol=0.07):
+    found = np.asarray(found_frames) / FPS
+    return float(np.mean([np.min(np.abs(found - b)) <= tol for b in truth_s]))
+
+
+def test_a_tempo_that_steps_is_followed():
+    from sat_mir.features.metrical import local_tempo
+
+    rng = np.random.default_rng(4)
+    env, truth = _stepped_pulse(rng, [100.0, 120.0], 20.0)
+    period = 60.0 * FPS / 100.0
+    rel = local_tempo(env, FPS, period)
+    assert rel is not None
+    # the first section at the tracked period, the second at 100/120 of it
+    assert abs(np.median(rel[: int(8 * FPS)]) - 1.0) < 0.02
+    assert abs(np.median(rel[-int(8 * FPS):]) - 100.0 / 120.0) < 0.02
+    inside = truth[(truth > 3.0) & (truth < 37.0)]  # (the tracker trims weak beats at the ends)
+    second = truth[truth > 22.0]
+    one_period = track_beats(env, FPS, 100.0)
+    followed = track_beats(env, FPS, 100.0, rel=rel)
+    assert _hits(followed, inside) > 0.97 and _hits(followed, second) > 0.95  # 1.0 and 0.97 measured
+    assert _hits(one_period, second) < 0.7  # what the one period made of it: 0.61
+
+
+def test_a_steady_tempo_keeps_the_one_period():
+    from sat_mir.features.metrical import local_tempo
+
+    rng = np.random.default_rng(5)
+    for bpm in (62.0, 97.0, 143.0, 188.0):
+        env, _ = _stepped_pulse(rng, [bpm], 40.0)
+        assert local_tempo(env, FPS, 60.0 * FPS / bpm) is None, bpm

@@ -141,3 +141,18 @@ def test_confidence_ranks_right_above_wrong(slice_scores):
     assert right and np.mean(right) >= 0.6
     if wrong:
         assert np.mean(wrong) < np.mean(right)
+
+
+@pytest.mark.parametrize("index", [12, 23])
+def test_a_tempo_that_steps_halfway_is_followed(tmp_path, index):
+    # songs of the held-out step corpus (make_eval_corpus --step 0.12,0.20 --seed 43): a rock
+    # song and a pop song whose tempo steps at the bar line nearest their middle.  Tracked with
+    # one period, beat F was 0.72 and 0.68 and downbeat F 0.16 and 0.47 on the mix alone.
+    song_id = corpus_tool.make_song(index, 43, 30.0, tmp_path, step=(0.12, 0.20))
+    import json
+
+    truth = json.loads((tmp_path / "truth" / f"{song_id}.json").read_text())
+    assert abs(truth["spec"]["step"] - 1.0) >= 0.12
+    folder = tmp_path / "library" / song_id
+    row = score.score_song(truth, score.run_engine("sat-mir-mix", folder), folder / "full_mix.flac")
+    assert row["beat_f"] >= 0.95 and row["downbeat_f"] >= 0.9, row  # 1.0 and 1.0 measured
