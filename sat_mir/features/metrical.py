@@ -9,8 +9,9 @@ over the hypotheses, so the chosen hypothesis comes with a probability that is i
   is right up to a factor of 2 or 3 far more often than it is right exactly (a ballad read at
   twice its tempo, a 12/8 blues at two eighth notes).  The candidates are its tempo times
   1/3, 1/2, 2/3, 3/4, 1, 4/3, 3/2, 2 and 3 (a reel's melody in threes of eighth notes puts
-  the estimate at 4/3 of the beat), each tracked by librosa's dynamic-programming tracker, and
-  each also shifted by half a beat (a grid locked on the off-beats).  A candidate is scored
+  the estimate at 4/3 of the beat), each tracked by librosa's dynamic-programming tracker (its period
+  following the tempo where that steps from one to another: :func:`local_tempo`), and each
+  also shifted by half a beat (a grid locked on the off-beats).  A candidate is scored
   on how its grid sits in the music: onset strength on its beats, how much onset energy
   falls on its half, third, quarter and sixth positions (a real beat level has a subdivision
   and is not itself a subdivision), periodicity of the onset envelope at one, two and three
