@@ -38,7 +38,10 @@ def track_beats(env: np.ndarray, fps: float, bpm: float, *, tightness: float = 1
     period = np.round(fps * 60.0 / np.float64(bpm))  # frames per beat
     normalised = env / (env.std(ddof=1, axis=-1, keepdims=True) + np.finfo(env.dtype).tiny)
     local = _local_score(normalised.astype(np.float64), period)
-    periods = None if rel is None else period * np.asarray(rel, dtype=np.float64)[: local.size]
+    periods = None
+    if rel is not None:  # one period per frame of the envelope (the last repeated if rel is short)
+        r = np.asarray(rel, dtype=np.float64)[: local.size]
+        periods = period * np.pad(r, (0, local.size - r.size), mode="edge")
     backlink, cumulative = _dp(local, period, np.float32(tightness), periods)
     beats = np.zeros(local.size, dtype=bool)
     n = _last_beat(cumulative)
@@ -65,11 +68,9 @@ def _dp(local: np.ndarray, period: float, tightness: np.float32,
         periods: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Backlinks and cumulative scores: every frame's best predecessor from ``round(period/2)``
     to ``2·period`` frames back.  Frames within one such half-beat block have all their
-    predecessors before the block, so each block is one array operation.  ``periods``: each
-    frame's own period (a changing tempo), the penalty measured from it."""
+    predecessors before the block, so each block is one array operation.  ``periods`` (``[frames]``):
+    each frame's own period (a changing tempo), the penalty measured from it."""
     n = local.size
-    if periods is not None and periods.size < n:
-        periods = np.pad(periods, (0, n - periods.size), mode="edge")
     lo, hi = (period, period) if periods is None else (float(periods.min()), float(periods.max()))
     near, far = int(np.round(lo / 2)), int(2 * hi)
     backlink = np.full(n, -1, dtype=np.int64)
