@@ -36,7 +36,10 @@ over the hypotheses, so the chosen hypothesis comes with a probability that is i
   On those beats, every (pulses per bar, phase) hypothesis for 2 to 7 pulses per bar is
   scored on the contrast between the beats it calls downbeats and the others (harmonic
   change, also half a beat early where pop anticipates the bar, bass-note change, kick,
-  snare, cymbals, bass onsets, overall accent), whether the level above or below would
+  snare, cymbals, bass onsets, overall accent), where the kick falls (its linear low-band
+  flux, which tells it from a bass note where the low band's log flux does not) and which of
+  each pair of beats the kick, the snare's band, the cymbals and the accent favour (kick on 1
+  and 3, snare on 2 and 4), whether the level above or below would
   explain the same contrast better (4/4 against 2/4), how well the bar repeats
   (beat-synchronous self-similarity at one bar), a prior per meter, and whether the first
   sounding beat, the bass's first beat and the drums' first beat start a bar
@@ -120,6 +123,7 @@ LEVEL_FEATURES = (
     "drums_high_third", "drums_mid_alternation", "drums_low_alternation", "has_drums",
     "bass_half", "bass_third", "has_bass", "kick_half", "drums_kick_half",
 )
+PARITY_KEYS = ("kick", "mid", "low", "high", "accent")
 CONTRAST_KEYS = ("harmony", "harmony_2", "bass_harmony", "accent", "low", "mid", "high", "bass_onset",
                  "harmony_early", "bass_harmony_early")
 METER_FEATURES = (
@@ -128,6 +132,10 @@ METER_FEATURES = (
     "up_bass_onset", "down_bass_onset", "repetition", "first_beat", "first_bass", "first_drums",
     "change_hits", "change_recall", "bass_change_hits", "bass_change_recall",
     *(f"meter_{m}" for m in METERS),
+    # the kick's place in the bar (stop 46), and which of each pair of beats the kick, the
+    # snare's band, the low band, the cymbals and the accent favour
+    "contrast_kick", "up_kick", "down_kick",
+    *(f"{k}_parity" for k in PARITY_KEYS), *(f"down_{k}" for k in ("mid", "high", "accent")),
 )
 
 
@@ -594,6 +602,7 @@ def beat_sync(inp: RhythmInputs, beats_s: np.ndarray) -> BeatSync:
         "bass_onset": _local(inp.bass_env if inp.bass_env is not None else inp.bands["low"], fr),
         "harmony_early": _early_novelty(inp.chroma, inp.chroma_hop_s, beats_s),
         "bass_harmony_early": _early_novelty(inp.bass_chroma, inp.chroma_hop_s, beats_s),
+        "kick": _local(bands["kick"], fr),
     }
     vectors = np.concatenate([c, bc, np.stack([_zscore(series[k]) for k in ("low", "mid", "high")])], axis=0)
     vectors = vectors / (np.linalg.norm(vectors, axis=0, keepdims=True) + 1e-9)
@@ -636,6 +645,23 @@ def meter_features(bs: BeatSync, m: int, phase: int, first: tuple[int, int | Non
         x.append(float(ch[on].mean()) if on.any() else 0.0)
         x.append(float(ch[on].sum() / ch.sum()) if ch.any() else 0.0)
     x += [float(m == k) for k in METERS]
+    # The kick (linear low-band flux: the drums stem's, else the mix's).  On the mix alone the
+    # low band mixes the kick with the bass and the mid band the snare with everything else, and
+    # the bar model took a backbeat's snare beats for downbeats: the bar hypotheses it ranked
+    # first were right on 83.7 % of sel's songs, 93.4 % with these features (fitted on dev and
+    # dev2 alone; with stems 89.3 -> 91.8 %).
+    v = z["kick"]
+    x.append(float(v[on].mean() - v[~on].mean()))
+    x.append(abs(float(v[phase::2 * m].mean() - v[phase + m::2 * m].mean())) if n > 4 * m else 0.0)
+    x.append(float(v[phase::m].mean() - v[phase + m // 2::m].mean()) if m % 2 == 0 else 0.0)
+    # in bars of an even number of beats, the beats of the downbeat's parity against the others
+    # (kick on 1 and 3, snare on 2 and 4), and the downbeat against the bar's middle beat
+    for k in PARITY_KEYS:
+        v = z[k]
+        x.append(float(v[phase::2].mean() - v[1 - phase % 2::2].mean()) if m % 2 == 0 and n > 4 else 0.0)
+    for k in ("mid", "high", "accent"):
+        v = z[k]
+        x.append(float(v[phase::m].mean() - v[phase + m // 2::m].mean()) if m % 2 == 0 else 0.0)
     return np.asarray(x, dtype=np.float64)
 
 
