@@ -624,12 +624,19 @@ def meter_features(bs: BeatSync, m: int, phase: int, first: tuple[int, int | Non
     on = np.zeros(n, bool)
     on[phase::m] = True
     z = bs.series
-    x = [float(z[k][on].mean() - z[k][~on].mean()) for k in CONTRAST_KEYS]
+
+    def contrast(v: np.ndarray) -> float:  # bar starts against the other beats
+        return float(v[on].mean() - v[~on].mean())
+
+    def up(v: np.ndarray) -> float:  # every other bar start against the rest
+        return abs(float(v[phase::2 * m].mean() - v[phase + m::2 * m].mean())) if n > 4 * m else 0.0
+
+    def down(v: np.ndarray) -> float:  # the downbeat against the bar's middle beat
+        return float(v[phase::m].mean() - v[phase + m // 2::m].mean()) if m % 2 == 0 else 0.0
+
+    x = [contrast(z[k]) for k in CONTRAST_KEYS]
     for k in ("harmony", "bass_harmony", "low", "bass_onset"):
-        v = z[k]
-        up = abs(float(v[phase::2 * m].mean() - v[phase + m::2 * m].mean())) if n > 4 * m else 0.0
-        down = float(v[phase::m].mean() - v[phase + m // 2::m].mean()) if m % 2 == 0 else 0.0
-        x += [up, down]
+        x += [up(z[k]), down(z[k])]
     vn = bs.vectors
 
     def sim(lag: int) -> float:
@@ -650,18 +657,12 @@ def meter_features(bs: BeatSync, m: int, phase: int, first: tuple[int, int | Non
     # the bar model took a backbeat's snare beats for downbeats: the bar hypotheses it ranked
     # first were right on 83.7 % of sel's songs, 93.4 % with these features (fitted on dev and
     # dev2 alone; with stems 89.3 -> 91.8 %).
-    v = z["kick"]
-    x.append(float(v[on].mean() - v[~on].mean()))
-    x.append(abs(float(v[phase::2 * m].mean() - v[phase + m::2 * m].mean())) if n > 4 * m else 0.0)
-    x.append(float(v[phase::m].mean() - v[phase + m // 2::m].mean()) if m % 2 == 0 else 0.0)
+    x += [contrast(z["kick"]), up(z["kick"]), down(z["kick"])]
     # in bars of an even number of beats, the beats of the downbeat's parity against the others
     # (kick on 1 and 3, snare on 2 and 4), and the downbeat against the bar's middle beat
-    for k in PARITY_KEYS:
-        v = z[k]
-        x.append(float(v[phase::2].mean() - v[1 - phase % 2::2].mean()) if m % 2 == 0 and n > 4 else 0.0)
-    for k in ("mid", "high", "accent"):
-        v = z[k]
-        x.append(float(v[phase::m].mean() - v[phase + m // 2::m].mean()) if m % 2 == 0 else 0.0)
+    x += [float(z[k][phase::2].mean() - z[k][1 - phase % 2::2].mean()) if m % 2 == 0 and n > 4 else 0.0
+          for k in PARITY_KEYS]
+    x += [down(z[k]) for k in ("mid", "high", "accent")]
     return np.asarray(x, dtype=np.float64)
 
 
