@@ -2,7 +2,7 @@
 chords are known exactly: the audio sat-mir's musical facts are measured on (never the demo).
 
     .venv/bin/python tools/make_eval_corpus.py OUT_DIR [--songs 200] [--seconds 32] [--seed 0] [--jobs 2] [--styles rock,waltz]
-        [--soundfont FILE]
+        [--soundfont FILE] [--drift LO,HI | --step LO,HI] [--flat-kick P]
 
 Needs Debian's ``fluidsynth`` and ``fluid-soundfont-gm`` (``apt-get install fluidsynth
 fluid-soundfont-gm``).  ``--soundfont`` renders the same songs with another General MIDI
@@ -168,6 +168,7 @@ class Song:
     step: float = 1.0  # the tempo from the bar line nearest the middle, as a multiple of the first
     jitter_ms: float = 0.0
     push: float = 0.0  # chords on a bar line come this many quarter notes early (anticipation)
+    flat_kick: bool = False  # every kick of a bar at one velocity (--flat-kick)
 
     @property
     def compound(self) -> bool:
@@ -327,10 +328,10 @@ def drum_bar(song: Song, bar: int, q0: float, rng: np.random.Generator, *, fill:
     p = STYLES[song.style].drums
     b = song.beat_q
     n = song.numerator
-    hits: list[tuple[float, int, int]] = []  # (position in quarter notes from bar start, note, velocity)
+    hits: list[tuple[float, int, int, int]] = []  # (position in quarter notes from bar start, note, velocity, jitter)
 
     def add(pos, note, vel):
-        hits.append((pos, note, int(np.clip(vel + rng.integers(-8, 9), 20, 127))))
+        hits.append((pos, note, vel, int(rng.integers(-8, 9))))
 
     if p in ("rock", "pop", "breakbeat", "half_time", "shuffle"):
         sub = 0.25 if p in ("pop", "breakbeat") and song.groove == "straight" and rng.random() < 0.5 else 0.5
@@ -454,9 +455,14 @@ def drum_bar(song: Song, bar: int, q0: float, rng: np.random.Generator, *, fill:
         add(0, CRASH, 110)
         if not any(h[0] == 0 and h[1] == KICK for h in hits):
             add(0, KICK, 110)
-    # metrical accent: beat 1 strongest
-    return [Note(q0 + pos, 0.25, note, vel + (6 if pos == 0 else 0), "drums") for pos, note, vel in hits
-            if pos < bar_len - 1e-6]
+    if song.flat_kick:  # a drum machine's kick: every one in the bar alike, the first no louder
+        kicks = [vel for _, note, vel, _ in hits if note == KICK]
+        flat = int(round(float(np.mean(kicks)))) if kicks else 0
+        hits = [(pos, note, flat if note == KICK else vel, jit) for pos, note, vel, jit in hits]
+    # metrical accent: beat 1 strongest (not on a flat kick)
+    return [Note(q0 + pos, 0.25, note, int(np.clip(vel + jit, 20, 127))
+                 + (6 if pos == 0 and not (song.flat_kick and note == KICK) else 0), "drums")
+            for pos, note, vel, jit in hits if pos < bar_len - 1e-6]
 
 
 def bass_bar(song: Song, chords_in_bar: list[Chord], q0: float, rng: np.random.Generator) -> list[Note]:
@@ -799,10 +805,11 @@ def truth_of(song: Song, midi: Path, chords: list[Chord], first_s: float, last_s
 
 
 def moving_tempo(song: Song, index: int, seed: int, *, drift: tuple[float, float] | None = None,
-                 step: tuple[float, float] | None = None) -> Song:
+                 step: tuple[float, float] | None = None, flat_kick: float = 0.0) -> Song:
     """``song`` with a tempo that moves: a drift of ±``drift`` (fraction, drawn within it) over the
-    song, or a step by ±``step`` at the bar line nearest the middle (its drift then none).  Drawn
-    from their own seeds, so every other choice of the song stays as :func:`draw_song` made it."""
+    song, or a step by ±``step`` at the bar line nearest the middle (its drift then none); with
+    probability ``flat_kick``, a kick with no accent (:attr:`Song.flat_kick`).  Drawn from their own
+    seeds, so every other choice of the song stays as :func:`draw_song` made it."""
     if drift is not None:
         r = np.random.default_rng([seed, index, 99])
         song.drift = float(r.choice([-1, 1]) * r.uniform(*drift))
@@ -810,15 +817,18 @@ def moving_tempo(song: Song, index: int, seed: int, *, drift: tuple[float, float
         r = np.random.default_rng([seed, index, 98])
         song.drift = 0.0
         song.step = float(1.0 + r.choice([-1, 1]) * r.uniform(*step))
+    if flat_kick > 0.0:
+        song.flat_kick = bool(np.random.default_rng([seed, index, 97]).random() < flat_kick)
     return song
 
 
 def make_song(index: int, seed: int, seconds: float, out: Path, style: str | None = None,
               soundfont: Path | None = None, drift: tuple[float, float] | None = None,
-              step: tuple[float, float] | None = None) -> str:
+              step: tuple[float, float] | None = None, flat_kick: float = 0.0) -> str:
     import soundfile as sf
 
-    song = moving_tempo(draw_song(index, seed, seconds, style), index, seed, drift=drift, step=step)
+    song = moving_tempo(draw_song(index, seed, seconds, style), index, seed, drift=drift, step=step,
+                        flat_kick=flat_kick)
     notes, chords = compose(song)
     rng = np.random.default_rng([seed, index, 11])
     midis = write_midis(song, notes, out / "midi" / song.id, rng)
@@ -860,10 +870,12 @@ def require(soundfont: Path | None = None) -> None:
 
 def make_corpus(out: Path, *, songs: int, seconds: float, seed: int, jobs: int = 2,
                 styles: list[str] | None = None, soundfont: Path | None = None,
-                drift: tuple[float, float] | None = None, step: tuple[float, float] | None = None) -> list[str]:
+                drift: tuple[float, float] | None = None, step: tuple[float, float] | None = None,
+                flat_kick: float = 0.0) -> list[str]:
     """Render ``songs`` songs into ``out``; with ``styles``, song ``i`` has style ``styles[i % len]``;
     with ``soundfont``, in its sounds rather than FluidR3's; with ``drift`` or ``step``, every
-    song's tempo moves (:func:`moving_tempo`)."""
+    song's tempo moves, and with ``flat_kick`` that share of songs has kicks with no accent
+    (:func:`moving_tempo`)."""
     require(soundfont)
     unknown = sorted(set(styles or []) - set(STYLES))
     if unknown:
@@ -871,10 +883,10 @@ def make_corpus(out: Path, *, songs: int, seconds: float, seed: int, jobs: int =
     out.mkdir(parents=True, exist_ok=True)
     chosen = [styles[i % len(styles)] if styles else None for i in range(songs)]
     if jobs <= 1:  # in this process (fluidsynth runs as its own process anyway)
-        return [make_song(i, seed, seconds, out, chosen[i], soundfont, drift, step) for i in range(songs)]
+        return [make_song(i, seed, seconds, out, chosen[i], soundfont, drift, step, flat_kick) for i in range(songs)]
     with ProcessPoolExecutor(jobs) as pool:
         return list(pool.map(make_song, range(songs), [seed] * songs, [seconds] * songs, [out] * songs, chosen,
-                             [soundfont] * songs, [drift] * songs, [step] * songs))
+                             [soundfont] * songs, [drift] * songs, [step] * songs, [flat_kick] * songs))
 
 
 def _span(text: str) -> tuple[float, float]:
@@ -898,10 +910,15 @@ def main() -> None:
                                                 "within it over the song (0.10,0.20)")
     ap.add_argument("--step", type=_span, help="LO,HI: every song's tempo steps by a drawn ±fraction within "
                                                "it at the bar line nearest its middle (0.12,0.20)")
+    ap.add_argument("--flat-kick", type=float, default=0.0, metavar="P",
+                    help="the share of songs (drawn, 0-1) whose kicks all strike alike, the bar's first no "
+                         "louder (a drum machine's); default 0: the first kick accented")
     args = ap.parse_args()
+    if not 0.0 <= args.flat_kick <= 1.0:
+        ap.error("--flat-kick wants a share between 0 and 1")
     done = make_corpus(args.out, songs=args.songs, seconds=args.seconds, seed=args.seed, jobs=args.jobs,
                        styles=[s for s in args.styles.split(",") if s] or None, soundfont=args.soundfont,
-                       drift=args.drift, step=args.step)
+                       drift=args.drift, step=args.step, flat_kick=args.flat_kick)
     print(f"{len(done)} songs in {args.out}")
 
 

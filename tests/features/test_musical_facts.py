@@ -156,3 +156,41 @@ def test_a_tempo_that_steps_halfway_is_followed(tmp_path, index):
     folder = tmp_path / "library" / song_id
     row = score.score_song(truth, score.run_engine("sat-mir-mix", folder), folder / "full_mix.flac")
     assert row["beat_f"] >= 0.95 and row["downbeat_f"] >= 0.9, row  # 1.0 and 1.0 measured
+
+
+def _kick_velocities(song, bars: int = 64) -> tuple[list[int], list[int], list[tuple]]:
+    """The kicks' MIDI velocities on the bar's first beat and elsewhere over ``bars`` bars, and
+    every other drum hit, from one seeded stream."""
+    rng = np.random.default_rng(5)
+    first, rest, others = [], [], []
+    for bar in range(bars):
+        for note in corpus_tool.drum_bar(song, bar, 0.0, rng, fill=False, crash=False):
+            if note.pitch == corpus_tool.KICK:
+                (first if note.q == 0.0 else rest).append(note.vel)
+            else:
+                others.append((note.q, note.pitch, note.vel))
+    return first, rest, others
+
+
+@pytest.mark.parametrize("style", ["rock", "twelve_eight"])
+def test_a_flat_kick_strikes_the_first_beat_no_harder_than_the_others(style):
+    # make_eval_corpus --flat-kick: a drum machine's kick, every one in the bar alike.  By
+    # default the bar's first kick is the loudest (rock: 121 against 100, before the jitter).
+    song = corpus_tool.draw_song(0, 10, 30.0, style)
+    accented = _kick_velocities(song)
+    song.flat_kick = True
+    flat = _kick_velocities(song)
+    assert np.mean(accented[0]) - np.mean(accented[1]) >= 15
+    assert abs(np.mean(flat[0]) - np.mean(flat[1])) <= 3
+    assert flat[2] == accented[2]  # the same stream: every other drum as it was
+
+
+def test_the_share_of_flat_kicks_is_drawn_apart_from_the_song():
+    songs = [corpus_tool.moving_tempo(corpus_tool.draw_song(i, 10, 30.0, None), i, 10, flat_kick=0.5)
+             for i in range(40)]
+    plain = [corpus_tool.draw_song(i, 10, 30.0, None) for i in range(40)]
+    assert 10 <= sum(s.flat_kick for s in songs) <= 30
+    assert not any(s.flat_kick for s in plain)
+    for s, p in zip(songs, plain):
+        s.flat_kick = False
+        assert s == p  # nothing else drawn differently
