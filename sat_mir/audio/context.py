@@ -22,7 +22,8 @@ from sat_mir.audio.decode import Audio, load_audio, probe_header
 from sat_mir.audio.filterbanks import mel_filters, onset_strength, power_to_db
 from sat_mir.audio.resample import resample
 
-__all__ = ["STEM_NAMES", "SignalContext", "Spectrogram", "SIGNALS_MB", "TrackContext", "stft_blocks", "stft_frames", "stft_magnitude"]
+__all__ = ["STEM_NAMES", "SignalContext", "Spectrogram", "SIGNALS_MB", "TrackContext", "channel_mean", "stft_blocks",
+           "stft_frames", "stft_magnitude"]
 
 STEM_NAMES = ("drums", "bass", "other", "vocals")
 T = TypeVar("T")
@@ -43,6 +44,16 @@ def stft_blocks(y: np.ndarray, n_fft: int, hop: int, block: int = 256):
     view = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop]
     for s in range(0, view.shape[0], block):
         yield s, scipy.fft.rfft(view[s:s + block] * window, axis=1)
+
+
+def channel_mean(x: np.ndarray) -> np.ndarray:
+    """``x.mean(axis=0, dtype=np.float32)`` of ``[channels, frames]`` samples, the same values;
+    a stereo pair as one sum and one scaling in place, at half the time of the general mean."""
+    if x.shape[0] != 2:
+        return x.mean(axis=0, dtype=np.float32)
+    out = np.add(x[0], x[1], dtype=np.float32)
+    out *= np.float32(0.5)
+    return out
 
 
 def stft_frames(n_samples: int, n_fft: int, hop: int) -> int:
@@ -153,7 +164,7 @@ class SignalContext:
         place); a mono signal's own samples (read-only)."""
         if self._shape[0] == 1:
             return self.samples[0]
-        return self.audio.samples.mean(axis=0, dtype=np.float32)
+        return channel_mean(self.audio.samples)
 
     def at_rate(self, sr: int) -> np.ndarray:
         """All channels resampled to ``sr`` Hz, ``[channels, frames]``."""
@@ -170,7 +181,7 @@ class SignalContext:
         # averaging first and resampling one channel equals resampling all and averaging (both
         # are linear), at a fraction of the cost; reuse all channels when they are already there
         if ("at_rate", sr) in self._memo:
-            return self.memo(("mono", sr), lambda: self.at_rate(sr).mean(axis=0, dtype=np.float32))
+            return self.memo(("mono", sr), lambda: channel_mean(self.at_rate(sr)))
         return self.memo(("mono", sr), lambda: resample(self.mono, sr_in=self.sr, sr_out=sr, quality="HQ"))
 
     def stft_magnitude(self, *, sr: int = 22050, n_fft: int = 2048, hop: int = 512) -> np.ndarray:

@@ -16,11 +16,15 @@ from scipy.signal import sosfilt
 __all__ = [
     "ABSOLUTE_GATE_LUFS",
     "channel_weights",
+    "chunk_energy",
+    "chunk_parts",
     "integrated_loudness",
     "k_weighting_sos",
     "loudness_range",
     "loudness_stats",
+    "loudness_stats_of_chunks",
     "short_term_loudness",
+    "whole_chunks",
 ]
 
 ABSOLUTE_GATE_LUFS = -70.0
@@ -85,8 +89,10 @@ def denormal_guard(block: np.ndarray) -> np.ndarray:
     return block + guard
 
 
-def _chunk_energy(samples: np.ndarray, sr: int) -> np.ndarray:
-    """Energy ``[channels, chunks]`` of the K-weighted signal in consecutive 100 ms chunks.
+def chunk_energy(samples: np.ndarray, sr: int, parts: int = 1) -> np.ndarray:
+    """Energy ``[channels, chunks]`` of the K-weighted signal in consecutive 100 ms chunks
+    (``round(0.1 * sr)`` samples each), or in ``parts`` equal parts of each (``parts`` divides
+    that: :func:`chunk_parts`); the samples after the last whole part are left out.
 
     BS.1770 blocks (400 ms) and EBU 3342 short-term windows (3 s) both start every
     100 ms, so each is a sum of whole chunks: one filter pass and one reduction
@@ -96,7 +102,10 @@ def _chunk_energy(samples: np.ndarray, sr: int) -> np.ndarray:
     """
     x = np.atleast_2d(np.asarray(samples, dtype=np.float32))
     sos = k_weighting_sos(sr).astype(np.float32)
-    step = int(round(0.1 * sr))
+    whole = int(round(0.1 * sr))
+    if parts < 1 or whole % parts:
+        raise ValueError(f"a 100 ms chunk of {whole} samples does not split into {parts} equal parts")
+    step = whole // parts
     n = x.shape[-1] // step
     out = np.empty((x.shape[0], n), dtype=np.float32)
     # the filter a block of chunks at a time, its state carried across (the same samples as one
@@ -109,6 +118,18 @@ def _chunk_energy(samples: np.ndarray, sr: int) -> np.ndarray:
         v = y.reshape(x.shape[0], b - a, step)
         out[:, a:b] = np.einsum("cnk,cnk->cn", v, v)
     return out.astype(np.float64)
+
+
+def chunk_parts(sr: int) -> int:
+    """The most parts, up to 10 (10 ms each), that a 100 ms chunk at ``sr`` splits into evenly."""
+    whole = int(round(0.1 * sr))
+    return next(d for d in (10, 5, 4, 2, 1) if whole % d == 0)
+
+
+def whole_chunks(parts_energy: np.ndarray, parts: int) -> np.ndarray:
+    """100 ms chunk energies ``[channels, chunks]`` from :func:`chunk_energy`'s ``parts`` parts."""
+    n = parts_energy.shape[-1] // parts
+    return parts_energy[:, :n * parts].reshape(parts_energy.shape[0], n, parts).sum(axis=-1)
 
 
 def _window_power(chunks: np.ndarray, sr: int, window_s: float) -> np.ndarray:
@@ -133,7 +154,7 @@ def integrated_loudness(samples: np.ndarray, sr: int) -> float:
     Returns ``-inf`` when no block passes the absolute gate (silence) and ``nan``
     when the signal is shorter than one 400 ms block; callers decide what that means.
     """
-    return _integrated(_chunk_energy(samples, sr), sr)
+    return _integrated(chunk_energy(samples, sr), sr)
 
 
 def _integrated(chunks: np.ndarray, sr: int) -> float:
@@ -151,13 +172,17 @@ def _integrated(chunks: np.ndarray, sr: int) -> float:
 
 def loudness_stats(samples: np.ndarray, sr: int) -> tuple[float, float]:
     """(integrated loudness, loudness range) from one K-weighting pass; see the two functions."""
-    chunks = _chunk_energy(samples, sr)
+    return loudness_stats_of_chunks(chunk_energy(samples, sr), sr)
+
+
+def loudness_stats_of_chunks(chunks: np.ndarray, sr: int) -> tuple[float, float]:
+    """:func:`loudness_stats` from the signal's :func:`chunk_energy`."""
     return _integrated(chunks, sr), _range(chunks, sr)
 
 
 def short_term_loudness(samples: np.ndarray, sr: int) -> np.ndarray:
     """Short-term loudness (3 s windows, ungated) every 100 ms, in LUFS."""
-    return np.asarray(_to_lufs(_window_power(_chunk_energy(samples, sr), sr, 3.0)))
+    return np.asarray(_to_lufs(_window_power(chunk_energy(samples, sr), sr, 3.0)))
 
 
 def loudness_range(samples: np.ndarray, sr: int) -> float:
@@ -166,7 +191,7 @@ def loudness_range(samples: np.ndarray, sr: int) -> float:
     Gates: −70 LUFS absolute, then 20 LU below the power mean of what passed.
     Returns ``nan`` when the signal is shorter than 3 s or nothing passes the gates.
     """
-    return _range(_chunk_energy(samples, sr), sr)
+    return _range(chunk_energy(samples, sr), sr)
 
 
 def _range(chunks: np.ndarray, sr: int) -> float:

@@ -10,8 +10,9 @@ any latent grid Stable Audio uses (21.5 Hz for Stable Audio Open, 10.8 Hz for St
 Series (float32, one value per frame unless said):
 
 - ``loudness_momentary``: BS.1770 momentary loudness, LUFS: the K-weighted, channel-weighted
-  mean square over the 17 frames (395 ms, BS.1770's 400 ms block) centred on the frame; below
-  −70 LUFS (the standard's absolute gate: silence to it) it reads −70.
+  mean square over the 395 ms (17 frames; BS.1770's block is 400 ms) centred on the frame, read
+  off the 100 ms chunk energies of the loudness extractor's filter pass; below −70 LUFS (the
+  standard's absolute gate: silence to it) it reads −70.
 - ``onset_strength``: the mix's spectral-flux onset envelope (librosa's mel flux, the one the
   beat tracker reads), moved one frame earlier for the front end's latency (the last frame
   repeats its neighbour).
@@ -30,7 +31,7 @@ from __future__ import annotations
 import io
 import numpy as np
 
-from sat_mir.audio.context import SignalContext, TrackContext, stft_frames
+from sat_mir.audio.context import SignalContext, TrackContext, channel_mean, stft_frames
 from sat_mir.audio.filterbanks import chroma_filters, normalize
 from sat_mir.errors import ExtractorError
 from sat_mir.features.registry import ExtractorResult, OutputSpec, register
@@ -82,7 +83,7 @@ def _rms(sig: SignalContext, frames: int) -> np.ndarray:
     x = sig.samples
     squares = np.empty(x.shape[-1], dtype=np.float32)
     for a in range(0, x.shape[-1], _BLOCK):  # the channel mean a block at a time: sig.mono's values
-        m = x[:, a:a + _BLOCK].mean(axis=0, dtype=np.float32)
+        m = channel_mean(x[:, a:a + _BLOCK])
         squares[a:a + m.shape[0]] = np.square(m)
     energy, n = frame_blocks(squares, sig.sr, frames)
     return np.sqrt(energy / np.maximum(n, 1)).astype(np.float32)
@@ -93,30 +94,26 @@ def _stem_rms(sig: SignalContext, frames: int) -> np.ndarray:
 
 
 def _momentary_lufs(sig: SignalContext, frames: int) -> np.ndarray:
-    from scipy.signal import sosfilt
+    """BS.1770 momentary loudness on the series' frames, from the K-weighted energies of 10 ms
+    parts that the loudness extractor sums into its 100 ms chunks (one filter pass for both).
+    A window's energy is read off the cumulative energy, linear within a part: only the 10 ms
+    at each end of a window are spread.  Windows are cut at the signal's ends, as the frames'
+    spans are (the samples after the last whole part, under 10 ms, left out)."""
+    from sat_mir.features.bs1770 import channel_weights
+    from sat_mir.features.loudness import chunk_energy_of
 
-    from sat_mir.features.bs1770 import channel_weights, denormal_guard, k_weighting_sos
-
-    x = np.atleast_2d(sig.samples)
-    weights = channel_weights(x.shape[0])
-    power = np.zeros(frames)
-    count = None
-    sos = k_weighting_sos(sig.sr).astype(np.float32)
-    squares = np.empty(x.shape[-1], dtype=np.float32)
-    for c in range(x.shape[0]):
-        # filtered a block at a time, the filter's state carried over: the same samples as one
-        # pass, with only the squares signal-long
-        state = np.zeros((sos.shape[0], 2), dtype=np.float32)
-        for a in range(0, x.shape[-1], _BLOCK):
-            y, state = sosfilt(sos, denormal_guard(x[c, a:a + _BLOCK]), zi=state)  # _BLOCK is even
-            squares[a:a + y.shape[0]] = np.square(y)
-        energy, count = frame_blocks(squares, sig.sr, frames)
-        power += weights[c] * energy
-    kernel = np.ones(MOMENTARY_FRAMES)
-    summed = np.convolve(power, kernel, mode="same")
-    samples = np.convolve(count.astype(np.float64), kernel, mode="same")
+    chunks, parts = chunk_energy_of(sig)
+    step = int(round(0.1 * sig.sr)) // parts
+    cum = np.concatenate([[0.0], np.cumsum(channel_weights(chunks.shape[0]) @ chunks)])
+    end = float(step * chunks.shape[-1])
+    centre = np.arange(frames) * (sig.sr / FPS)
+    half = MOMENTARY_FRAMES / 2 * sig.sr / FPS
+    lo = np.clip(centre - half, 0.0, end)
+    hi = np.clip(centre + half, 0.0, end)
+    pos = np.arange(cum.size) * float(step)
+    span = hi - lo
     with np.errstate(divide="ignore", invalid="ignore"):
-        lufs = _LUFS_OFFSET + 10.0 * np.log10(summed / np.maximum(samples, 1))
+        lufs = _LUFS_OFFSET + 10.0 * np.log10((np.interp(hi, pos, cum) - np.interp(lo, pos, cum)) / span)
     return np.where(np.isfinite(lufs) & (lufs > SILENCE_LUFS), lufs, SILENCE_LUFS).astype(np.float32)
 
 
@@ -159,14 +156,15 @@ def series_bytes(series: dict[str, np.ndarray]) -> bytes:
 @register
 class Series(UsesBeatGrid):
     name = "series"
-    version = "14"  # 2: the beat grid reaches back to the first sound (beat_phase defined from there); 3: slip mended;
+    version = "15"  # 2: the beat grid reaches back to the first sound (beat_phase defined from there); 3: slip mended;
     # 4: the durational accent moves a drumless separated grid; 5: beat candidates at 3/4 and 4/3;
     # 6: the kick moves a grid off a shuffle's off-beats; 7: the metrical models' average of two fits;
     # 8: beats on the notes' starts (rhythm.ATTACK_LEAD_S); 9: beats on their local line (steady_beats);
     # 10: beats on the track's own attacks (attack.attack_shift); 11: drums sure from a flatness of 0.46;
     # 12: the kick's move asks for onsets there and a drums stem's kick 4 times stronger (kick_shift);
     # 13: where the tempo steps, the tracker's period follows it (metrical.local_tempo); 14: bar models
-    # refitted with the kick's place in the bar
+    # refitted with the kick's place in the bar; 15: the momentary loudness from the loudness
+    # extractor's K-weighted 10 ms parts
     signals = ("mix", "stems")
     outputs = (
         OutputSpec("series_frames", "frames", f"frames of the time series in {SERIES_FILE} "

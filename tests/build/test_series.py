@@ -140,7 +140,7 @@ def test_the_demo_build_writes_series_beside_every_latent_and_into_the_shards(tm
     assert {f"{iid}.series.npz" for iid in ids} <= members
 
 
-def test_the_blockwise_rms_and_momentary_loudness_equal_one_pass():
+def test_the_blockwise_rms_equals_one_pass_and_the_momentary_loudness_its_exact_windows():
     from scipy.signal import sosfilt
 
     from sat_mir.audio.context import SignalContext
@@ -149,12 +149,31 @@ def test_the_blockwise_rms_and_momentary_loudness_equal_one_pass():
 
     rng = np.random.default_rng(2)
     x = (0.2 * rng.standard_normal((2, 3 * S._BLOCK + 77))).astype(np.float32)
-    sig = SignalContext("stem", Audio(x, SR))
     frames = int(x.shape[1] / SR * S.FPS) + 1
     energy, n = S.frame_blocks(np.square(x.mean(axis=0, dtype=np.float32)), SR, frames)
-    np.testing.assert_array_equal(S._rms(sig, frames), np.sqrt(energy / np.maximum(n, 1)).astype(np.float32))
-    power = sum(w * S.frame_blocks(np.square(sosfilt(k_weighting_sos(SR).astype(np.float32), c)), SR, frames)[0]
-                for w, c in zip(channel_weights(2), x))
-    kernel = np.ones(S.MOMENTARY_FRAMES)
-    ref = -0.691 + 10 * np.log10(np.convolve(power, kernel, "same") / np.convolve(n.astype(float), kernel, "same"))
-    np.testing.assert_array_equal(S._momentary_lufs(sig, frames), np.maximum(ref, S.SILENCE_LUFS).astype(np.float32))
+    np.testing.assert_array_equal(S._rms(SignalContext("stem", Audio(x, SR)), frames),
+                                  np.sqrt(energy / np.maximum(n, 1)).astype(np.float32))
+    # the momentary loudness against one K-weighting pass in float64 and the exact 395 ms window
+    # centred on each frame, cut at the signal's ends: on noise, and on noise bursts of 0.73 s
+    # after digital silence, whose onsets and ends fall anywhere in the 10 ms parts
+    on = ((np.arange(x.shape[1]) // int(0.73 * SR)) % 2).astype(np.float32)
+    centre = np.arange(frames) * SR / S.FPS
+    half = S.MOMENTARY_FRAMES / 2 * SR / S.FPS
+    lo = np.clip(np.round(centre - half), 0, x.shape[1]).astype(int)
+    hi = np.clip(np.round(centre + half), 0, x.shape[1]).astype(int)
+    for signal, sounding in ((x, np.ones_like(on)), (x * on, on)):
+        got = S._momentary_lufs(SignalContext("mix", Audio(signal, SR)), frames)
+        weighted = sum(w * np.square(sosfilt(k_weighting_sos(SR), c.astype(np.float64)))
+                       for w, c in zip(channel_weights(2), signal))
+        cum = np.concatenate([[0.0], np.cumsum(weighted)])
+        with np.errstate(divide="ignore"):
+            ref = np.maximum(-0.691 + 10 * np.log10((cum[hi] - cum[lo]) / (hi - lo)), S.SILENCE_LUFS)
+        sound = np.concatenate([[0.0], np.cumsum(sounding)])
+        held = (sound[hi] - sound[lo]) / SR >= 0.01  # windows holding at least 10 ms of sound
+        assert held.sum() >= 0.7 * frames
+        np.testing.assert_allclose(got[held], ref[held], atol=0.03 if signal is x else 0.15)
+        if signal is x:
+            continue
+        near = sound[np.minimum(hi + SR // 100, x.shape[1])] - sound[np.maximum(lo - SR // 100, 0)]
+        assert np.all(got[near == 0] == S.SILENCE_LUFS)  # silence 10 ms and more from any sound
+        assert np.count_nonzero(near == 0) >= 0.2 * frames

@@ -85,7 +85,7 @@ def test_the_k_weighting_in_blocks_equals_one_pass(monkeypatch):
 
     rng = np.random.default_rng(2)
     x = (rng.standard_normal((2, 44100 * 3 + 123)) * np.linspace(0.01, 0.5, 44100 * 3 + 123)).astype(np.float32)
-    whole = bs1770._chunk_energy(x, 44100)
+    whole = bs1770.chunk_energy(x, 44100)
     assert whole.shape == (2, 30)
     monkeypatch.setattr(bs1770, "_BLOCK", 10000)  # blocks of two 100-ms chunks
-    np.testing.assert_array_equal(bs1770._chunk_energy(x, 44100), whole)
+    np.testing.assert_array_equal(bs1770.chunk_energy(x, 44100), whole)
