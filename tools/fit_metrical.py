@@ -8,10 +8,10 @@ corpora rendered by ``tools/make_eval_corpus.py``, and write ``metrical_weights.
     .venv/bin/python tools/fit_metrical.py --rows CACHE [--rows CACHE ...] [...]  # fit on saved rows
 
 Use corpora rendered with seeds other than the evaluation corpus's (the project's weights come
-from seeds 1, 2, 7, 8 and 9; ``tools/score_facts.py`` reports on seed 0, the held-out choices
-were made on seeds 3 and 5, the test suite's slice renders seed 11).  Every song is analysed twice,
-with its stems and on the mix alone: one beat-level model serves both, and each has its own
-bar model (``meter`` with a drums or bass stem, ``meter_mix`` on the mix alone; fitted
+from seeds 1, 2, 7, 8, 9, 10 and 13; ``tools/score_facts.py`` reports on seed 0, the held-out
+choices were made on seeds 3, 5 and 62, the test suite's slice renders seed 11).  Every song is
+analysed twice, with its stems and on the mix alone: one beat-level model serves both, and each
+has its own bar model (``meter`` with a drums or bass stem, ``meter_mix`` on the mix alone; fitted
 together, the mix's songs lost 3 points on held-out songs).  ``--level-from`` keeps the
 beat-level model of an existing weights file when only the bar evidence changed.
 

@@ -268,7 +268,7 @@ def most_common_progression(bars: list[dict], length: int = 4) -> list[str]:
 class Chords(UsesBeatGrid):
     name = "chords"
     needs = Needs(min_sound_s=4.0, pitched=True, rhythmic=True)  # chords per beat
-    version = "18"  # 4: bars from the refitted bar models; 5: the grid's half-beat slip mended; 6: refit, accent;
+    version = "19"  # 4: bars from the refitted bar models; 5: the grid's half-beat slip mended; 6: refit, accent;
     # 7: beat candidates at 3/4 and 4/3; 8: the kick moves a grid off a shuffle's off-beats;
     # 9: the mix's drums left out of its harmonic content (tonal.harmonic_mask); 10: the metrical
     # models' average of two fits; 11: the note chroma searches every lower peak for a fundamental;
@@ -276,7 +276,7 @@ class Chords(UsesBeatGrid):
     # 14: beats on the track's own attacks (attack.attack_shift); 15: drums sure from a flatness of 0.46;
     # 16: the kick's move asks for onsets there and a drums stem's kick 4 times stronger (kick_shift);
     # 17: where the tempo steps, the tracker's period follows it (metrical.local_tempo); 18: bar models
-    # refitted with the kick's place in the bar
+    # refitted with the kick's place in the bar; 19: bar models refitted with drum-machine kicks
     signals = ("mix", "stems")
     outputs = (
         OutputSpec("chord_progression", "chord names",

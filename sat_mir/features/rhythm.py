@@ -237,8 +237,9 @@ class Rhythm(UsesBeatGrid):
     # whose highs measure 0.39-0.46 is no longer sure to have drums (rhythm.DRUMS_FLATNESS); 15: the
     # kick moves a grid only onto onsets, and with a drums stem where its kick is 4 times stronger;
     # 16: where the tempo steps, the tracker's period follows it (metrical.local_tempo); 17: bar models
-    # refitted with the kick's place in the bar (metrical.METER_FEATURES)
-    version = "17"
+    # refitted with the kick's place in the bar (metrical.METER_FEATURES); 18: bar models refitted
+    # with drum-machine kicks (every kick of a bar alike) in their corpora
+    version = "18"
     signals = ("mix", "stems")
     outputs = (
         OutputSpec("bpm", "BPM", "tempo of the beat grid (the felt pulse: the dotted quarter in 6/8 and 12/8)",
@@ -353,8 +354,8 @@ class StemRhythm(UsesBeatGrid):
     # 13: drums sure from a flatness of 0.46 (DRUMS_FLATNESS); 14: the kick moves a grid only onto
     # onsets, and with a drums stem where its kick is 4 times stronger (metrical.kick_shift);
     # 15: where the tempo steps, the tracker's period follows it (metrical.local_tempo); 16: bar models
-    # refitted with the kick's place in the bar
-    version = "16"
+    # refitted with the kick's place in the bar; 17: bar models refitted with drum-machine kicks
+    version = "17"
     signals = ("mix", "stems")
 
     @dataclass(frozen=True)

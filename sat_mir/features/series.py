@@ -156,7 +156,7 @@ def series_bytes(series: dict[str, np.ndarray]) -> bytes:
 @register
 class Series(UsesBeatGrid):
     name = "series"
-    version = "15"  # 2: the beat grid reaches back to the first sound (beat_phase defined from there); 3: slip mended;
+    version = "16"  # 2: the beat grid reaches back to the first sound (beat_phase defined from there); 3: slip mended;
     # 4: the durational accent moves a drumless separated grid; 5: beat candidates at 3/4 and 4/3;
     # 6: the kick moves a grid off a shuffle's off-beats; 7: the metrical models' average of two fits;
     # 8: beats on the notes' starts (rhythm.ATTACK_LEAD_S); 9: beats on their local line (steady_beats);
@@ -164,7 +164,7 @@ class Series(UsesBeatGrid):
     # 12: the kick's move asks for onsets there and a drums stem's kick 4 times stronger (kick_shift);
     # 13: where the tempo steps, the tracker's period follows it (metrical.local_tempo); 14: bar models
     # refitted with the kick's place in the bar; 15: the momentary loudness from the loudness
-    # extractor's K-weighted 10 ms parts
+    # extractor's K-weighted 10 ms parts; 16: bar models refitted with drum-machine kicks
     signals = ("mix", "stems")
     outputs = (
         OutputSpec("series_frames", "frames", f"frames of the time series in {SERIES_FILE} "

@@ -152,6 +152,7 @@ def _spec_list() -> tuple[OutputSpec, ...]:
 class Tonal(UsesBeatGrid):
     name = "tonal"
     needs = Needs(min_sound_s=2.0, pitched=True)
+    # 18: phrase starts on bars from the bar models refitted with drum-machine kicks;
     # 17: phrase starts on bars from the bar models refitted with the kick's place in the bar;
     # 16: phrase starts on a grid whose period follows a tempo that steps (metrical.local_tempo);
     # 15: key_confidence at the key model's calibrated temperature (the same keys, less sure on
@@ -167,7 +168,7 @@ class Tonal(UsesBeatGrid):
     # 6: the key reads the note chroma beside the plain chroma (note_weight);
     # 5: the mix's drums left out of its harmonic content; 4: the opening's bass; 3: minor_bias;
     # 2: Albrecht & Shanahan's key profiles by default (were Krumhansl & Kessler's)
-    version = "17"
+    version = "18"
     signals = ("mix", "stems")
     outputs = _spec_list()
 
