@@ -89,3 +89,22 @@ def test_the_k_weighting_in_blocks_equals_one_pass(monkeypatch):
     assert whole.shape == (2, 30)
     monkeypatch.setattr(bs1770, "_BLOCK", 10000)  # blocks of two 100-ms chunks
     np.testing.assert_array_equal(bs1770.chunk_energy(x, 44100), whole)
+
+
+@pytest.mark.parametrize(("sr", "parts"), [(44100, 10), (48000, 10), (22050, 5), (11025, 2)])
+def test_chunks_summed_from_their_parts_equal_the_whole_chunks(sr, parts):
+    # the loudness extractor sums 10 ms parts (which the momentary-loudness series shares) into
+    # its 100 ms chunks: the same energies, whatever the rate allows the parts to be
+    from sat_mir.features import bs1770
+
+    assert bs1770.chunk_parts(sr) == parts
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((2, sr * 4 + 77)) * np.linspace(0.01, 0.5, sr * 4 + 77)).astype(np.float32)
+    fine = bs1770.chunk_energy(x, sr, parts)
+    assert fine.shape == (2, (sr * 4 + 77) // (round(0.1 * sr) // parts))
+    whole = bs1770.chunk_energy(x, sr)
+    np.testing.assert_allclose(bs1770.whole_chunks(fine, parts), whole, rtol=1e-5)
+    assert bs1770.loudness_stats_of_chunks(bs1770.whole_chunks(fine, parts), sr) == pytest.approx(
+        bs1770.loudness_stats(x, sr), abs=1e-4)
+    with pytest.raises(ValueError, match="equal parts"):
+        bs1770.chunk_energy(x, sr, 11)
