@@ -124,6 +124,10 @@ class SignalContext:
         self._audio = None
         return freed
 
+    def large_bytes(self, min_bytes: int = 8 * 2**20) -> int:
+        """Bytes of the memoised values of at least ``min_bytes`` (what :meth:`drop_large` lets go)."""
+        return sum(n for n in self._sizes.values() if n >= min_bytes)
+
     def drop_large(self, min_bytes: int = 8 * 2**20) -> int:
         """Forget memoised values of at least ``min_bytes`` (spectrograms, resampled copies:
         recomputed if asked for again); the bytes let go."""
@@ -347,11 +351,12 @@ class TrackContext:
         for name in names:
             self._signals.pop(name, None)
 
-    def drop_large(self, names) -> None:
+    def drop_large(self, names, *, beyond: int = 0) -> None:
         """Let go of the large memoised values of those of these signals that are held
-        (recomputed if asked for); decodes nothing."""
+        (recomputed if asked for); decodes nothing.  ``beyond``: only of a signal whose large
+        values hold more than that many bytes together."""
         for name in names:
-            if name in self._signals:
+            if name in self._signals and self._signals[name].large_bytes() > beyond:
                 self._signals[name].drop_large()
 
     @property

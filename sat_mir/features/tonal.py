@@ -538,7 +538,9 @@ def band_stft(samples: np.ndarray, sr: int, *, n_fft: int, hop: int, max_hz: flo
         x = x[None]
     n_bins = min(n_fft // 2 + 1, int(max_hz * n_fft / sr) + 3)
     out = np.empty((x.shape[0], stft_frames(x.shape[1], n_fft, hop), n_bins), dtype=np.complex64)
-    step = max(1, 2 ** 22 // n_fft)  # transform in blocks to bound the temporary memory
+    # transformed in blocks of 2**20 samples: the windowed frames (4 MB) and their transform stay
+    # in cache (512 frames of 8192 took 0.084 s per 3-minute channel, 128 frames 0.054 s; the same values)
+    step = max(1, 2 ** 20 // n_fft)
     for c, channel in enumerate(x):
         for t, z in stft_blocks(channel, n_fft, hop, block=step):
             out[c, t: t + z.shape[0]] = z[:, :n_bins]

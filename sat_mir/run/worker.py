@@ -40,6 +40,13 @@ __all__ = ["TrackOutcome", "TrackTask", "extractor_inputs", "extractor_signals",
 
 log = logging.getLogger("sat_mir.run")
 
+# When the stems are let go, so are the mix's large analysis arrays made with them (its 22.05 kHz
+# mono and STFT magnitude: recomputed when a mix-only extractor asks) where they hold more than
+# this: a 10-minute track's timbral analysis beside them (153 MB) peaked at 1.5 GB.  A shorter
+# track keeps them, as the mix-only extractors read them again: a 3-minute track's 46 MB took
+# 0.13 s of its 5 s to make again.  At 15 MB a minute, tracks up to 8 minutes keep them.
+MIX_ANALYSIS_KEPT_MB = 128.0
+
 
 @dataclass(frozen=True)
 class TrackTask:
@@ -192,7 +199,8 @@ def _compute(ex: Extractor, ctx: TrackContext) -> ExtractorResult | BaseExceptio
 def run_order(extractors) -> list[Extractor]:
     """The order a worker runs a track's extractors in: those that read stems first (the stems
     are let go after them), then the mix-only ones beside the mix alone, those with a large
-    analysis of their own (timbral's) first, before the mix's shared spectrograms are made again."""
+    analysis of their own (timbral's) first, before a long track's shared spectrograms of the mix
+    are made again (:data:`MIX_ANALYSIS_KEPT_MB`)."""
     return sorted(extractors, key=lambda ex: ("stems" not in ex.signals, not ex.own_analysis))
 
 
@@ -214,10 +222,8 @@ def _each_pending(task: TrackTask, compute: Callable[[Extractor, TrackContext], 
             result = compute(ex, p.ctx)
             _store(p, ex, inputs, result, time.perf_counter() - t0)
         if i == last_stem_reader:
-            # and the mix's large analysis arrays made for them (recomputed if a mix-only
-            # extractor asks): a 10-minute track's timbral analysis beside them peaked at 1.5 GB
             p.ctx.release(p.ctx.stem_names)
-            p.ctx.drop_large(["mix"])
+            p.ctx.drop_large(["mix"], beyond=MIX_ANALYSIS_KEPT_MB * 2**20)
     return _close(p)
 
 

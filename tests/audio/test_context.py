@@ -87,3 +87,16 @@ def test_stems_measured_one_after_the_other_are_decoded_once_within_a_tight_boun
     for ex in extractors:
         ex.compute(unprepared)
     assert unprepared.decodes > len(song)  # the same bound without it decodes stems again
+
+
+def test_a_signals_large_values_are_let_go_only_where_they_hold_more_than_asked(song):
+    ctx = _context(song, None)
+    env = ctx.mix.onset_envelope()
+    large = ctx.mix.memo(("test", "large"), lambda: np.ones(3 * 2**20, dtype=np.float32))  # 12 MB
+    assert ctx.mix.large_bytes() == large.nbytes  # the envelope is small
+    ctx.drop_large(["mix"], beyond=large.nbytes)  # holding no more than that: kept
+    assert ctx.mix.memo(("test", "large"), lambda: None) is large
+    ctx.drop_large(["mix"], beyond=large.nbytes - 1)  # more than that: let go, the small kept
+    assert ctx.mix.large_bytes() == 0
+    assert ctx.mix.memo(("test", "large"), lambda: None) is None
+    assert ctx.mix.onset_envelope() is env
