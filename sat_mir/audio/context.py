@@ -204,13 +204,16 @@ class SignalContext:
         def compute() -> Spectrogram:
             x = self.audio.samples
             frames = stft_frames(x.shape[-1], n_fft, hop)
-            power = np.zeros((x.shape[0], n_fft // 2 + 1, frames), dtype=np.float32)
-            mono = np.zeros((n_fft // 2 + 1, frames), dtype=np.complex64)
-            for c, channel in enumerate(x):
-                for s, z in stft_blocks(channel, n_fft, hop):
+            power = np.empty((x.shape[0], n_fft // 2 + 1, frames), dtype=np.float32)
+            mono = np.empty((n_fft // 2 + 1, frames), dtype=np.float32)
+            # the channels a block at a time, side by side: the mono sum of a block is made and
+            # written once (no complex spectrogram of the whole signal to add the channels into)
+            for blocks in zip(*(stft_blocks(channel, n_fft, hop) for channel in x)):
+                s, total = blocks[0][0], None
+                for c, (_, z) in enumerate(blocks):
                     power[c, :, s:s + z.shape[0]] = (np.square(z.real) + np.square(z.imag)).T
-                    mono[:, s:s + z.shape[0]] += z.T
-            mono = np.abs(mono / x.shape[0]).astype(np.float32, copy=False)
+                    total = z.copy() if total is None else np.add(total, z, out=total)
+                mono[:, s:s + total.shape[0]] = np.abs(total / x.shape[0]).T
             freqs = np.fft.rfftfreq(n_fft, 1.0 / self.sr)
             # Parseval with a Hann window: sum(|X|^2) over bins ≈ n_fft * sum(w^2)/n_fft * frame energy
             scale = 2.0 / (n_fft * np.sum(np.hanning(n_fft + 1)[:-1] ** 2))
