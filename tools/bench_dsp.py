@@ -1,6 +1,6 @@
 """Benchmark: the whole DSP feature set on mix + 4 stems of a 3-minute track, on one core.
 
-    .venv/bin/python tools/bench_dsp.py [--minutes 3] [--repeat 2] [--default-allocator]
+    .venv/bin/python tools/bench_dsp.py [--minutes 3] [--repeat 3] [--default-allocator]
 
 Prints CPU seconds and × real time for sat-mir (each signal decoded once, shared
 STFT / onset envelope / beat grid through the analysis context) and for a naive
@@ -76,7 +76,7 @@ def run_naive(sources: dict[str, Path], extractors) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--minutes", type=float, default=3.0)
-    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--default-allocator", action="store_true",
                     help="leave glibc's mmap threshold as it is (a worker raises it)")
     args = ap.parse_args()
@@ -86,12 +86,15 @@ def main() -> None:
         sources = render(Path(tmp), args.minutes)
         duration = TrackContext(sources).mix.duration_s
         run_shared(sources, extractors)
-        shared = min(run_shared(sources, extractors) for _ in range(args.repeat))
-        naive = min(run_naive(sources, extractors) for _ in range(args.repeat))
+        runs = [run_shared(sources, extractors) for _ in range(args.repeat)]
+        shared = float(np.median(runs))
+        naive = float(np.median([run_naive(sources, extractors) for _ in range(args.repeat)]))
         per: dict[str, float] = {}
         run_shared(sources, extractors, per)
     print(f"{duration:.0f} s track, mix + 4 stems, one core; extractors: {', '.join(DSP)}")
     print(f"  heap keeps freed memory (sat_mir.run.allocator): {'yes' if tuned else 'no'}")
+    print(f"  median of {args.repeat} runs after a warm-up (the best run of sat-mir: {min(runs):.2f} s CPU = "
+          f"{duration / min(runs):.1f}x)")
     print(f"  sat-mir (decode once, shared front ends): {shared:6.2f} s CPU  = {duration / shared:5.1f}x real time")
     print(f"  naive (decode + front end per family):    {naive:6.2f} s CPU  = {duration / naive:5.1f}x real time")
     print(f"  speed-up: {naive / shared:.2f}x")
