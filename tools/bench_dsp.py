@@ -62,7 +62,7 @@ def run_shared(sources: dict[str, Path], extractors, per: dict[str, float] | Non
             per[ex.name] = time.process_time() - t1
         if i == last:
             ctx.release(ctx.stem_names)
-            ctx.drop_large(["mix"], beyond=MIX_ANALYSIS_KEPT_MB * 2**20)
+            ctx.drop_large(["mix"], beyond=MIX_ANALYSIS_KEPT_MB * 2**20 if ctx.within_bound else 0)
     return time.process_time() - t0
 
 

@@ -367,6 +367,11 @@ class TrackContext:
         return sum(s.nbytes for s in self._signals.values())
 
     @property
+    def within_bound(self) -> bool:
+        """Whether the signals hold no more than ``signals_mb`` (always, unbounded)."""
+        return self._budget is None or self.held_bytes <= self._budget
+
+    @property
     def mix(self) -> SignalContext:
         return self.signal("mix")
 

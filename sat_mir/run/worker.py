@@ -44,7 +44,8 @@ log = logging.getLogger("sat_mir.run")
 # mono and STFT magnitude: recomputed when a mix-only extractor asks) where they hold more than
 # this: a 10-minute track's timbral analysis beside them (153 MB) peaked at 1.5 GB.  A shorter
 # track keeps them, as the mix-only extractors read them again: a 3-minute track's 46 MB took
-# 0.13 s of its 5 s to make again.  At 15 MB a minute, tracks up to 8 minutes keep them.
+# 0.13 s of its 5 s to make again.  At 15 MB a minute, tracks up to 8 minutes keep them, unless
+# the signals already hold more than their bound (signals_mb).
 MIX_ANALYSIS_KEPT_MB = 128.0
 
 
@@ -223,7 +224,7 @@ def _each_pending(task: TrackTask, compute: Callable[[Extractor, TrackContext], 
             _store(p, ex, inputs, result, time.perf_counter() - t0)
         if i == last_stem_reader:
             p.ctx.release(p.ctx.stem_names)
-            p.ctx.drop_large(["mix"], beyond=MIX_ANALYSIS_KEPT_MB * 2**20)
+            p.ctx.drop_large(["mix"], beyond=MIX_ANALYSIS_KEPT_MB * 2**20 if p.ctx.within_bound else 0)
     return _close(p)
 
 

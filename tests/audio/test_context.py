@@ -100,3 +100,8 @@ def test_a_signals_large_values_are_let_go_only_where_they_hold_more_than_asked(
     assert ctx.mix.large_bytes() == 0
     assert ctx.mix.memo(("test", "large"), lambda: None) is None
     assert ctx.mix.onset_envelope() is env
+    assert ctx.within_bound  # unbounded
+    tight, roomy = _context(song, 8.0), _context(song, 64.0)  # less and more than the mix's 11 MB
+    for c in (tight, roomy):
+        c.mix.onset_envelope()
+    assert not tight.within_bound and roomy.within_bound
