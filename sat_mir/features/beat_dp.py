@@ -84,15 +84,16 @@ def _dp(local: np.ndarray, period: float, tightness: np.float32,
     windows = np.lib.stride_tricks.sliding_window_view(padded, far - near + 1)
     started = False
     step = max(1, near)
+    all_rows = np.arange(step)
     for start in range(0, n, step):
         end = min(start + step, n)
-        rows = np.arange(end - start)
+        rows = all_rows[: end - start]
         if periods is None:
             score = windows[start:end, ::-1] - penalty
         else:
             own = np.float64(tightness) * (np.log(back)[None, :] - np.log(periods[start:end])[:, None]) ** 2
             score = windows[start:end, ::-1] - own
-        best = np.argmax(score, axis=1)
+        best = score.argmax(axis=1)
         best_score = score[rows, best]
         found = np.isfinite(best_score)  # a frame within half a beat of the start has none
         cumulative[start:end] = np.where(found, local[start:end] + best_score, local[start:end])
