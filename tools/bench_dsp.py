@@ -29,7 +29,7 @@ from sat_mir.audio import TrackContext, write_audio  # noqa: E402
 from sat_mir.demo import SongSpec, render_song  # noqa: E402
 from sat_mir.features import REGISTRY  # noqa: E402
 from sat_mir.run.allocator import keep_freed_memory  # noqa: E402
-from sat_mir.run.worker import MIX_ANALYSIS_KEPT_MB, _prepare_stems, run_order  # noqa: E402
+from sat_mir.run.worker import _prepare_stems, release_stems, run_order  # noqa: E402
 
 # extractors backed by neural models are not DSP
 DSP = [name for name, cls in REGISTRY.items() if cls.device == "cpu"]
@@ -61,8 +61,7 @@ def run_shared(sources: dict[str, Path], extractors, per: dict[str, float] | Non
         if per is not None:
             per[ex.name] = time.process_time() - t1
         if i == last:
-            ctx.release(ctx.stem_names)
-            ctx.drop_large(["mix"], beyond=MIX_ANALYSIS_KEPT_MB * 2**20 if ctx.within_bound else 0)
+            release_stems(ctx)
     return time.process_time() - t0
 
 

@@ -36,7 +36,7 @@ from sat_mir.store.sidecar import (
 )
 
 __all__ = ["TrackOutcome", "TrackTask", "extractor_inputs", "extractor_signals", "process_batch", "process_track",
-           "track_label"]
+           "release_stems", "track_label"]
 
 log = logging.getLogger("sat_mir.run")
 
@@ -223,9 +223,15 @@ def _each_pending(task: TrackTask, compute: Callable[[Extractor, TrackContext], 
             result = compute(ex, p.ctx)
             _store(p, ex, inputs, result, time.perf_counter() - t0)
         if i == last_stem_reader:
-            p.ctx.release(p.ctx.stem_names)
-            p.ctx.drop_large(["mix"], beyond=MIX_ANALYSIS_KEPT_MB * 2**20 if p.ctx.within_bound else 0)
+            release_stems(p.ctx)
     return _close(p)
+
+
+def release_stems(ctx: TrackContext) -> None:
+    """Let go of the stems once every extractor that reads them has run, and of the mix's large
+    analysis made with them on a long track or beyond the signals' bound (:data:`MIX_ANALYSIS_KEPT_MB`)."""
+    ctx.release(ctx.stem_names)
+    ctx.drop_large(["mix"], beyond=MIX_ANALYSIS_KEPT_MB * 2**20 if ctx.within_bound else 0)
 
 
 def _prepare_stems(ctx: TrackContext, readers: list[Extractor]) -> None:
